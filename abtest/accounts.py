@@ -1,0 +1,99 @@
+"""Designer logins and API tokens: creation, verification, revocation.
+
+Passwords are hashed with Argon2id (argon2-cffi). Tokens are 256-bit random strings, so a
+single SHA-256 is enough to store them safely and lets a request find its token by index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, col, select
+
+from abtest.errors import Conflict, NotFound, ValidationError
+from abtest.models import ApiToken, User, utcnow
+
+TOKEN_PREFIXES = {"secret": "sk_", "public": "pk_"}
+MIN_PASSWORD_LENGTH = 8
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
+_hasher = PasswordHasher()
+
+
+def _digest(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def create_token(session: Session, kind: str = "secret", name: str = "") -> NewToken:
+    """A new secret (``sk_…``, admin API) or public (``pk_…``, snippet) token."""
+    if kind not in TOKEN_PREFIXES:
+        raise ValidationError(f"{kind!r} is not a token kind; use secret or public", field="kind")
+    raw = TOKEN_PREFIXES[kind] + secrets.token_urlsafe(32)
+    row = ApiToken(name=name, kind=kind, prefix=raw[:10], token_hash=_digest(raw))
+    session.add(row)
+    session.flush()
+    return NewToken(row, raw)
+
+
+def find_token(session: Session, raw: str) -> ApiToken | None:
+    """The live token matching ``raw``, or None (unknown and revoked look the same to a caller)."""
+    if not raw or raw[:3] not in TOKEN_PREFIXES.values():
+        return None
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(raw))).first()
+    if row is None or row.revoked_at is not None:
+        return None
+    return row
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    return list(session.exec(select(ApiToken).order_by(col(ApiToken.id))).all())
+
+
+def revoke_token(session: Session, prefix: str) -> ApiToken:
+    """Revoke the token whose shown prefix (first 10 characters) is ``prefix``."""
+    rows = session.exec(select(ApiToken).where(ApiToken.prefix == prefix[:10])).all()
+    if not rows:
+        raise NotFound(f"no token starts with {prefix!r}", field="token")
+    row = rows[0]
+    row.revoked_at = row.revoked_at or utcnow()
+    session.add(row)
+    return row
+
+
+def create_user(session: Session, email: str, password: str) -> User:
+    email = email.strip().lower()
+    if not _EMAIL.fullmatch(email):
+        raise ValidationError(f"{email!r} is not an email address", field="email")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"use at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    if session.exec(select(User).where(User.email == email)).first() is not None:
+        raise Conflict(f"a user {email} already exists", field="email")
+    user = User(email=email, password_hash=_hasher.hash(password))
+    session.add(user)
+    session.flush()
+    return user
+
+
+def authenticate(session: Session, email: str, password: str) -> User | None:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        _hasher.hash(password)  # same work either way, so timing does not reveal which emails exist
+        return None
+    try:
+        _hasher.verify(user.password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+        session.add(user)
+    return user

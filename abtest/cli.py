@@ -1,0 +1,260 @@
+"""The ``abtest`` command (click): parse, call the library, print. No logic of its own.
+
+Exit codes: 0 success, 2 usage error (click), 1 a domain error printed as one line on stderr.
+Heavy modules (Flask, statsmodels, the server) are imported inside the commands that need them,
+so ``abtest --help`` and ``abtest assign`` start fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from abtest import __version__
+from abtest.config import SETTINGS, Settings, load_settings
+from abtest.errors import AbtestError
+
+
+class _Group(click.Group):
+    """Turns domain errors into one clear line on stderr and exit code 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AbtestError as exc:
+            lines = exc.lines() if hasattr(exc, "lines") else [f"error: {exc}"]
+            for line in lines:
+                click.echo(line, err=True)
+            ctx.exit(1)
+
+
+_ENV_HELP = "\b\n" + "\n".join(f"{name}\n    {text}" for name, text in SETTINGS.items())
+
+
+@click.group(cls=_Group, epilog="Settings come from the environment:\n\n" + _ENV_HELP)
+@click.version_option(__version__, prog_name="abtest")
+def main() -> None:
+    """abtest: self-hosted A/B experiments and usability studies with honest statistics.
+
+    Start with `abtest serve --demo`, then define experiments as TOML files and load them
+    with `abtest sync experiments/`.
+    """
+
+
+def _open(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
+    """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
+    from abtest.db import make_engine, pending_migrations, upgrade
+
+    settings = load_settings()
+    engine = make_engine(settings.database_url)
+    if settings.is_sqlite and upgrade_sqlite:
+        upgrade(engine)
+    elif pending_migrations(engine):
+        raise AbtestError("the database schema is not up to date; run `abtest db upgrade` first")
+    return settings, engine
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
+@click.option("--demo", is_flag=True, help="On an empty database, seed demo experiments with simulated data and a demo login.")
+def serve(host: str, port: int, workers: int, demo: bool) -> None:
+    """Run the web app and API with a production WSGI server.
+
+    On the default SQLite database pending migrations are applied first; other databases need
+    `abtest db upgrade`.
+    """
+    from abtest.server import run
+
+    settings, engine = _open()
+    if demo:
+        from abtest.demo import seed_demo
+
+        for line in seed_demo(engine):
+            click.echo(line)
+    click.echo(f"abtest {__version__} on http://{host}:{port}/  (database: {_safe_url(settings.database_url)})")
+    engine.dispose()
+    run(settings, host=host, port=port, workers=workers)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _definition_files(paths: tuple[Path, ...]) -> list[Path]:
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(path.rglob("*.toml"))
+            if not found:
+                raise AbtestError(f"{path}: no .toml files in this folder")
+            files.extend(found)
+        else:
+            files.append(path)
+    return files
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def sync(paths: tuple[Path, ...]) -> None:
+    """Load experiment definitions from TOML files or folders into the registry.
+
+    Every file is validated first; if any is invalid, nothing is written and each problem is
+    printed as `file: field: message`.
+    """
+    from abtest import registry
+    from abtest.db import session_scope
+    from abtest.definitions import InvalidDefinition, load_toml
+
+    files = _definition_files(paths)
+    problems: list[str] = []
+    parsed = []
+    for file in files:
+        try:
+            parsed.append((file, load_toml(file)))
+        except InvalidDefinition as exc:
+            problems.extend(exc.lines())
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        keys: dict[str, Path] = {}
+        for file, definition in parsed:
+            if definition.key in keys:
+                problems.append(f"{file}: key: {definition.key!r} is also defined in {keys[definition.key]}")
+                continue
+            keys[definition.key] = file
+            try:
+                registry.plan_sync(session, [definition])
+            except AbtestError as exc:
+                problems.append(f"{file}: {exc.field or '(file)'}: {exc.message}")
+        if problems:
+            for line in problems:
+                click.echo(line, err=True)
+            click.echo(f"nothing written: {len(problems)} problem(s) in {len(files)} file(s)", err=True)
+            sys.exit(1)
+        results = registry.sync(session, [d for _f, d in parsed])
+    for result, (file, definition) in zip(results, parsed):
+        click.echo(f"{result.action:9} {result.key} ({definition.status})  <- {file}")
+
+
+def _attributes(pairs: tuple[str, ...]) -> dict[str, str]:
+    attributes = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r} is not NAME=VALUE", param_hint="--attr")
+        attributes[name] = value
+    return attributes
+
+
+@main.command()
+@click.argument("key")
+@click.argument("unit")
+@click.option("--attr", "attrs", multiple=True, metavar="NAME=VALUE", help="A visitor attribute for targeting (repeatable).")
+@click.option("--force", metavar="VARIANT", help="Force this variant, as a QA override would.")
+def assign(key: str, unit: str, attrs: tuple[str, ...], force: str | None) -> None:
+    """Show which variant UNIT gets in experiment KEY, and why. Records nothing.
+
+    The first line is the variant key (or `none`), the second the reason.
+    """
+    from abtest import registry
+    from abtest.assignment import assign as decide
+    from abtest.db import session_scope
+
+    attributes = _attributes(attrs)
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        definition = registry.get(session, key)
+    result = decide(definition, unit, attributes, {key: force} if force else None)
+    click.echo(result.variant or "none")
+    click.echo(f"reason: {result.reason}: {result.detail}")
+
+
+@main.group()
+def token() -> None:
+    """Create, list and revoke API tokens."""
+
+
+@token.command("create")
+@click.option("--public", is_flag=True, help="A public key (pk_…) for the snippet: reads running experiments, writes events.")
+@click.option("--name", default="", help="A label to recognise the token by.")
+def token_create(public: bool, name: str) -> None:
+    """Print a new API token as the last line: secret (sk_…, admin API) unless --public."""
+    from abtest.accounts import create_token
+    from abtest.db import session_scope
+
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        new = create_token(session, "public" if public else "secret", name)
+    kind = "public key" if public else "secret token"
+    click.echo(f"Created {kind} {name or '(unnamed)'}; it is shown only now, store it safely:")
+    click.echo(new.secret)
+
+
+@token.command("list")
+def token_list() -> None:
+    """List tokens by prefix, kind, name and state (never the token itself)."""
+    from abtest.accounts import list_tokens
+    from abtest.db import session_scope
+
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        for row in list_tokens(session):
+            state = "revoked" if row.revoked_at else "active"
+            click.echo(f"{row.prefix}…  {row.kind:6}  {state:7}  {row.name}")
+
+
+@token.command("revoke")
+@click.argument("prefix")
+def token_revoke(prefix: str) -> None:
+    """Revoke the token starting with PREFIX (its first 10 characters, as `token list` shows)."""
+    from abtest.accounts import revoke_token
+    from abtest.db import session_scope
+
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        row = revoke_token(session, prefix)
+    click.echo(f"revoked {row.prefix}… ({row.kind}) {row.name}")
+
+
+@main.group()
+def user() -> None:
+    """Manage designer logins."""
+
+
+@user.command("create")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
+def user_create(email: str, password_stdin: bool) -> None:
+    """Create a designer login for EMAIL (password prompted twice, or read from stdin)."""
+    from abtest.accounts import create_user
+    from abtest.db import session_scope
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    _settings, engine = _open()
+    with session_scope(engine) as session:
+        created = create_user(session, email, password)
+    click.echo(f"created designer login {created.email}")
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Apply pending migrations to the database named by ABTEST_DATABASE_URL."""
+    from abtest.db import make_engine, upgrade
+
+    settings = load_settings()
+    upgrade(make_engine(settings.database_url))
+    click.echo(f"database schema is up to date: {_safe_url(settings.database_url)}")

@@ -1,0 +1,125 @@
+"""Demo data for ``abtest serve --demo``: experiments in every state, with simulated traffic.
+
+Units are assigned with the real assignment code, so the demo's split is what production would
+produce; outcomes are drawn from a seeded generator with a known effect, so the results pages
+have something true to show.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from abtest import registry
+from abtest.accounts import create_user
+from abtest.assignment import assign
+from abtest.db import session_scope
+from abtest.definitions import ExperimentDef, parse_definition
+from abtest.models import Event, Experiment, User, utcnow
+
+DEMO_EMAIL = "demo@abtest.local"
+DEMO_PASSWORD = "demo-password"
+
+CHECKOUT = {
+    "key": "checkout-button", "name": "Green checkout button", "status": "running",
+    "hypothesis": "A green checkout button raises purchases by 2 points",
+    "analysis": "sequential", "plan": {"baseline": 0.10, "mde": 0.02},
+    "variants": [{"key": "control", "weight": 0.5, "name": "Blue button"},
+                 {"key": "green", "weight": 0.5, "name": "Green button"}],
+    "metrics": [{"name": "purchase", "type": "conversion", "primary": True},
+                {"name": "revenue", "type": "mean", "event": "purchase"},
+                {"name": "checkout-time", "type": "duration", "task": "checkout"}],
+}
+ONBOARDING = {
+    "key": "onboarding-copy", "name": "Shorter onboarding copy", "status": "running",
+    "hypothesis": "Cutting the welcome text to one sentence raises sign-ups",
+    "analysis": "fixed", "plan": {"units_per_variant": 1500},
+    "variants": [{"key": "control", "weight": 0.34}, {"key": "short", "weight": 0.33},
+                 {"key": "bullets", "weight": 0.33}],
+    "metrics": [{"name": "signup", "type": "conversion", "primary": True}],
+}
+PRICING = {
+    "key": "pricing-layout", "name": "Pricing table layout", "status": "draft",
+    "hypothesis": "A three-column pricing table makes the middle plan the most chosen",
+    "coverage": 0.5,
+    "variants": [{"key": "control", "weight": 0.5}, {"key": "three-columns", "weight": 0.5}],
+    "metrics": [{"name": "plan-selected", "type": "conversion", "event": "plan_selected"}],
+}
+
+# (conversion rate, mean purchase value, geometric-mean checkout seconds) per variant
+_CHECKOUT_TRUTH = {"control": (0.10, 42.0, 64.0), "green": (0.125, 42.0, 55.0)}
+_ONBOARDING_TRUTH = {"control": 0.20, "short": 0.26, "bullets": 0.21}
+
+
+def _event(rng: random.Random, experiment_id: int, variant: str, unit: str, ts: datetime,
+           **fields: object) -> dict[str, object]:
+    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "experiment_id": experiment_id,
+            "variant": variant, "unit": unit, "ts": ts, "received_at": ts, "forced": False,
+            "event": None, "value": None, "task": None, "success": None, "duration_ms": None,
+            "questionnaire": None, "answers": None, **fields}
+
+
+def _simulate(rng: random.Random, definition: ExperimentDef, experiment_id: int, units: int,
+              days: int, outcome) -> Iterator[dict[str, object]]:  # type: ignore[no-untyped-def]
+    start = utcnow() - timedelta(days=days)
+    for i in range(units):
+        unit = f"visitor-{definition.key}-{i:05d}"
+        result = assign(definition, unit)
+        if result.variant is None:
+            continue
+        seen = start + timedelta(seconds=rng.uniform(0, days * 86400 - 3600))
+        yield _event(rng, experiment_id, result.variant, unit, seen, type="exposure")
+        yield from outcome(rng, experiment_id, result.variant, unit, seen)
+
+
+def _checkout_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
+    rate, mean_value, geo_seconds = _CHECKOUT_TRUTH[variant]
+    if rng.random() < 0.6:  # most visitors start the checkout task
+        seconds = math.exp(rng.gauss(math.log(geo_seconds), 0.5))
+        yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=seconds), type="task",
+                     task="checkout", success=True, duration_ms=round(seconds * 1000))
+    if rng.random() < rate:
+        value = round(rng.expovariate(1 / mean_value), 2)
+        yield _event(rng, experiment_id, variant, unit, seen + timedelta(minutes=rng.uniform(1, 30)),
+                     type="conversion", event="purchase", value=value)
+
+
+def _onboarding_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
+    if rng.random() < _ONBOARDING_TRUTH[variant]:
+        yield _event(rng, experiment_id, variant, unit, seen + timedelta(minutes=rng.uniform(1, 10)),
+                     type="conversion", event="signup")
+
+
+def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
+    """Seed the demo if the registry is empty; return the lines to show the person starting it."""
+    with Session(engine) as session:
+        empty = session.exec(select(Experiment.id)).first() is None
+        has_demo_user = session.exec(select(User.id).where(User.email == DEMO_EMAIL)).first() is not None
+    lines = []
+    if empty:
+        rng = random.Random(seed)
+        table = Event.__table__  # type: ignore[attr-defined]
+        plans = ((CHECKOUT, 4000, 14, _checkout_outcome), (ONBOARDING, 4500, 21, _onboarding_outcome),
+                 (PRICING, 0, 0, None))
+        with session_scope(engine) as session:
+            for raw, units, days, outcome in plans:
+                definition = parse_definition(raw)
+                row = registry.create(session, definition)
+                if outcome is None:
+                    continue
+                rows = list(_simulate(rng, definition, row.id, units, days, outcome))
+                session.connection().execute(sa.insert(table), rows)
+                lines.append(f"demo: {definition.key} with {units} simulated visitors")
+            registry.transition(session, ONBOARDING["key"], "stopped")
+            lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
+    if not has_demo_user:
+        with session_scope(engine) as session:
+            create_user(session, DEMO_EMAIL, DEMO_PASSWORD)
+    lines.append(f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+    return lines

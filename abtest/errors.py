@@ -1,0 +1,54 @@
+"""Domain errors: each carries the field it is about and the HTTP status it maps to.
+
+The web layer turns these into ``{"error": {"code", "message", "field"}}`` and the CLI
+into one line on stderr; neither re-validates.
+"""
+
+from __future__ import annotations
+
+
+class AbtestError(Exception):
+    """Base of every error a user can cause and fix."""
+
+    status: int = 400
+    code: str = "invalid"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def to_dict(self) -> dict[str, object]:
+        return {"code": self.code, "message": self.message, "field": self.field}
+
+
+class ValidationError(AbtestError):
+    """Input that breaks a rule of the definition format or an API schema."""
+
+    status = 422
+    code = "invalid"
+
+
+class NotFound(AbtestError):
+    status = 404
+    code = "not_found"
+
+
+class Conflict(AbtestError):
+    """A legal request that the current state forbids (lifecycle, frozen variants, reused key)."""
+
+    status = 409
+    code = "conflict"
+
+
+class InsufficientData(AbtestError):
+    """A statistical method cannot give a number from these counts (n < 2, zero variance, …).
+
+    The report shows ``message`` instead of a value; it never shows NaN or infinity.
+    """
+
+    status = 422
+    code = "insufficient_data"

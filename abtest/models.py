@@ -1,0 +1,153 @@
+"""Registry tables (SQLModel). Alembic migrations under ``abtest/migrations`` create them.
+
+Configuration rows are read and written through SQLModel; events are written and aggregated
+through SQLAlchemy Core (see ``abtest.ingest`` and ``abtest.analysis``) because the ORM is 10-20x
+slower for bulk inserts.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC on the way in and out, also on SQLite (which stores no offset)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: abtest stores timezone-aware UTC only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(nullable: bool = False, **kw: Any) -> Any:
+    return Field(sa_column=sa.Column(UTCDateTime(), nullable=nullable, **kw), **({} if nullable else {"default_factory": utcnow}))
+
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets a BIGINT for the event table.
+BigIntPK = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+class Experiment(SQLModel, table=True):
+    __tablename__ = "experiments"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=64, sa_column_kwargs={"unique": True}, index=False)
+    kind: str = Field(default="experiment", max_length=16)
+    name: str = Field(max_length=200)
+    hypothesis: str = Field(default="", sa_type=sa.Text)
+    status: str = Field(default="draft", max_length=16)
+    coverage: float = 1.0
+    seed: str = Field(max_length=200)
+    analysis: str = Field(default="sequential", max_length=16)
+    alpha: float = 0.05
+    cuped: bool = False
+    namespace_name: str | None = Field(default=None, max_length=100)
+    namespace_start: float | None = None
+    namespace_end: float | None = None
+    targeting: dict[str, list[str]] = Field(default_factory=dict, sa_type=sa.JSON)
+    plan: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    created_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    started_at: datetime | None = _ts(nullable=True)
+    stopped_at: datetime | None = _ts(nullable=True)
+    archived_at: datetime | None = _ts(nullable=True)
+
+
+class Variant(SQLModel, table=True):
+    __tablename__ = "variants"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "key", name="uq_variants_experiment_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", index=True)
+    position: int
+    key: str = Field(max_length=64)
+    weight: float
+    name: str = Field(default="", max_length=200)
+    description: str = Field(default="", sa_type=sa.Text)
+
+
+class Metric(SQLModel, table=True):
+    __tablename__ = "metrics"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "name", name="uq_metrics_experiment_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", index=True)
+    position: int
+    name: str = Field(max_length=64)
+    type: str = Field(max_length=16)
+    event: str | None = Field(default=None, max_length=64)
+    task: str | None = Field(default=None, max_length=64)
+    primary: bool = False
+
+
+class Event(SQLModel, table=True):
+    """One exposure, conversion, task timing or questionnaire response.
+
+    ``event_id`` is the client's id: its unique constraint is what makes retried batches safe.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (
+        sa.Index("ix_events_experiment_type_unit", "experiment_id", "type", "unit"),
+    )
+
+    id: int | None = Field(default=None, sa_column=sa.Column(BigIntPK, primary_key=True, autoincrement=True))
+    event_id: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    type: str = Field(max_length=16)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE")
+    variant: str | None = Field(default=None, max_length=64)
+    unit: str = Field(max_length=200)
+    event: str | None = Field(default=None, max_length=64)
+    value: float | None = None
+    task: str | None = Field(default=None, max_length=64)
+    success: bool | None = None
+    duration_ms: float | None = None
+    questionnaire: str | None = Field(default=None, max_length=32)
+    answers: list[Any] | None = Field(default=None, sa_type=sa.JSON)
+    forced: bool = False
+    ts: datetime = _ts()
+    received_at: datetime = _ts()
+
+
+class ApiToken(SQLModel, table=True):
+    """An API token; only its SHA-256 is stored (tokens are random, so a slow hash adds nothing)."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(default="", max_length=100)
+    kind: str = Field(max_length=8)  # secret | public
+    prefix: str = Field(max_length=16)
+    token_hash: str = Field(max_length=64, sa_column_kwargs={"unique": True})
+    created_at: datetime = _ts()
+    last_used_at: datetime | None = _ts(nullable=True)
+    revoked_at: datetime | None = _ts(nullable=True)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
+    password_hash: str = Field(max_length=255)
+    created_at: datetime = _ts()

@@ -1,0 +1,151 @@
+"""Shared fixtures: a migrated database on SQLite and on PostgreSQL, the app, a seeded experiment.
+
+PostgreSQL tests use a throwaway database created for the test session and dropped after it.
+When the server cannot be reached they skip with the reason, unless ABTEST_REQUIRE_POSTGRES=1
+(set by .ci/run), in which case they fail: CI must never pass without having run them.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, SQLModel
+
+from abtest.config import Settings
+from abtest.db import make_engine, upgrade
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "ABTEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REQUIRE_POSTGRES = os.environ.get("ABTEST_REQUIRE_POSTGRES") == "1"
+
+
+def _clear(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        for table in reversed(SQLModel.metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sa.Engine]:
+    path = tmp_path_factory.mktemp("sqlite") / "abtest.db"
+    engine = make_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """URL of a fresh PostgreSQL database for this test session (dropped afterwards)."""
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"abtest_test_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        reason = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {exc.orig}".splitlines()[0]
+        if REQUIRE_POSTGRES:
+            pytest.fail(reason + " (ABTEST_REQUIRE_POSTGRES=1)")
+        pytest.skip(reason)
+    url = sa.engine.make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    engine = make_engine(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """A migrated, empty database; every test that stores something runs on both backends."""
+    engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
+    _clear(engine)
+    yield engine
+    _clear(engine)
+
+
+@pytest.fixture
+def session(engine: sa.Engine) -> Iterator[Session]:
+    with Session(engine, expire_on_commit=False) as session:
+        yield session
+
+
+@pytest.fixture
+def database_url(engine: sa.Engine) -> str:
+    return engine.url.render_as_string(hide_password=False)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, secret_key="test-secret", instance_path=tmp_path)
+
+
+@pytest.fixture
+def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """Environment for CLI runs against the test database."""
+    env = {"ABTEST_DATABASE_URL": database_url, "ABTEST_INSTANCE_PATH": str(tmp_path / "instance"),
+           "ABTEST_SECRET_KEY": "test-secret"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def app(settings: Settings, engine: sa.Engine):  # type: ignore[no-untyped-def]
+    from web import create_app
+
+    app = create_app(settings, engine=engine)
+    app.config["TESTING"] = True
+    return app
+
+
+@pytest.fixture
+def client(app):  # type: ignore[no-untyped-def]
+    return app.test_client()
+
+
+CHECKOUT_TOML = """\
+key = "checkout-button"
+name = "Green checkout button"
+status = "running"
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "green"
+weight = 0.5
+[[metrics]]
+name = "purchase"
+type = "conversion"
+primary = true
+"""
+
+
+@pytest.fixture
+def seeded_experiment(session: Session):  # type: ignore[no-untyped-def]
+    """A running 50/50 checkout-button experiment stored in the registry."""
+    import tomllib
+
+    from abtest import registry
+    from abtest.definitions import parse_definition
+
+    definition = parse_definition(tomllib.loads(CHECKOUT_TOML))
+    registry.create(session, definition)
+    session.commit()
+    return definition

@@ -1,0 +1,160 @@
+"""The ``abtest`` command line (DESIGN §4.1): exit codes, output shape, nothing written on error."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlmodel import select
+
+from abtest import registry
+from abtest.accounts import authenticate, find_token
+from abtest.cli import main
+from abtest.models import Experiment
+from tests.conftest import CHECKOUT_TOML
+
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+
+@pytest.fixture
+def run(cli_env):  # type: ignore[no-untyped-def]
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+        return runner.invoke(main, list(args), input=input, catch_exceptions=False)
+
+    return invoke
+
+
+def write(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_every_command_has_help():
+    runner = CliRunner()
+    for args in ([], ["serve"], ["sync"], ["assign"], ["token", "create"], ["token", "list"],
+                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"]):
+        result = runner.invoke(main, [*args, "--help"])
+        assert result.exit_code == 0, args
+        assert "Usage:" in result.output
+
+
+def test_usage_error_exits_2(run):
+    assert run("assign").exit_code == 2
+    assert run("assign", "k", "u", "--attr", "novalue").exit_code == 2
+
+
+def test_sync_examples_then_assign(run, session):
+    result = run("sync", str(EXPERIMENTS))
+    assert result.exit_code == 0, result.output
+    assert "created   checkout-button (running)" in result.output
+    assigned = run("assign", "checkout-button", "alice")
+    assert assigned.exit_code == 0
+    variant, reason = assigned.output.splitlines()
+    assert variant in {"control", "green"}
+    assert reason.startswith("reason: assigned: bucket ")
+    again = run("sync", str(EXPERIMENTS))
+    assert "unchanged checkout-button" in again.output
+
+
+def test_assign_explains_targeting_and_override(run, session):
+    run("sync", str(EXPERIMENTS / "search-ranking.toml"))
+    draft = run("assign", "search-ranking", "alice")
+    assert draft.output.splitlines()[0] == "none"
+    assert "not_running" in draft.output
+    forced = run("assign", "search-ranking", "alice", "--force", "recency")
+    assert forced.output.splitlines() == ["recency", "reason: override: forced to 'recency' by an override"]
+
+
+def test_assign_targeting_attributes(run, session, tmp_path):
+    path = write(tmp_path, "t.toml", CHECKOUT_TOML + '\n')
+    text = path.read_text().replace('status = "running"', 'status = "running"\ntargeting = { country = ["DE"] }')
+    path.write_text(text)
+    assert run("sync", str(path)).exit_code == 0
+    assert run("assign", "checkout-button", "bob", "--attr", "country=FR").output.startswith("none\nreason: targeting")
+    assert run("assign", "checkout-button", "bob", "--attr", "country=DE").output.split("\n")[0] != "none"
+
+
+def test_assign_unknown_experiment_is_one_line_exit_1(run, session):
+    result = run("assign", "nope-nope", "alice")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == "error: experiment: no experiment with key 'nope-nope'"
+
+
+def test_sync_invalid_file_writes_nothing(run, session, tmp_path):
+    good = write(tmp_path, "a-good.toml", CHECKOUT_TOML)
+    bad = write(tmp_path, "b-bad.toml", CHECKOUT_TOML.replace("checkout-button", "other-one")
+                .replace("weight = 0.5\n[[variants]]", "weight = 0.7\n[[variants]]"))
+    broken = write(tmp_path, "c-broken.toml", "key = \n")
+    result = run("sync", str(good), str(bad), str(broken))
+    assert result.exit_code == 1
+    lines = result.stderr.splitlines()
+    assert f"{bad}: variants: weights sum to 1.2; they must sum to 1 (abtest never rescales them)" in lines
+    assert any(line.startswith(f"{broken}: (file): invalid TOML") for line in lines)
+    assert lines[-1] == "nothing written: 2 problem(s) in 3 file(s)"
+    assert session.exec(select(Experiment)).all() == []
+
+
+def test_sync_refuses_illegal_update_and_writes_nothing(run, session, tmp_path):
+    assert run("sync", str(write(tmp_path, "c.toml", CHECKOUT_TOML))).exit_code == 0
+    draft = write(tmp_path, "c.toml", CHECKOUT_TOML.replace('"running"', '"draft"'))
+    extra = write(tmp_path, "d.toml", CHECKOUT_TOML.replace("checkout-button", "another-one"))
+    result = run("sync", str(draft), str(extra))
+    assert result.exit_code == 1
+    assert f"{draft}: status: cannot move from running to draft" in result.stderr
+    assert [d.key for d in registry.list_definitions(session)] == ["checkout-button"]
+
+
+def test_sync_same_key_in_two_files(run, session, tmp_path):
+    one = write(tmp_path, "one.toml", CHECKOUT_TOML)
+    two = write(tmp_path, "two.toml", CHECKOUT_TOML)
+    result = run("sync", str(one), str(two))
+    assert result.exit_code == 1
+    assert f"{two}: key: 'checkout-button' is also defined in {one}" in result.stderr
+
+
+def test_sync_empty_folder(run, session, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = run("sync", str(tmp_path / "empty"))
+    assert result.exit_code == 1
+    assert "no .toml files" in result.stderr
+
+
+def test_token_create_prints_token_last_and_stores_only_a_hash(run, session):
+    secret = run("token", "create", "--name", "ci")
+    public = run("token", "create", "--public", "--name", "site")
+    sk, pk = secret.output.splitlines()[-1], public.output.splitlines()[-1]
+    assert sk.startswith("sk_") and pk.startswith("pk_")
+    assert find_token(session, sk).kind == "secret"
+    assert find_token(session, pk).kind == "public"
+    listing = run("token", "list").output
+    assert sk not in listing and sk[:10] in listing
+    assert run("token", "revoke", pk[:10]).exit_code == 0
+    session.expire_all()
+    assert find_token(session, pk) is None
+    assert run("token", "revoke", "pk_nothere").exit_code == 1
+
+
+def test_user_create(run, session):
+    result = run("user", "create", "Ana@Example.com", "--password-stdin", input="correct horse\n")
+    assert result.exit_code == 0, result.output
+    assert authenticate(session, "ana@example.com", "correct horse") is not None
+    assert authenticate(session, "ana@example.com", "wrong") is None
+    again = run("user", "create", "ana@example.com", "--password-stdin", input="another one\n")
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+    short = run("user", "create", "b@example.com", "--password-stdin", input="short\n")
+    assert short.exit_code == 1 and "password" in short.stderr
+
+
+def test_user_create_prompts_twice(run, session):
+    result = run("user", "create", "c@example.com", input="long enough pw\nlong enough pw\n")
+    assert result.exit_code == 0, result.output
+
+
+def test_db_upgrade_is_idempotent(run, session):
+    assert run("db", "upgrade").exit_code == 0
+    assert "up to date" in run("db", "upgrade").output
