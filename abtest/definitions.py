@@ -13,7 +13,10 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
 
 from abtest.errors import ValidationError
 
@@ -26,14 +29,68 @@ METRIC_TYPES = ("conversion", "mean", "duration")
 WEIGHT_TOLERANCE = 1e-9
 MAX_VARIANTS = 20
 
-_TOP_FIELDS = {
-    "key", "name", "hypothesis", "kind", "status", "coverage", "seed", "analysis", "alpha",
-    "namespace", "targeting", "variants", "metrics", "cuped", "plan",
-}
-_VARIANT_FIELDS = {"key", "weight", "name", "description"}
-_METRIC_FIELDS = {"name", "type", "event", "task", "primary"}
-_NAMESPACE_FIELDS = {"name", "range"}
-_PLAN_FIELDS = {"units_per_variant", "baseline", "mde", "power"}
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantDocument(_Shape):
+    key: str = PField(pattern=VARIANT_PATTERN.pattern, max_length=64)
+    weight: float = PField(gt=0, le=1, description="positive; all weights sum to 1")
+    name: str = ""
+    description: str = ""
+
+
+class MetricDocument(_Shape):
+    name: str = PField(pattern=NAME_PATTERN.pattern)
+    type: Literal["conversion", "mean", "duration"]
+    event: str | None = PField(default=None, description="conversion/mean: the event counted or summed")
+    task: str | None = PField(default=None, description="duration: the timed task")
+    primary: bool = False
+
+
+class NamespaceDocument(_Shape):
+    name: str
+    range: tuple[float, float] = PField(description="[start, end) inside [0, 1]")
+
+
+class PlanDocument(_Shape):
+    units_per_variant: int | None = PField(default=None, ge=2)
+    baseline: float | None = PField(default=None, gt=0, lt=1)
+    mde: float | None = PField(default=None, gt=0)
+    power: float = PField(default=0.8, gt=0, lt=1)
+
+
+class DefinitionDocument(_Shape):
+    """The shape of a definition (DESIGN §4.2), for the OpenAPI document and the field lists below.
+
+    :func:`parse_definition` enforces the rules with messages that name the field; this model only
+    declares the fields once so the documented schema and the parser cannot drift apart.
+    """
+
+    key: str = PField(pattern=KEY_PATTERN.pattern)
+    name: str = ""
+    hypothesis: str = ""
+    kind: Literal["experiment"] = "experiment"
+    status: Literal["draft", "running", "stopped", "archived"] = "draft"
+    coverage: float = PField(default=1.0, gt=0, le=1)
+    seed: str = PField(default="", description="hash seed; defaults to the key")
+    analysis: Literal["sequential", "fixed"] = "sequential"
+    alpha: float = PField(default=0.05, gt=0, lt=0.5)
+    cuped: bool = False
+    namespace: NamespaceDocument | None = None
+    targeting: dict[str, str | int | bool | list[str | int | bool]] = PField(default_factory=dict)
+    plan: PlanDocument | None = None
+    variants: list[VariantDocument] = PField(min_length=2, max_length=20)
+    metrics: list[MetricDocument] = PField(default_factory=list)
+
+
+_TOP_FIELDS = set(DefinitionDocument.model_fields)
+_VARIANT_FIELDS = set(VariantDocument.model_fields)
+_METRIC_FIELDS = set(MetricDocument.model_fields)
+_NAMESPACE_FIELDS = set(NamespaceDocument.model_fields)
+_PLAN_FIELDS = set(PlanDocument.model_fields)
 
 
 class InvalidDefinition(ValidationError):

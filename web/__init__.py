@@ -24,6 +24,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     app.extensions["abtest.settings"] = settings
     app.extensions["abtest.engine"] = engine or make_engine(settings.database_url)
     Htmx(app)
+    _register_api(app)
 
     @app.errorhandler(AbtestError)
     def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
@@ -44,6 +45,20 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         return render_template("index.html", version=abtest.__version__)
 
     return app
+
+
+def _register_api(app: Flask) -> None:
+    from flask_cors import CORS
+
+    from werkzeug.exceptions import HTTPException
+
+    from web.api import api, http_error
+
+    app.register_blueprint(api)
+    app.register_error_handler(HTTPException, http_error)
+    # Only the snippet's routes are reachable from other origins; the admin API is not.
+    CORS(app, resources={r"/api/v1/(config|assign|events)": {"origins": "*"}},
+         allow_headers=["Authorization", "Content-Type"], methods=["GET", "POST", "OPTIONS"], max_age=86400)
 
 
 def get_engine() -> sa.Engine:

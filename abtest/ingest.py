@@ -1,0 +1,235 @@
+"""Validate and store event batches idempotently (DESIGN §4.4).
+
+Each event is checked on its own: a bad one is rejected with its index and reason while the good
+ones of the same batch are kept. Good events are written in one transaction through SQLAlchemy
+Core with ``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING``: the database's unique
+constraint, not a read-then-write check, decides what is a duplicate, so two racing requests
+carrying the same ids store each event once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any, Literal
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from abtest.models import Event, Experiment, Variant
+
+MAX_BATCH = 1000
+MAX_PAST = timedelta(days=30)
+MAX_FUTURE = timedelta(minutes=5)
+MAX_DURATION_MS = 24 * 3600 * 1000  # a task timed for over a day is a stuck timer, not a measurement
+_CHUNK = 500  # rows per INSERT, well inside SQLite's bound-parameter limit
+
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class EventIn(BaseModel):
+    """One event as a client sends it; which fields are required depends on ``type``."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: Annotated[str, Field(min_length=8, max_length=64, description="client-generated unique id (UUID)")]
+    type: Literal["exposure", "conversion", "task", "response"]
+    experiment: Name
+    unit: Annotated[str, Field(min_length=1, max_length=200, description="visitor or participant id")]
+    variant: Name | None = None
+    event: Name | None = Field(default=None, description="conversion: the event name, e.g. purchase")
+    value: float | None = Field(default=None, description="conversion: a value to sum, e.g. revenue")
+    task: Name | None = None
+    success: bool | None = None
+    duration_ms: float | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
+    questionnaire: Annotated[str, Field(min_length=1, max_length=32)] | None = None
+    answers: Annotated[list[float | int | str], Field(max_length=100)] | None = None
+    forced: bool = False
+    ts: datetime = Field(description="ISO 8601 with Z or an offset; up to 30 days old, 5 minutes ahead")
+
+    @field_validator("value", "duration_ms", mode="before")
+    @classmethod
+    def _numbers(cls, value: Any) -> Any:
+        # strict mode refuses "12.5" (good) but also the integer 12 (bad): accept real numbers only.
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError("must be a finite number")
+        return value
+
+    @field_validator("ts", mode="before")
+    @classmethod
+    def _timestamp(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise ValueError("must be an ISO 8601 string such as 2026-11-23T10:00:00Z")
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise ValueError("must be an ISO 8601 string such as 2026-11-23T10:00:00Z") from exc
+        if parsed.tzinfo is None:
+            raise ValueError("needs a time zone: end it with Z or an offset like +01:00")
+        return parsed.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> EventIn:
+        needs = {"exposure": ("variant",), "conversion": ("event",), "task": ("task", "duration_ms", "success"),
+                 "response": ("questionnaire", "answers")}[self.type]
+        for name in needs:
+            if getattr(self, name) is None:
+                raise _FieldError(name, f"is required for {self.type} events")
+        allowed = {"exposure": {"forced"}, "conversion": {"event", "value"},
+                   "task": {"task", "duration_ms", "success"}, "response": {"questionnaire", "answers", "task"}}
+        for name in ("event", "value", "task", "success", "duration_ms", "questionnaire", "answers"):
+            if getattr(self, name) is not None and name not in allowed[self.type]:
+                raise _FieldError(name, f"does not belong to {self.type} events")
+        return self
+
+
+class EventBatch(BaseModel):
+    """The body of ``POST /api/v1/events``: events are validated one by one, not here."""
+
+    events: Annotated[list[Any], Field(max_length=MAX_BATCH, json_schema_extra={
+        "items": {"$ref": "#/components/schemas/EventIn"}})]
+
+
+class _FieldError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field_name = field_name
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    index: int
+    field: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"index": self.index, "error": {"code": "invalid", "field": self.field, "message": self.message}}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"accepted": self.accepted, "duplicates": self.duplicates,
+                "rejected": [r.to_dict() for r in self.rejected]}
+
+
+def _explain(error: ValidationError) -> tuple[str | None, str]:
+    first = error.errors()[0]
+    ctx_error = (first.get("ctx") or {}).get("error")
+    if isinstance(ctx_error, _FieldError):
+        return ctx_error.field_name, ctx_error.message
+    loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
+    name = loc[0] if loc else None
+    message = first["msg"]
+    if first["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif first["type"] == "literal_error":
+        message = "must be one of exposure, conversion, task, response"
+    elif message.startswith("Value error, "):
+        message = message.removeprefix("Value error, ")
+    return name, message
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    id: int
+    status: str
+    variants: frozenset[str]
+
+
+def _targets(conn: sa.Connection, keys: set[str]) -> dict[str, _Target]:
+    experiments, variants = Experiment.__table__, Variant.__table__  # type: ignore[attr-defined]
+    rows = conn.execute(
+        sa.select(experiments.c.key, experiments.c.id, experiments.c.status, variants.c.key)
+        .join(variants, variants.c.experiment_id == experiments.c.id)
+        .where(experiments.c.key.in_(keys))
+    ).all()
+    found: dict[str, tuple[int, str, set[str]]] = {}
+    for key, experiment_id, status, variant in rows:
+        found.setdefault(key, (experiment_id, status, set()))[2].add(variant)
+    return {k: _Target(i, s, frozenset(v)) for k, (i, s, v) in found.items()}
+
+
+def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ...] = ("running",),
+           now: datetime | None = None) -> IngestResult:
+    """Validate each event, store the good ones in one transaction, and count duplicates.
+
+    ``statuses`` are the experiment states that accept events (public keys: running only).
+    Returns only after the commit, so a 202 built from it means the events are durable.
+    """
+    now = now or datetime.now(UTC)
+    rejected: list[Rejection] = []
+    valid: list[tuple[int, EventIn]] = []
+    for index, raw in enumerate(raw_events):
+        if not isinstance(raw, Mapping):
+            rejected.append(Rejection(index, None, "an event must be a JSON object"))
+            continue
+        try:
+            event = EventIn.model_validate(raw)
+        except ValidationError as exc:
+            rejected.append(Rejection(index, *_explain(exc)))
+            continue
+        if not now - MAX_PAST <= event.ts <= now + MAX_FUTURE:
+            rejected.append(Rejection(index, "ts", "must lie between 30 days ago and 5 minutes from now"))
+            continue
+        valid.append((index, event))
+
+    table = Event.__table__  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        targets = _targets(conn, {e.experiment for _i, e in valid}) if valid else {}
+        rows: dict[str, dict[str, Any]] = {}
+        in_batch_duplicates = 0
+        for index, event in valid:
+            target = targets.get(event.experiment)
+            if target is None or target.status not in statuses:
+                state = "no such experiment" if target is None else f"experiment is {target.status}"
+                rejected.append(Rejection(index, "experiment", f"{state}; events are accepted for "
+                                          f"{' or '.join(statuses)} experiments"))
+                continue
+            if event.variant is not None and event.variant not in target.variants:
+                rejected.append(Rejection(index, "variant", f"{event.variant!r} is not a variant of {event.experiment!r}"))
+                continue
+            if event.id in rows:
+                in_batch_duplicates += 1
+                continue
+            rows[event.id] = {
+                "event_id": event.id, "type": event.type, "experiment_id": target.id, "variant": event.variant,
+                "unit": event.unit, "event": event.event, "value": event.value, "task": event.task,
+                "success": event.success, "duration_ms": event.duration_ms, "questionnaire": event.questionnaire,
+                "answers": event.answers, "forced": event.forced, "ts": event.ts, "received_at": now,
+            }
+        accepted = insert_events(conn, list(rows.values()))
+    rejected.sort(key=lambda r: r.index)
+    return IngestResult(accepted, len(rows) - accepted + in_batch_duplicates, rejected)
+
+
+def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert event rows, skipping ids already stored; returns how many were new."""
+    if not rows:
+        return 0
+    table = Event.__table__  # type: ignore[attr-defined]
+    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    inserted = 0
+    for start in range(0, len(rows), _CHUNK):
+        statement = (insert(table).values(rows[start:start + _CHUNK])
+                     .on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id))
+        inserted += len(conn.execute(statement).all())
+    return inserted
+
+
+def exposure_id(experiment: str, variant: str, unit: str, forced: bool) -> str:
+    """A deterministic id for server-recorded exposures: a unit's repeated exposures store once."""
+    digest = hashlib.sha256(f"{experiment}\x00{variant}\x00{int(forced)}\x00{unit}".encode()).hexdigest()
+    return "srv_" + digest[:40]

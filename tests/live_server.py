@@ -1,0 +1,77 @@
+"""Start ``abtest serve`` as a real process on a free 127.0.0.1 port, for tests that need real HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ABTEST = [sys.executable, "-c", "from abtest.cli import main; main()"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    url: str
+    process: subprocess.Popen[str]
+    env: dict[str, str]
+
+    def stop(self) -> str:
+        """Stop the server and return everything it printed."""
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            return self.process.communicate(timeout=15)[0]
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.communicate()[0]
+
+
+def abtest_env(instance: Path, database_url: str | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ABTEST_")}
+    env["ABTEST_INSTANCE_PATH"] = str(instance)
+    if database_url:
+        env["ABTEST_DATABASE_URL"] = database_url
+    return env
+
+
+def run_abtest(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*ABTEST, *args], env=env, cwd=env["ABTEST_INSTANCE_PATH"], capture_output=True,
+                          text=True, timeout=120)
+
+
+@contextmanager
+def live_server(env: dict[str, str], *args: str, workers: int = 2) -> Iterator[LiveServer]:
+    port = free_port()
+    cmd = [*ABTEST, "serve", "--port", str(port), "--workers", str(workers), *args]
+    proc = subprocess.Popen(cmd, env=env, cwd=env["ABTEST_INSTANCE_PATH"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    server = LiveServer(f"http://127.0.0.1:{port}", proc, env)
+    deadline = time.monotonic() + 60
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(server.url + "/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"abtest serve exited early:\n{server.stop()}") from None
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"abtest serve did not answer within 60 s:\n{server.stop()}") from None
+                time.sleep(0.2)
+        yield server
+    finally:
+        server.stop()

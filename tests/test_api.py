@@ -1,0 +1,307 @@
+"""The JSON API (DESIGN §4.4): every route, its auth and its errors, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import select
+
+from abtest.accounts import create_token
+from abtest.assignment import assign
+from abtest.models import Event
+
+
+@pytest.fixture
+def tokens(session):  # type: ignore[no-untyped-def]
+    secret = create_token(session, "secret", "test").secret
+    public = create_token(session, "public", "site").secret
+    session.commit()
+    return {"sk": {"Authorization": f"Bearer {secret}"}, "pk": {"Authorization": f"Bearer {public}"},
+            "pk_raw": public}
+
+
+def now_iso(delta: timedelta = timedelta()) -> str:
+    return (datetime.now(UTC) + delta).isoformat().replace("+00:00", "Z")
+
+
+def exposure(unit: str = "alice", variant: str = "control", **extra):  # type: ignore[no-untyped-def]
+    return {"id": str(uuid.uuid4()), "type": "exposure", "experiment": "checkout-button", "variant": variant,
+            "unit": unit, "ts": now_iso(), **extra}
+
+
+def stored_events(session) -> list[Event]:  # type: ignore[no-untyped-def]
+    session.expire_all()
+    return list(session.exec(select(Event)).all())
+
+
+# ---- auth ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/api/v1/config"), ("post", "/api/v1/assign"), ("post", "/api/v1/events"),
+    ("get", "/api/v1/experiments"), ("post", "/api/v1/experiments"), ("get", "/api/v1/experiments/x1"),
+    ("patch", "/api/v1/experiments/x1"), ("post", "/api/v1/experiments/x1/start"),
+    ("post", "/api/v1/experiments/x1/stop"),
+])
+def test_every_route_needs_a_token(client, method, path):
+    response = getattr(client, method)(path)
+    assert response.status_code == 401
+    assert response.get_json()["error"]["field"] == "Authorization"
+
+
+@pytest.mark.parametrize("method, path", [
+    ("get", "/api/v1/experiments"), ("post", "/api/v1/experiments"), ("get", "/api/v1/experiments/checkout-button"),
+    ("patch", "/api/v1/experiments/checkout-button"), ("post", "/api/v1/experiments/checkout-button/stop"),
+])
+def test_public_key_cannot_reach_admin_routes(client, tokens, seeded_experiment, method, path):
+    response = getattr(client, method)(path, headers=tokens["pk"], json={})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["code"] == "forbidden"
+
+
+def test_wrong_and_revoked_tokens_are_401(client, tokens, session):
+    assert client.get("/api/v1/config", headers={"Authorization": "Bearer sk_nope"}).status_code == 401
+    assert client.get("/api/v1/config", headers={"Authorization": "Basic abc"}).status_code == 401
+    from abtest.accounts import revoke_token
+
+    revoke_token(session, tokens["pk_raw"][:10])
+    session.commit()
+    assert client.get("/api/v1/config", headers=tokens["pk"]).status_code == 401
+
+
+def test_public_key_in_the_url_but_never_a_secret(client, tokens):
+    assert client.get(f"/api/v1/config?key={tokens['pk_raw']}").status_code == 200
+    secret = tokens["sk"]["Authorization"].split()[1]
+    response = client.get(f"/api/v1/config?key={secret}")
+    assert response.status_code == 401
+    assert response.get_json()["error"]["field"] == "key"
+
+
+# ---- CORS ------------------------------------------------------------------------------------
+
+def test_cors_preflight_for_public_routes_only(client):
+    headers = {"Origin": "https://shop.example", "Access-Control-Request-Method": "POST",
+               "Access-Control-Request-Headers": "content-type"}
+    ok = client.options("/api/v1/events", headers=headers)
+    assert ok.headers["Access-Control-Allow-Origin"] in ("*", "https://shop.example")
+    assert "content-type" in ok.headers["Access-Control-Allow-Headers"].lower()
+    admin = client.options("/api/v1/experiments", headers=headers)
+    assert "Access-Control-Allow-Origin" not in admin.headers
+
+
+# ---- config and assign -----------------------------------------------------------------------
+
+def test_config_lists_only_running_experiments(client, tokens, session, seeded_experiment):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json={
+        "key": "draft-one", "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+        "namespace": {"name": "ns", "range": [0, 0.5]}})
+    body = client.get("/api/v1/config", headers=tokens["pk"]).get_json()
+    assert body == {"experiments": [{"key": "checkout-button", "seed": "checkout-button", "coverage": 1.0,
+                                     "variants": [{"key": "control", "weight": 0.5}, {"key": "green", "weight": 0.5}]}]}
+
+
+def test_assign_records_one_exposure_per_unit(client, tokens, session, seeded_experiment):
+    for _ in range(3):
+        response = client.post("/api/v1/assign", headers=tokens["pk"],
+                               json={"experiment": "checkout-button", "unit": "alice"})
+        assert response.status_code == 200
+    body = response.get_json()
+    assert body["variant"] == assign(seeded_experiment, "alice").variant
+    assert (body["in_experiment"], body["reason"], body["forced"]) == (True, "assigned", False)
+    events = stored_events(session)
+    assert [(e.type, e.unit, e.variant) for e in events] == [("exposure", "alice", body["variant"])]
+
+
+def test_assign_without_recording_and_forced(client, tokens, session, seeded_experiment):
+    client.post("/api/v1/assign", headers=tokens["sk"], json={"experiment": "checkout-button", "unit": "bob",
+                                                              "record": False})
+    assert stored_events(session) == []
+    forced = client.post("/api/v1/assign", headers=tokens["sk"],
+                         json={"experiment": "checkout-button", "unit": "bob", "force": "green"}).get_json()
+    assert (forced["variant"], forced["forced"]) == ("green", True)
+    assert [e.forced for e in stored_events(session)] == [True]
+
+
+@pytest.mark.parametrize("body, status, field", [
+    ({"experiment": "checkout-button"}, 422, "unit"),
+    ({"experiment": "checkout-button", "unit": 42}, 422, "unit"),
+    ({"experiment": "checkout-button", "unit": "x" * 201}, 422, "unit"),
+    ({"experiment": "checkout-button", "unit": "a", "colour": 1}, 422, "colour"),
+    ({"experiment": "checkout-button", "unit": "a", "force": "purple"}, 422, "override"),
+    ({"experiment": "nope-nope", "unit": "a"}, 404, "experiment"),
+])
+def test_assign_errors(client, tokens, seeded_experiment, body, status, field):
+    response = client.post("/api/v1/assign", headers=tokens["pk"], json=body)
+    assert response.status_code == status
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_public_key_cannot_assign_in_a_draft(client, tokens, session):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json={
+        "key": "draft-one", "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}]})
+    response = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": "draft-one", "unit": "a"})
+    assert response.status_code == 404
+
+
+# ---- events ----------------------------------------------------------------------------------
+
+def test_events_are_stored_once_even_when_retried(client, tokens, session, seeded_experiment):
+    batch = {"events": [exposure("u1"), exposure("u2", "green"),
+                        {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button",
+                         "unit": "u1", "event": "purchase", "value": 12.5, "ts": now_iso()}]}
+    first = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
+    assert (first.status_code, first.get_json()) == (202, {"accepted": 3, "duplicates": 0, "rejected": []})
+    retry = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
+    assert (retry.status_code, retry.get_json()) == (202, {"accepted": 0, "duplicates": 3, "rejected": []})
+    events = stored_events(session)
+    assert len(events) == 3
+    assert all(e.received_at.tzinfo is not None and e.ts <= e.received_at for e in events)
+
+
+def test_same_id_twice_in_one_batch_counts_once(client, tokens, session, seeded_experiment):
+    event = exposure()
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [event, event]}).get_json()
+    assert (body["accepted"], body["duplicates"]) == (1, 1)
+
+
+def test_bad_events_are_rejected_and_good_ones_kept(client, tokens, session, seeded_experiment):
+    good = exposure("kept")
+    bad = [
+        {**exposure(), "experiment": "unknown-one"},
+        {**exposure(), "variant": "purple"},
+        {**exposure(), "ts": now_iso(timedelta(days=-31))},
+        {**exposure(), "ts": now_iso(timedelta(minutes=10))},
+        {**exposure(), "ts": "2026-11-23T10:00:00"},
+        {**exposure(), "ts": "yesterday"},
+        {"id": str(uuid.uuid4()), "type": "task", "experiment": "checkout-button", "unit": "u", "task": "checkout",
+         "success": True, "duration_ms": -5, "ts": now_iso()},
+        {"id": str(uuid.uuid4()), "type": "task", "experiment": "checkout-button", "unit": "u", "task": "checkout",
+         "success": True, "duration_ms": "1200", "ts": now_iso()},
+        {**exposure(), "unit": ""},
+        {**exposure(), "unit": "u" * 500},
+        {**exposure(), "shoe_size": 44},
+        {**exposure(), "type": "click"},
+        {key: value for key, value in exposure().items() if key != "variant"},
+        {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button", "unit": "u", "ts": now_iso()},
+        "not an object",
+    ]
+    fields = ["experiment", "variant", "ts", "ts", "ts", "ts", "duration_ms", "duration_ms", "unit", "unit",
+              "shoe_size", "type", "variant", "event", None]
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [good, *bad]}).get_json()
+    assert body["accepted"] == 1
+    assert [r["index"] for r in body["rejected"]] == list(range(1, len(bad) + 1))
+    assert [r["error"]["field"] for r in body["rejected"]] == fields
+    assert all(r["error"]["message"] for r in body["rejected"])
+    assert [e.unit for e in stored_events(session)] == ["kept"]
+
+
+def test_public_key_events_only_for_running_experiments(client, tokens, session, seeded_experiment):
+    client.post("/api/v1/experiments/checkout-button/stop", headers=tokens["sk"])
+    public = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [exposure()]}).get_json()
+    assert public["rejected"][0]["error"]["field"] == "experiment"
+    secret = client.post("/api/v1/events", headers=tokens["sk"], json={"events": [exposure()]}).get_json()
+    assert secret["accepted"] == 1  # late events of a stopped test can still be backfilled by an admin
+
+
+@pytest.mark.parametrize("data, content_type, status, field", [
+    ("{not json", "application/json", 400, "body"),
+    (b"\xff\xfe{}", "application/json", 400, "body"),
+    ("[]", "application/json", 400, "body"),
+    ('{"events": []}', "text/plain", 415, "Content-Type"),
+    ('{"events": "many"}', "application/json", 422, "events"),
+    ('{"evts": []}', "application/json", 422, "events"),
+])
+def test_malformed_bodies(client, tokens, data, content_type, status, field):
+    response = client.post("/api/v1/events", headers=tokens["pk"], data=data, content_type=content_type)
+    assert response.status_code == status
+    assert response.get_json()["error"]["field"] == field
+
+
+def test_oversized_batches(client, tokens, seeded_experiment):
+    too_many = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [exposure()] * 1001})
+    assert too_many.status_code == 422
+    assert too_many.get_json()["error"]["field"] == "events"
+    huge = client.post("/api/v1/events", headers=tokens["pk"], data=json.dumps({"events": ["x" * 3_000_000]}),
+                       content_type="application/json")
+    assert huge.status_code == 413
+    assert huge.get_json()["error"]["code"] == "request_entity_too_large"
+
+
+def test_database_down_answers_503_and_retry_is_safe(client, tokens, session, seeded_experiment, app, monkeypatch):
+    batch = {"events": [exposure("r1"), exposure("r2")]}
+    import abtest.ingest
+
+    real = abtest.ingest.insert_events
+
+    def failing(conn, rows):  # type: ignore[no-untyped-def]
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(abtest.ingest, "insert_events", failing)
+    down = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
+    assert down.status_code == 503 and down.headers["Retry-After"] == "5"
+    assert stored_events(session) == []
+    monkeypatch.setattr(abtest.ingest, "insert_events", real)
+    again = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
+    assert again.get_json()["accepted"] == 2
+
+
+# ---- experiments -----------------------------------------------------------------------------
+
+DRAFT = {"key": "new-test", "name": "New", "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+         "metrics": [{"name": "signup", "type": "conversion"}]}
+
+
+def test_experiment_crud_and_lifecycle(client, tokens):
+    created = client.post("/api/v1/experiments", headers=tokens["sk"], json=DRAFT)
+    assert created.status_code == 201
+    assert created.get_json()["status"] == "draft"
+    assert [e["key"] for e in client.get("/api/v1/experiments", headers=tokens["sk"]).get_json()["experiments"]] == ["new-test"]
+    patched = client.patch("/api/v1/experiments/new-test", headers=tokens["sk"], json={"coverage": 0.5, "name": "Renamed"})
+    assert (patched.get_json()["coverage"], patched.get_json()["name"]) == (0.5, "Renamed")
+    started = client.post("/api/v1/experiments/new-test/start", headers=tokens["sk"]).get_json()
+    assert started["status"] == "running" and started["started_at"]
+    frozen = client.patch("/api/v1/experiments/new-test", headers=tokens["sk"],
+                          json={"variants": [{"key": "a", "weight": 0.3}, {"key": "b", "weight": 0.7}]})
+    assert (frozen.status_code, frozen.get_json()["error"]["field"]) == (409, "variants")
+    assert client.post("/api/v1/experiments/new-test/stop", headers=tokens["sk"]).get_json()["status"] == "stopped"
+    again = client.post("/api/v1/experiments/new-test/start", headers=tokens["sk"])
+    assert (again.status_code, again.get_json()["error"]["field"]) == (409, "status")
+    assert client.post("/api/v1/experiments/new-test/archive", headers=tokens["sk"]).get_json()["status"] == "archived"
+    fetched = client.get("/api/v1/experiments/new-test", headers=tokens["sk"]).get_json()
+    assert fetched["archived_at"] and fetched["name"] == "Renamed"
+
+
+def test_experiment_validation_is_the_sync_validation(client, tokens):
+    bad = {**DRAFT, "key": "Bad Key", "variants": [{"key": "a", "weight": 0.6}, {"key": "b", "weight": 0.6}]}
+    response = client.post("/api/v1/experiments", headers=tokens["sk"], json=bad)
+    assert response.status_code == 422
+    fields = [e["field"] for e in response.get_json()["errors"]]
+    assert fields == ["key", "variants"]
+    assert "never rescales" in response.get_json()["errors"][1]["message"]
+
+
+def test_experiment_conflicts_and_missing(client, tokens):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json=DRAFT)
+    assert client.post("/api/v1/experiments", headers=tokens["sk"], json=DRAFT).status_code == 409
+    assert client.get("/api/v1/experiments/missing-one", headers=tokens["sk"]).status_code == 404
+    assert client.patch("/api/v1/experiments/new-test", headers=tokens["sk"], json={"key": "other"}).status_code == 422
+    assert client.post("/api/v1/experiments/missing-one/start", headers=tokens["sk"]).status_code == 404
+
+
+def test_unknown_route_and_method_answer_json(client, tokens):
+    missing = client.get("/api/v1/nothing-here", headers=tokens["sk"])
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    wrong = client.delete("/api/v1/config", headers=tokens["sk"])
+    assert wrong.status_code == 405 and "error" in wrong.get_json()
+
+
+def test_openapi_describes_every_route(client, app):
+    spec = client.get("/api/v1/openapi.json").get_json()
+    assert spec["openapi"].startswith("3.")
+    documented = {p.replace("{key}", "<key>") for p in spec["paths"]}
+    routed = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/") and "openapi" not in r.rule}
+    assert routed == documented
+    assert spec["components"]["schemas"]["EventIn"]["additionalProperties"] is False
