@@ -175,6 +175,46 @@ def assign(key: str, unit: str, attrs: tuple[str, ...], force: str | None) -> No
     click.echo(f"reason: {result.reason}: {result.detail}")
 
 
+@main.command()
+@click.argument("key")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: tables for a terminal; json: the same document as the results API.")
+def analyze(key: str, output: str) -> None:
+    """Print the results of experiment KEY: effects with intervals, tests, sample ratio, verdict."""
+    import json
+
+    from abtest.analysis import analyze as run_analysis
+    from abtest.report import to_text
+
+    _settings, engine = _open()
+    report = run_analysis(engine, key)
+    click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False) if output == "json" else to_text(report), nl=False)
+    if output == "json":
+        click.echo()
+
+
+@main.command()
+@click.option("--baseline", type=float, help="Baseline conversion rate, e.g. 0.10 (proportions).")
+@click.option("--sd", type=float, help="Standard deviation of the metric (means) instead of --baseline.")
+@click.option("--mde", type=float, required=True, help="Smallest effect worth detecting, absolute (0.02 = 2 points).")
+@click.option("--alpha", type=float, default=0.05, show_default=True, help="False-positive rate.")
+@click.option("--power", "power_", type=float, default=0.8, show_default=True, help="Chance to detect the effect.")
+@click.option("--variants", type=int, default=2, show_default=True, help="Number of variants incl. control.")
+def power(baseline: float | None, sd: float | None, mde: float, alpha: float, power_: float, variants: int) -> None:
+    """Units needed per variant to detect an effect of --mde (with --baseline or --sd)."""
+    from abtest.stats.power import sample_size_means, sample_size_proportions
+
+    if (baseline is None) == (sd is None):
+        raise click.UsageError("give exactly one of --baseline (conversion rate) or --sd (mean metric)")
+    if baseline is not None:
+        size = sample_size_proportions(baseline, mde, alpha=alpha, power=power_, variants=variants)
+    else:
+        assert sd is not None
+        size = sample_size_means(sd, mde, alpha=alpha, power=power_, variants=variants)
+    click.echo(f"{size.n_per_variant} units per variant ({size.n_total:,} in all)")
+    click.echo(f"method: {size.method}; alpha per comparison {size.alpha_per_comparison:.4g}, power {size.power:g}")
+
+
 @main.group()
 def token() -> None:
     """Create, list and revoke API tokens."""

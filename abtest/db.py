@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,6 +13,10 @@ from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _ln(value: float | None) -> float | None:
+    return math.log(value) if value is not None and value > 0 else None
 
 
 def make_engine(url: str) -> sa.Engine:
@@ -33,9 +38,13 @@ def make_engine(url: str) -> sa.Engine:
             cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
+            # PostgreSQL has ln(); SQLite has it only in some builds, so the aggregation queries
+            # (log task times) get the same function everywhere.
+            dbapi_conn.create_function("ln", 1, _ln, deterministic=True)
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    # UTC sessions, so day boundaries in aggregation queries are UTC days on every server.
+    return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
 
 
 @contextmanager

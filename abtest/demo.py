@@ -54,7 +54,7 @@ PRICING = {
 
 # (conversion rate, mean purchase value, geometric-mean checkout seconds) per variant
 _CHECKOUT_TRUTH = {"control": (0.10, 42.0, 64.0), "green": (0.125, 42.0, 55.0)}
-_ONBOARDING_TRUTH = {"control": 0.20, "short": 0.26, "bullets": 0.21}
+_ONBOARDING_TRUTH = {"control": 0.20, "short": 0.28, "bullets": 0.21}
 
 
 def _event(rng: random.Random, experiment_id: int, variant: str, unit: str, ts: datetime,
@@ -105,7 +105,7 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
     if empty:
         rng = random.Random(seed)
         table = Event.__table__  # type: ignore[attr-defined]
-        plans = ((CHECKOUT, 4000, 14, _checkout_outcome), (ONBOARDING, 4500, 21, _onboarding_outcome),
+        plans = ((CHECKOUT, 4000, 14, _checkout_outcome), (ONBOARDING, 5400, 21, _onboarding_outcome),
                  (PRICING, 0, 0, None))
         with session_scope(engine) as session:
             for raw, units, days, outcome in plans:

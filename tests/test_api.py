@@ -305,3 +305,17 @@ def test_openapi_describes_every_route(client, app):
     routed = {r.rule for r in app.url_map.iter_rules() if r.rule.startswith("/api/v1/") and "openapi" not in r.rule}
     assert routed == documented
     assert spec["components"]["schemas"]["EventIn"]["additionalProperties"] is False
+
+
+def test_results_endpoint(client, tokens, engine):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    response = client.get("/api/v1/experiments/onboarding-copy/results", headers=tokens["sk"])
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) >= {"experiment", "status", "analysis", "units", "srm", "metrics", "power", "verdict"}
+    assert body["metrics"][0]["comparisons"][0]["method"].startswith("two-proportion z-test")
+    assert client.get("/api/v1/experiments/onboarding-copy/results", headers=tokens["pk"]).status_code == 403
+    missing = client.get("/api/v1/experiments/nope-nope/results", headers=tokens["sk"])
+    assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "experiment"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,46 @@ def test_user_create_prompts_twice(run, session):
 def test_db_upgrade_is_idempotent(run, session):
     assert run("db", "upgrade").exit_code == 0
     assert "up to date" in run("db", "upgrade").output
+
+
+def test_analyze_text_and_json(run, engine, session):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    text = run("analyze", "onboarding-copy")
+    assert text.exit_code == 0
+    lines = text.output.splitlines()
+    assert lines[0] == "onboarding-copy  (stopped, fixed analysis, alpha 0.05)"
+    assert any(line.startswith("short vs control") for line in lines)
+    document = json.loads(run("analyze", "checkout-button", "--format", "json").output)
+    assert document["experiment"] == "checkout-button"
+    assert document["metrics"][0]["comparisons"][0]["method"].startswith("always-valid")
+
+
+def test_analyze_unknown_experiment(run, session):
+    result = run("analyze", "nope-nope")
+    assert (result.exit_code, result.stderr.strip()) == (1, "error: experiment: no experiment with key 'nope-nope'")
+
+
+def test_power_for_proportions_and_means(run):
+    # R: power.prop.test(p1 = 0.10, p2 = 0.12, power = 0.8) -> n = 3840.04, so 3841 per group
+    result = run("power", "--baseline", "0.10", "--mde", "0.02")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "3841 units per variant (7,682 in all)"
+    # R: power.t.test(delta = 1, sd = 4, power = 0.8) -> n = 252.1, so 253
+    assert run("power", "--sd", "4", "--mde", "1").output.startswith("253 units per variant")
+
+
+@pytest.mark.parametrize("args, field", [
+    (["--baseline", "1.2", "--mde", "0.02"], "baseline"),
+    (["--baseline", "0.1", "--mde", "-0.02"], "mde"),
+    (["--baseline", "0.1", "--mde", "0.02", "--power", "1.5"], "power"),
+])
+def test_power_bad_arguments_name_the_argument(run, args, field):
+    result = run("power", *args)
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: {field}: ")
+
+
+def test_power_needs_baseline_or_sd(run):
+    assert run("power", "--mde", "0.02").exit_code == 2

@@ -57,7 +57,10 @@ def _register_api(app: Flask) -> None:
     app.register_blueprint(api)
     app.register_error_handler(HTTPException, http_error)
     # Only the snippet's routes are reachable from other origins; the admin API is not.
-    CORS(app, resources={r"/api/v1/(config|assign|events)": {"origins": "*"}},
+    # sendBeacon posts in credentials mode "include", which Chromium refuses with a wildcard
+    # origin, so the page's own origin is echoed. Safe: these routes authenticate by token
+    # (header or ?key=), never by cookie.
+    CORS(app, resources={r"/api/v1/(config|assign|events)": {"origins": "*"}}, supports_credentials=True,
          allow_headers=["Authorization", "Content-Type"], methods=["GET", "POST", "OPTIONS"], max_age=86400)
 
 

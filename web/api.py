@@ -306,6 +306,15 @@ def archive_experiment(key: str):  # type: ignore[no-untyped-def]
     return _transition(key, "archived")
 
 
+@api.get("/experiments/<key>/results")
+@token_required()
+def experiment_results(key: str):  # type: ignore[no-untyped-def]
+    """The results document (DESIGN §4.5), computed from the database now."""
+    from abtest.analysis import analyze
+
+    return jsonify(analyze(get_engine(), key).to_dict())
+
+
 @api.get("/openapi.json")
 def openapi():  # type: ignore[no-untyped-def]
     from web.openapi import document

@@ -84,6 +84,11 @@ def document() -> dict[str, Any]:
                                                                  "any fields of DefinitionDocument"})},
                       "responses": {"200": {"description": "the experiment", **experiment_doc},
                                     **_errors(400, 401, 403, 404, 409, 415, 422)}}},
+        "/api/v1/experiments/{key}/results": {"get": {
+            "summary": "The results document: effects, intervals, tests, sample ratio, verdict", "security": secret,
+            "parameters": [key_param],
+            "responses": {"200": {"description": "results (DESIGN §4.5)", **_json({"type": "object"})},
+                          **_errors(401, 403, 404)}}},
         "/api/v1/experiments/{key}/start": lifecycle("Start"),
         "/api/v1/experiments/{key}/stop": lifecycle("Stop"),
         "/api/v1/experiments/{key}/archive": lifecycle("Archive"),

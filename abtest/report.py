@@ -1,0 +1,264 @@
+"""The results document (DESIGN §4.5) as small immutable records, and its plain-language verdict.
+
+Records hold numbers already computed by :mod:`abtest.analysis`; ``to_dict()`` gives the JSON of
+the results API and ``abtest analyze --format json``. A number that could not be computed is
+``None`` with a ``reason`` beside it: the document never carries NaN or infinity.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _finite(value: float | None) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value):
+        raise ValueError(f"non-finite number {value!r} reached the report")
+    return value
+
+
+def _pair(values: tuple[float, float] | None) -> list[float | None] | None:
+    return None if values is None else [_finite(values[0]), _finite(values[1])]
+
+
+@dataclass(frozen=True, slots=True)
+class VariantResult:
+    variant: str
+    n: int
+    value: float | None
+    ci: tuple[float, float] | None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"variant": self.variant, "n": self.n, "value": _finite(self.value), "ci": _pair(self.ci)}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    variant: str
+    baseline: str
+    effect: float | None
+    effect_kind: str
+    relative: float | None
+    ci: tuple[float, float] | None
+    p_value: float | None
+    p_adjusted: float | None
+    significant: bool
+    method: str
+    chance_to_beat: float | None = None
+    expected_loss: float | None = None
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "variant": self.variant, "baseline": self.baseline, "effect": _finite(self.effect),
+            "effect_kind": self.effect_kind, "relative": _finite(self.relative), "ci": _pair(self.ci),
+            "p_value": _finite(self.p_value), "p_adjusted": _finite(self.p_adjusted),
+            "significant": self.significant, "method": self.method,
+            "chance_to_beat": _finite(self.chance_to_beat), "expected_loss": _finite(self.expected_loss),
+        }
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class MetricResult:
+    name: str
+    type: str
+    primary: bool
+    method: str  # how each variant's value and interval were computed
+    variants: tuple[VariantResult, ...]
+    comparisons: tuple[Comparison, ...]
+    adjustment: str | None = None  # multiple-comparison correction applied to p_adjusted
+    unit: str = ""  # how to read `value`: "rate", "seconds (geometric mean)", …
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "type": self.type, "primary": self.primary, "method": self.method,
+                "unit": self.unit, "adjustment": self.adjustment,
+                "variants": [v.to_dict() for v in self.variants],
+                "comparisons": [c.to_dict() for c in self.comparisons]}
+
+
+@dataclass(frozen=True, slots=True)
+class SrmResult:
+    p_value: float | None
+    alarm: bool
+    method: str = "chi-square goodness of fit"
+    reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"p_value": _finite(self.p_value), "alarm": self.alarm, "method": self.method}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
+
+
+@dataclass(frozen=True, slots=True)
+class PowerResult:
+    target_n_per_variant: int | None
+    progress: float | None
+    method: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"target_n_per_variant": self.target_n_per_variant, "progress": _finite(self.progress),
+                "method": self.method}
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesPoint:
+    """The primary comparison as it stood at the end of one day (cumulative data)."""
+
+    day: str
+    variant: str
+    units: int
+    effect: float | None
+    ci: tuple[float, float] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"day": self.day, "variant": self.variant, "units": self.units, "effect": _finite(self.effect),
+                "ci": _pair(self.ci)}
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    experiment: str
+    status: str
+    analysis: str
+    alpha: float
+    units: dict[str, int]
+    srm: SrmResult
+    metrics: tuple[MetricResult, ...]
+    power: PowerResult
+    verdict: str
+    excluded: dict[str, int] = field(default_factory=dict)
+    series: tuple[SeriesPoint, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "experiment": self.experiment, "status": self.status, "analysis": self.analysis, "alpha": self.alpha,
+            "units": dict(self.units), "excluded": dict(self.excluded), "srm": self.srm.to_dict(),
+            "metrics": [m.to_dict() for m in self.metrics], "power": self.power.to_dict(),
+            "verdict": self.verdict, "series": [p.to_dict() for p in self.series],
+        }
+
+    @property
+    def primary(self) -> MetricResult | None:
+        return next((m for m in self.metrics if m.primary), None)
+
+
+def _number(value: float) -> str:
+    return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def describe_effect(metric: MetricResult, comparison: Comparison, level: str = "") -> str:
+    """'green raises purchase by 2.5 points (95% CI 0.5 to 4.5)': the effect always with its interval."""
+    assert comparison.effect is not None and comparison.ci is not None
+    low, high = comparison.ci
+    ci = f"{level} CI".strip()
+    if comparison.effect_kind == "ratio":  # task times: below 1 is faster
+        change = 1 - comparison.effect
+        direction = "faster" if change > 0 else "slower"
+        return (f"{comparison.variant} makes {metric.name} {abs(change):.0%} {direction} "
+                f"(time ratio {comparison.effect:.2f}, {ci} {low:.2f} to {high:.2f})")
+    verb = "raises" if comparison.effect > 0 else "lowers"
+    if metric.type == "conversion":
+        return (f"{comparison.variant} {verb} {metric.name} by {abs(comparison.effect) * 100:.1f} points "
+                f"({ci} {low * 100:.1f} to {high * 100:.1f})")
+    return (f"{comparison.variant} {verb} {metric.name} by {_number(abs(comparison.effect))} "
+            f"({ci} {_number(low)} to {_number(high)})")
+
+
+def verdict(metric: MetricResult | None, analysis: str, alpha: float, power: PowerResult, total_units: int,
+            horizon_reached: bool) -> str:
+    """One sentence on the primary metric that never overstates what the data support."""
+    if total_units == 0:
+        return "No visitors yet: install the snippet (or call the assign API) and start the experiment."
+    if metric is None:
+        return "No primary metric is defined, so there is nothing to judge."
+    usable = [c for c in metric.comparisons if c.effect is not None and c.ci is not None]
+    if not usable:
+        reasons = {c.reason for c in metric.comparisons if c.reason}
+        return f"Not enough data on {metric.name} yet: {'; '.join(sorted(reasons)) or 'keep collecting'}."
+    best = min(usable, key=lambda c: (c.p_adjusted if c.p_adjusted is not None else 1.0, -abs(c.effect or 0)))
+    sentence = describe_effect(metric, best, level=f"{1 - alpha:.0%}")
+    if best.significant:
+        return f"{sentence}; significant."
+    if not horizon_reached:
+        progress = power.progress
+        share = "no plan: stop the experiment to mark its end" if progress is None else \
+            f"{progress:.0%} of the planned sample so far"
+        return f"{sentence}; too early to call a fixed-horizon test ({share})."
+    if analysis == "sequential":
+        return f"{sentence}; not significant yet (always-valid test: keep it running or stop with no winner)."
+    return f"{sentence}; not significant at the planned sample: no winner."
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "rate":
+        return f"{value * 100:.2f}%"
+    if unit == "points":  # a difference of two rates, in percentage points
+        return f"{value * 100:+.2f} pts"
+    if unit == "ratio":
+        return f"{value:.3f}x"
+    return f"{value:,.4g}"
+
+
+def _chance(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return ">99.9%" if value > 0.999 else "<0.1%" if value < 0.001 else f"{value:.1%}"
+
+
+def _fmt_ci(ci: tuple[float, float] | None, unit: str) -> str:
+    if ci is None:
+        return "–"
+    return f"[{_fmt(ci[0], unit)}, {_fmt(ci[1], unit)}]"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def to_text(report: Report) -> str:
+    """The report as aligned plain-text tables for a terminal (``abtest analyze``)."""
+    out = [f"{report.experiment}  ({report.status}, {report.analysis} analysis, alpha {report.alpha})", "",
+           report.verdict, ""]
+    units = ", ".join(f"{k} {v:,}" for k, v in report.units.items())
+    out.append(f"units: {units}")
+    if any(report.excluded.values()):
+        out.append("excluded: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.excluded.items() if v))
+    srm = report.srm
+    srm_text = srm.reason or f"p = {srm.p_value:.3g}" + ("  ALARM: the split is off the weights" if srm.alarm else "")
+    out.append(f"sample ratio ({srm.method}): {srm_text}")
+    if report.power.target_n_per_variant:
+        out.append(f"planned: {report.power.target_n_per_variant:,} units per variant, "
+                   f"{(report.power.progress or 0):.0%} reached")
+    for metric in report.metrics:
+        out += ["", f"{metric.name}  [{metric.type}{', primary' if metric.primary else ''}]  "
+                    f"value: {metric.unit}; {metric.method}"]
+        out += _table(["variant", "n", "value", "95% CI" if report.alpha == 0.05 else "CI", "note"],
+                      [[v.variant, f"{v.n:,}", _fmt(v.value, metric.unit), _fmt_ci(v.ci, metric.unit), v.reason or ""]
+                       for v in metric.variants])
+        if metric.comparisons:
+            out.append("")
+            rows = []
+            for c in metric.comparisons:
+                effect_unit = "ratio" if c.effect_kind == "ratio" else "points" if metric.unit == "rate" else ""
+                rows.append([f"{c.variant} vs {c.baseline}", _fmt(c.effect, effect_unit), _fmt_ci(c.ci, effect_unit),
+                             "–" if c.p_value is None else f"{c.p_value:.3g}",
+                             "–" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
+                             _chance(c.chance_to_beat),
+                             "yes" if c.significant else "no", c.reason or c.method])
+            out += _table(["comparison", "effect", "CI", "p", "p adj.", "P(beat)", "signif.", "method"], rows)
+    return "\n".join(out) + "\n"

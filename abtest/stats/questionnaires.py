@@ -1,0 +1,156 @@
+"""Standard usability questionnaires: scoring, grading and intervals.
+
+* SUS (Brooke 1996): 10 items on 1–5; odd items score − 1, even items 5 − score, sum × 2.5 →
+  0–100. Grade on the Sauro-Lewis curved grading scale (*Quantifying the User Experience*,
+  2nd ed., table 8.5). Percentile rank by a normal approximation of the SUS distribution with
+  mean 68 and sd 12.5 (Sauro 2011, *A Practical Guide to the System Usability Scale*): an
+  approximation of Sauro's published lookup table, good to a few percentile points.
+* SEQ (Single Ease Question): one item on 1–7.
+* UMUX-Lite (Lewis, Utesch & Maher 2013, CHI): two items on 1–7; raw = (i1 + i2 − 2)/12 × 100
+  and the SUS-comparable regression 0.65 × raw + 22.9.
+* NPS (Reichheld 2003): 0–10; promoters 9–10, detractors 0–6; NPS = %promoters − %detractors on
+  −100..100, with the trinomial standard error √((p₊ + p₋ − (p₊ − p₋)²)/n) and a Wald interval.
+* CSAT: share answering 4 or 5 on a 1–5 scale (top-2-box), with a Wilson interval.
+
+Answers outside a scale raise :class:`~abtest.errors.ValidationError` naming the item.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from abtest.errors import InsufficientData, ValidationError
+from abtest.stats.summary import Counts, Estimate, Interval, _count, check_alpha, z_quantile
+
+# (lower bound, grade), highest first: Sauro-Lewis curved grading scale.
+SUS_GRADES: tuple[tuple[float, str], ...] = (
+    (84.1, "A+"),
+    (80.8, "A"),
+    (78.9, "A-"),
+    (77.2, "B+"),
+    (74.1, "B"),
+    (72.6, "B-"),
+    (71.1, "C+"),
+    (65.0, "C"),
+    (62.7, "C-"),
+    (51.7, "D"),
+    (0.0, "F"),
+)
+SUS_MEAN, SUS_SD = 68.0, 12.5
+
+
+def _answer(value: object, low: int, high: int, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise ValidationError(f"must be a whole number {low}–{high}, got {value!r}", field=field)
+    if not low <= value <= high:
+        raise ValidationError(f"must be between {low} and {high}, got {value}", field=field)
+    return int(value)
+
+
+def sus_score(answers: Sequence[int]) -> float:
+    """SUS score 0–100 from the 10 answers (1–5) in questionnaire order."""
+    if isinstance(answers, (str, bytes)) or len(answers) != 10:
+        raise ValidationError(
+            f"SUS needs exactly 10 answers, got {len(answers)}", field="answers"
+        )
+    total = 0
+    for i, raw in enumerate(answers, start=1):
+        a = _answer(raw, 1, 5, f"answers[{i}]")
+        total += (a - 1) if i % 2 == 1 else (5 - a)
+    return total * 2.5
+
+
+def _sus_range(score: float) -> float:
+    if not (math.isfinite(score) and 0.0 <= score <= 100.0):
+        raise ValidationError(f"a SUS score is within 0–100, got {score}", field="score")
+    return float(score)
+
+
+def sus_grade(score: float) -> str:
+    """Letter grade on the Sauro-Lewis curved grading scale (A+ … F).
+
+    Boundaries are the published ones to one decimal (A+ 84.1–100 … F 0–51.6); a score between
+    two published ranges (e.g. 84.05) gets the lower grade.
+    """
+    score = _sus_range(score)
+    for lower, grade in SUS_GRADES:
+        if score >= lower:
+            return grade
+    return "F"  # pragma: no cover - 0.0 is the last lower bound
+
+
+def sus_percentile(score: float) -> float:
+    """Percentile rank 0–100 of a SUS score: Φ((score − 68) / 12.5) × 100 (normal
+    approximation of Sauro's benchmark distribution)."""
+    from scipy.special import ndtr
+
+    score = _sus_range(score)
+    return float(ndtr((score - SUS_MEAN) / SUS_SD)) * 100.0
+
+
+def seq_score(answer: int) -> int:
+    """Single Ease Question, 1 (very difficult) – 7 (very easy)."""
+    return _answer(answer, 1, 7, "answer")
+
+
+@dataclass(frozen=True, slots=True)
+class UmuxLite:
+    raw: float
+    sus_adjusted: float
+    method: str = "UMUX-Lite (Lewis et al. 2013): raw and SUS-comparable regression"
+
+
+def umux_lite(item1: int, item2: int) -> UmuxLite:
+    """UMUX-Lite from its two 1–7 items: raw 0–100 and 0.65 × raw + 22.9 (SUS-comparable)."""
+    a = _answer(item1, 1, 7, "item1")
+    b = _answer(item2, 1, 7, "item2")
+    raw = (a + b - 2) / 12 * 100
+    return UmuxLite(raw=raw, sus_adjusted=0.65 * raw + 22.9)
+
+
+def nps_category(answer: int) -> str:
+    """``"promoter"`` (9–10), ``"passive"`` (7–8) or ``"detractor"`` (0–6)."""
+    a = _answer(answer, 0, 10, "answer")
+    return "promoter" if a >= 9 else "passive" if a >= 7 else "detractor"
+
+
+def nps(promoters: int, passives: int, detractors: int, alpha: float = 0.05) -> Estimate:
+    """Net Promoter Score on −100..100 with a Wald interval from the trinomial standard error.
+
+    Refuses fewer than 2 respondents, and a sample where everyone is in one group (the
+    standard error is zero, so the interval would be a point).
+    """
+    check_alpha(alpha)
+    pro = _count(promoters, "promoters")
+    pas = _count(passives, "passives")
+    det = _count(detractors, "detractors")
+    n = pro + pas + det
+    if n < 2:
+        raise InsufficientData("NPS needs at least 2 respondents", field="n")
+    pp, pd = pro / n, det / n
+    score = pp - pd
+    var = (pp + pd - score * score) / n
+    if var <= 0:
+        raise InsufficientData("every respondent is in the same group; no spread for an interval")
+    half = z_quantile(alpha) * math.sqrt(var)
+    return Estimate(
+        100 * score,
+        Interval(100 * (score - half), 100 * (score + half)),
+        n,
+        "Net Promoter Score, Wald interval with trinomial standard error",
+    )
+
+
+def csat_top_two_box(top_two: int, n: int, alpha: float = 0.05) -> Estimate:
+    """CSAT as the share of 4s and 5s on a 1–5 scale, with a Wilson interval."""
+    from abtest.stats.proportions import wilson_interval
+
+    est = wilson_interval(Counts(n, top_two), alpha)
+    return Estimate(est.value, est.ci, est.n, "CSAT top-2-box share, Wilson score interval")
+
+
+def csat_is_top_two(answer: int) -> bool:
+    """Whether a 1–5 CSAT answer counts in the top-2-box (4 or 5)."""
+    return _answer(answer, 1, 5, "answer") >= 4

@@ -1,0 +1,246 @@
+"""abtest.js on a customer page (one origin) against a real `abtest serve` (another origin).
+
+The server is set up the way a user would: `abtest sync` of a running experiment written in TOML,
+`abtest token create --public` for the page's key. The page's variant must be the one Python
+assigns, stay put across reloads, and its exposures and conversions must land in the database.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT, free_port, snippet_page, wait_until
+
+pytestmark = pytest.mark.browser
+
+EXPERIMENTS = {
+    "live-hero": """
+key = "live-hero"
+name = "Blue hero banner"
+status = "running"
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "blue"
+weight = 0.5
+[[metrics]]
+name = "purchase"
+type = "conversion"
+primary = true
+""",
+    "live-de": """
+key = "live-de"
+name = "German price display"
+status = "running"
+seed = "live-de-2024"
+coverage = 0.9
+targeting = { country = ["DE", "AT"] }
+[[variants]]
+key = "control"
+weight = 0.34
+[[variants]]
+key = "gross"
+weight = 0.33
+[[variants]]
+key = "net"
+weight = 0.33
+""",
+    "live-fr": """
+key = "live-fr"
+name = "French only"
+status = "running"
+targeting = { country = ["FR"] }
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "b"
+weight = 0.5
+""",
+}
+ATTRIBUTES = {"country": "DE"}
+STYLE = """<style>
+  body{font:18px system-ui;margin:40px} h1{color:#333}
+  html[data-abtest-live-hero=blue] h1{color:#fff;background:#1565c0;padding:12px}
+</style>"""
+BODY = """<h1>Spring sale</h1><p>Everything must go.</p>
+<button id="buy" onclick="abtest.track('purchase', 12.5)">Buy</button>"""
+MARKS = """() => Object.fromEntries([...document.documentElement.attributes]
+  .filter(a => a.name.startsWith('data-abtest-')).map(a => [a.name.slice(12), a.value]))"""
+
+
+@dataclass
+class LiveServer:
+    url: str
+    key: str
+    database: Path
+    folder: Path
+
+    def python_variants(self, unit: str) -> dict[str, str]:
+        """What abtest.assignment decides for this unit, from the same TOML files."""
+        from abtest.assignment import assign
+        from abtest.definitions import load_toml
+
+        decided = (assign(load_toml(self.folder / f"{k}.toml"), unit, ATTRIBUTES) for k in EXPERIMENTS)
+        return {a.experiment: a.variant for a in decided if a.in_experiment}
+
+    def api_assign(self, experiment: str, unit: str) -> str | None:
+        """What the server's POST /api/v1/assign answers (without recording anything)."""
+        body = json.dumps({"experiment": experiment, "unit": unit, "attributes": ATTRIBUTES, "record": False})
+        request = urllib.request.Request(f"{self.url}/api/v1/assign?key={self.key}", data=body.encode(),
+                                         headers={"Content-Type": "application/json"}, method="POST")
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return json.load(response)["variant"]
+
+    def events(self, unit: str) -> list[dict]:
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("""SELECT x.key AS experiment, e.type, e.variant, e.unit, e.event, e.value, e.task,
+                                        e.success, e.duration_ms, e.forced
+                                 FROM events e JOIN experiments x ON x.id = e.experiment_id
+                                 WHERE e.unit = ? ORDER BY e.id""", (unit,)).fetchall()
+        return [dict(row) for row in rows]
+
+
+def _cli(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run([sys.executable, "-c", "from abtest.cli import main; main()", *args],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, f"abtest {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    if not (ROOT / "web" / "api.py").exists():
+        pytest.skip("API not built yet (web/api.py is missing)")
+    folder = tmp_path_factory.mktemp("live")
+    database = folder / "x.db"
+    env = {**os.environ, "ABTEST_DATABASE_URL": f"sqlite:///{database}", "ABTEST_INSTANCE_PATH": str(folder),
+           "ABTEST_SECRET_KEY": "browser-tests"}
+    for key, text in EXPERIMENTS.items():
+        (folder / f"{key}.toml").write_text(text)
+    _cli(env, "sync", *(str(folder / f"{key}.toml") for key in EXPERIMENTS))  # also creates the schema
+
+    port = free_port()
+    log = (folder / "serve.log").open("w")
+    server = subprocess.Popen([sys.executable, "-c", "from abtest.cli import main; main()", "serve",
+                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+                              env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Made while the server boots: the key is looked up per request, so order does not matter.
+        key = _cli(env, "token", "create", "--public", "--name", "browser-tests").strip().splitlines()[-1]
+        assert key.startswith("pk_")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=2):
+                    break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail("abtest serve did not come up:\n" + (folder / "serve.log").read_text())
+                time.sleep(0.1)
+        yield LiveServer(url, key, database, folder)
+    finally:
+        server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown; SIGTERM waits for workers
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
+
+
+@pytest.fixture
+def shop(site, live):  # type: ignore[no-untyped-def]
+    """A customer page on the static server's origin; its API is the abtest server's origin."""
+    return site.page("live-shop.html", snippet_page("abtest.js", BODY, STYLE, key=live.key, api=live.url,
+                                                    attributes=json.dumps(ATTRIBUTES)))
+
+
+def test_variant_matches_python_and_events_reach_the_database(  # type: ignore[no-untyped-def]
+        page, shop, live, artifacts):
+    page.goto(shop)
+    unit = page.evaluate("abtest.unit")
+    assigned = page.evaluate("abtest.ready")
+    expected = live.python_variants(unit)
+    assert assigned == expected
+    assert {"live-hero", "live-fr"} & expected.keys() == {"live-hero"}  # live-fr: targeting says no
+    assert page.evaluate(MARKS) == expected
+    for experiment in EXPERIMENTS:
+        assert live.api_assign(experiment, unit) == expected.get(experiment)
+    page.screenshot(path=str(artifacts / f"live-hero-{expected['live-hero']}.png"))
+    time.sleep(0.05)  # the page-load timing joins the queue just after the load event
+    page.evaluate("abtest.flush()")  # sent now by fetch; the beacon path has its own test below
+
+    page.reload()  # a second page view: same visitor, same variants, config from the tab's cache
+    assert page.evaluate("abtest.unit") == unit
+    assert page.evaluate("abtest.ready") == expected
+    assert page.evaluate(MARKS) == expected
+    page.click("#buy")
+    page.evaluate("abtest.ready.then(() => abtest.flush())")
+
+    def stored() -> list[dict]:
+        rows = live.events(unit)
+        return rows if len([r for r in rows if r["type"] == "conversion"]) == len(expected) else []
+
+    rows = wait_until(stored, timeout=8, what="the conversion events in the database")
+    for experiment, variant in expected.items():
+        mine = [r for r in rows if r["experiment"] == experiment]
+        assert {r["variant"] for r in mine} == {variant}
+        assert all(r["forced"] == 0 for r in mine)
+        assert len([r for r in mine if r["type"] == "exposure"]) == 2  # one per page view
+        (conversion,) = [r for r in mine if r["type"] == "conversion"]
+        assert (conversion["event"], conversion["value"]) == ("purchase", 12.5)
+        assert any(r["type"] == "task" and r["task"] == "page-load" and r["success"] == 1 and r["duration_ms"] > 0
+                   for r in mine)
+    assert page.errors == []
+
+
+def test_beacon_on_page_hide_reaches_the_database(page, shop, live):  # type: ignore[no-untyped-def]
+    page.goto(shop)
+    unit = page.evaluate("abtest.unit")
+    expected = page.evaluate("abtest.ready")
+    page.evaluate("abtest.track('signup')")
+    page.goto("about:blank")  # pagehide: the queue leaves with navigator.sendBeacon
+
+    def stored() -> list[dict]:
+        rows = live.events(unit)
+        return rows if any(r["type"] == "conversion" for r in rows) else []
+
+    # A beacon POST carries credentials mode "include": the server's CORS preflight answer must
+    # echo the page's Origin and allow credentials ("*" is refused by the browser).
+    rows = wait_until(stored, timeout=4, what="beacon events (check CORS: echo Origin + allow credentials)")
+    kinds = {(r["experiment"], r["type"]) for r in rows}
+    assert kinds >= {(k, t) for k in expected for t in ("exposure", "conversion")}
+
+
+def test_forced_variant_is_recorded_as_forced(page, shop, live):  # type: ignore[no-untyped-def]
+    page.goto(shop)
+    unit = page.evaluate("abtest.unit")
+    natural = live.python_variants(unit)["live-hero"]
+    other = "blue" if natural == "control" else "control"
+    page.goto(f"{shop}?abtest_live-hero={other}")
+    assert page.evaluate("abtest.variant('live-hero')") == other
+    page.evaluate("abtest.flush()")
+
+    def forced_rows() -> list[dict]:
+        return [r for r in live.events(unit) if r["forced"]]
+
+    rows = wait_until(forced_rows, timeout=5, what="the forced exposure")
+    exposures = [(r["experiment"], r["variant"]) for r in rows if r["type"] == "exposure"]
+    assert exposures == [("live-hero", other)]
+    assert {r["experiment"] for r in rows} == {"live-hero"}  # only the forced experiment is flagged
+    assert page.errors == []

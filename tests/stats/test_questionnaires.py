@@ -1,0 +1,91 @@
+"""Questionnaire scoring: SUS (Brooke 1996; Sauro-Lewis grades), UMUX-Lite, NPS, SEQ, CSAT."""
+
+import math
+
+import pytest
+
+from abtest.errors import InsufficientData, ValidationError
+from abtest.stats.questionnaires import (
+    csat_is_top_two,
+    csat_top_two_box,
+    nps,
+    nps_category,
+    seq_score,
+    sus_grade,
+    sus_percentile,
+    sus_score,
+    umux_lite,
+)
+
+
+def test_sus_scoring():
+    assert sus_score([5, 1] * 5) == 100.0
+    assert sus_score([1, 5] * 5) == 0.0
+    assert sus_score([3] * 10) == 50.0
+    # Brooke (1996): odd items score − 1, even items 5 − score, sum × 2.5
+    assert sus_score([4, 2, 4, 1, 5, 2, 4, 2, 4, 3]) == (3 + 3 + 3 + 4 + 4 + 3 + 3 + 3 + 3 + 2) * 2.5
+
+
+@pytest.mark.parametrize(
+    ("score", "grade"),
+    [(100, "A+"), (84.1, "A+"), (84.0, "A"), (80.8, "A"), (80.7, "A-"), (78.9, "A-"),
+     (78.8, "B+"), (77.2, "B+"), (77.1, "B"), (74.1, "B"), (74.0, "B-"), (72.6, "B-"),
+     (72.5, "C+"), (71.1, "C+"), (71.0, "C"), (68.0, "C"), (65.0, "C"), (64.9, "C-"),
+     (62.7, "C-"), (62.6, "D"), (51.7, "D"), (51.6, "F"), (0, "F")],
+)
+def test_sus_curved_grades(score, grade):
+    assert sus_grade(score) == grade
+
+
+def test_sus_percentile_normal_approximation():
+    assert sus_percentile(68) == pytest.approx(50.0)
+    # 80.5 = 68 + 12.5 is one sd above the mean: Φ(1) = 0.8413447
+    assert sus_percentile(80.5) == pytest.approx(84.13447, abs=1e-4)
+
+
+def test_sus_validation_names_item():
+    with pytest.raises(ValidationError) as err:
+        sus_score([3] * 9)
+    assert err.value.field == "answers"
+    with pytest.raises(ValidationError) as err:
+        sus_score([3, 3, 3, 6, 3, 3, 3, 3, 3, 3])
+    assert err.value.field == "answers[4]"
+    with pytest.raises(ValidationError):
+        sus_score([3, 3, 3, 2.5, 3, 3, 3, 3, 3, 3])
+    with pytest.raises(ValidationError):
+        sus_grade(101)
+
+
+def test_umux_lite():
+    # Lewis, Utesch & Maher (2013): raw = (i1 + i2 − 2)/12 × 100; SUS-comparable 0.65 raw + 22.9
+    u = umux_lite(7, 7)
+    assert u.raw == 100.0 and u.sus_adjusted == pytest.approx(87.9)
+    u = umux_lite(5, 6)
+    assert u.raw == pytest.approx(75.0) and u.sus_adjusted == pytest.approx(0.65 * 75 + 22.9)
+    with pytest.raises(ValidationError) as err:
+        umux_lite(0, 5)
+    assert err.value.field == "item1"
+
+
+def test_seq_and_csat():
+    assert seq_score(7) == 7
+    with pytest.raises(ValidationError):
+        seq_score(8)
+    assert csat_is_top_two(4) and not csat_is_top_two(3)
+    est = csat_top_two_box(30, 40)
+    assert est.value == 0.75 and est.ci.contains(0.75)
+
+
+def test_nps_and_trinomial_se():
+    assert [nps_category(a) for a in (0, 6, 7, 8, 9, 10)] == [
+        "detractor", "detractor", "passive", "passive", "promoter", "promoter"]
+    est = nps(promoters=50, passives=30, detractors=20)
+    assert est.value == pytest.approx(30.0)
+    se = math.sqrt((0.5 + 0.2 - 0.3**2) / 100)
+    assert est.ci.as_tuple() == pytest.approx((100 * (0.3 - 1.959963984540054 * se), 100 * (0.3 + 1.959963984540054 * se)))
+    with pytest.raises(InsufficientData):
+        nps(10, 0, 0)
+    with pytest.raises(InsufficientData):
+        nps(1, 0, 0)
+    with pytest.raises(ValidationError):
+        nps_category(11)
