@@ -166,7 +166,8 @@ def _safe(compute: Callable[[], Estimate]) -> tuple[Estimate | None, str | None]
         return None, exc.message
 
 
-def _variant_rows(definition: ExperimentDef, stats: dict, estimate) -> tuple[VariantResult, ...]:  # type: ignore[no-untyped-def]
+def _variant_rows(definition: ExperimentDef, stats: dict[str, tuple[int, Callable[[], Estimate]]]) -> tuple[VariantResult, ...]:
+    """Each variant's value and interval, or the reason it has none (in definition order)."""
     rows = []
     for key in definition.variant_keys:
         entry = stats.get(key)
@@ -240,7 +241,7 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
         assert metric.task is not None
         logs = _duration_stats(conn, experiment_id, metric.task)
         variants = _variant_rows(definition, {k: (m.n, lambda m=m: durations.geometric_mean(m, alpha))
-                                              for k, m in logs.items()}, None)
+                                              for k, m in logs.items()})
         if sequential_mode:
             compute = lambda b, t: _as_ratio(sequential.sequential_means(b, t, planned_n, alpha))  # noqa: E731
         else:
@@ -255,7 +256,7 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
     if metric.type == "conversion":
         counts = {k: s.units for k, s in stats.items()}
         variants = _variant_rows(definition, {k: (c.n, lambda c=c: proportions.wilson_interval(c, alpha))
-                                              for k, c in counts.items()}, None)
+                                              for k, c in counts.items()})
         if sequential_mode:
             compute = lambda b, t: sequential.sequential_proportions(b, t, planned_n, alpha)  # noqa: E731
         else:
@@ -266,7 +267,7 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
 
     moments = {k: s.post for k, s in stats.items()}
     variants = _variant_rows(definition, {k: (m.n, lambda m=m: means.mean_interval(m, alpha))
-                                          for k, m in moments.items()}, None)
+                                          for k, m in moments.items()})
     if sequential_mode:
         compute = lambda b, t: sequential.sequential_means(b, t, planned_n, alpha)  # noqa: E731
         pairs: dict = moments

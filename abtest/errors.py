@@ -52,3 +52,32 @@ class InsufficientData(AbtestError):
 
     status = 422
     code = "insufficient_data"
+
+
+class BadRequest(AbtestError):
+    """A request that cannot be read at all: malformed JSON, bytes that are not UTF-8."""
+
+    status = 400
+    code = "bad_request"
+
+
+class Unauthorized(AbtestError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(AbtestError):
+    status = 403
+    code = "forbidden"
+
+
+class UnsupportedMediaType(AbtestError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+class Unavailable(AbtestError):
+    """The database cannot be reached; nothing was stored, so the same request may be retried."""
+
+    status = 503
+    code = "unavailable"

@@ -186,7 +186,6 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ..
             continue
         valid.append((index, event))
 
-    table = Event.__table__  # type: ignore[attr-defined]
     with engine.begin() as conn:
         targets = _targets(conn, {e.experiment for _i, e in valid}) if valid else {}
         rows: dict[str, dict[str, Any]] = {}

@@ -20,7 +20,9 @@ from werkzeug.exceptions import HTTPException
 from abtest import registry
 from abtest.assignment import assign
 from abtest.definitions import DefinitionDocument, ExperimentDef, InvalidDefinition, parse_definition
-from abtest.errors import AbtestError, NotFound, ValidationError
+from abtest.errors import (
+    AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError,
+)
 from abtest.ingest import EventBatch, exposure_id, ingest, insert_events
 from abtest.models import Experiment
 from web import get_engine
@@ -107,21 +109,6 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
-
-
-class BadRequest(AbtestError):
-    status = 400
-    code = "bad_request"
-
-
-class UnsupportedMediaType(AbtestError):
-    status = 415
-    code = "unsupported_media_type"
-
-
-class Unavailable(AbtestError):
-    status = 503
-    code = "unavailable"
 
 
 @api.errorhandler(AbtestError)

@@ -14,20 +14,10 @@ from flask import g, request
 from sqlmodel import Session
 
 from abtest.accounts import find_token
-from abtest.errors import AbtestError
+from abtest.errors import Forbidden, Unauthorized
 from web import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-
-class Unauthorized(AbtestError):
-    status = 401
-    code = "unauthorized"
-
-
-class Forbidden(AbtestError):
-    status = 403
-    code = "forbidden"
 
 
 def _presented_token() -> str | None:
