@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
 
 from abtest import registry
@@ -31,6 +33,26 @@ _EV = Event.__table__  # type: ignore[attr-defined]
 
 
 # ---- SQL: sufficient statistics ----------------------------------------------------------------
+
+class _elapsed_days(FunctionElement[float]):  # noqa: N801 - reads as a SQL function
+    """Days from ``earlier`` to ``later`` as a float: the one date sum that needs dialect SQL."""
+
+    type = sa.Float()
+    inherit_cache = True
+    name = "elapsed_days"
+
+
+@compiles(_elapsed_days, "sqlite")
+def _elapsed_days_sqlite(element, compiler, **kw):  # type: ignore[no-untyped-def]
+    later, earlier = list(element.clauses)
+    return f"(julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)}))"
+
+
+@compiles(_elapsed_days, "postgresql")
+def _elapsed_days_postgresql(element, compiler, **kw):  # type: ignore[no-untyped-def]
+    later, earlier = list(element.clauses)
+    return f"(EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})) / 86400.0)"
+
 
 def _timeline(experiment_id: int, include: sa.ColumnElement[bool] | None = None) -> sa.Subquery:
     """The experiment's exposures (plus the events one metric needs), each row carrying its
@@ -111,6 +133,17 @@ def _value_stats(conn: sa.Connection, experiment_id: int, event: str) -> dict[st
                              Moments(n, float(p or 0), float(pp or 0)), float(sp or 0))
         for variant, n, x, s, ss, p, pp, sp in rows
     }
+
+
+def _retention_stats(conn: sa.Connection, experiment_id: int, days: int) -> dict[str, Counts]:
+    """Per variant: units seen again (any event) at least ``days`` days after first exposure."""
+    t = _timeline(experiment_id, _EV.c.type != "exposure")
+    back = _elapsed_days(t.c.ts, t.c.first_ts) >= days
+    per_unit = _per_unit(t, sa.func.max(sa.case((back, 1), else_=0)).label("back"))
+    rows = conn.execute(
+        sa.select(per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.back)).group_by(per_unit.c.variant)
+    ).all()
+    return {variant: Counts(n, int(x or 0)) for variant, n, x in rows}
 
 
 def _duration_stats(conn: sa.Connection, experiment_id: int, task: str) -> dict[str, Moments]:
@@ -251,10 +284,13 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
                             "geometric mean of successful task times with t interval on log times",
                             variants, comparisons, adjustment, unit="seconds (geometric mean)")
 
-    assert metric.event is not None
-    stats = _value_stats(conn, experiment_id, metric.event)
-    if metric.type == "conversion":
-        counts = {k: s.units for k, s in stats.items()}
+    if metric.type in ("conversion", "retention"):
+        if metric.type == "retention":
+            assert metric.days is not None
+            counts = _retention_stats(conn, experiment_id, metric.days)
+        else:
+            assert metric.event is not None
+            counts = {k: s.units for k, s in _value_stats(conn, experiment_id, metric.event).items()}
         variants = _variant_rows(definition, {k: (c.n, lambda c=c: proportions.wilson_interval(c, alpha))
                                               for k, c in counts.items()})
         if sequential_mode:
@@ -265,6 +301,8 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
         return MetricResult(metric.name, metric.type, metric.primary, "Wilson score interval", variants,
                             comparisons, adjustment, unit="rate")
 
+    assert metric.event is not None
+    stats = _value_stats(conn, experiment_id, metric.event)
     moments = {k: s.post for k, s in stats.items()}
     variants = _variant_rows(definition, {k: (m.n, lambda m=m: means.mean_interval(m, alpha))
                                           for k, m in moments.items()})

@@ -25,7 +25,8 @@ VARIANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 STATUSES = ("draft", "running", "stopped", "archived")
 ANALYSES = ("sequential", "fixed")
-METRIC_TYPES = ("conversion", "mean", "duration")
+METRIC_TYPES = ("conversion", "mean", "duration", "retention")
+MAX_RETENTION_DAYS = 365
 WEIGHT_TOLERANCE = 1e-9
 MAX_VARIANTS = 20
 
@@ -44,9 +45,10 @@ class VariantDocument(_Shape):
 
 class MetricDocument(_Shape):
     name: str = PField(pattern=NAME_PATTERN.pattern)
-    type: Literal["conversion", "mean", "duration"]
+    type: Literal["conversion", "mean", "duration", "retention"]
     event: str | None = PField(default=None, description="conversion/mean: the event counted or summed")
     task: str | None = PField(default=None, description="duration: the timed task")
+    days: int | None = PField(default=None, ge=1, le=365, description="retention: came back at least this many days later")
     primary: bool = False
 
 
@@ -133,13 +135,15 @@ class VariantDef:
 @dataclass(frozen=True, slots=True)
 class MetricDef:
     """``conversion``: units with ≥1 ``event``; ``mean``: per-unit sum of ``event`` values;
-    ``duration``: per-unit time of ``task``, analysed on the log scale."""
+    ``duration``: per-unit time of ``task``, analysed on the log scale; ``retention``: units seen
+    again (any event) at least ``days`` days after their first exposure."""
 
     name: str
     type: str
     event: str | None = None
     task: str | None = None
     primary: bool = False
+    days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,7 +218,7 @@ class ExperimentDef:
         ]
         out["metrics"] = [
             {k: v for k, v in (("name", m.name), ("type", m.type), ("event", m.event),
-                               ("task", m.task), ("primary", m.primary)) if v is not None}
+                               ("task", m.task), ("days", m.days), ("primary", m.primary)) if v is not None}
             for m in self.metrics
         ]
         return out
@@ -376,20 +380,29 @@ def _parse_metrics(c: _Checker, raw: Any) -> tuple[MetricDef, ...]:
             c.fail(f"{where}.event", "a mean metric must name the event whose values it sums")
         if mtype == "duration" and task is None:
             c.fail(f"{where}.task", "a duration metric must name the task it times")
-        if mtype in ("conversion", "mean") and task is not None:
+        if mtype in ("conversion", "mean", "retention") and task is not None:
             c.fail(f"{where}.task", f"only duration metrics take a task, not {mtype}")
-        if mtype == "duration" and event is not None:
-            c.fail(f"{where}.event", "duration metrics take a task, not an event")
+        if mtype in ("duration", "retention") and event is not None:
+            c.fail(f"{where}.event", f"{mtype} metrics take no event")
+        days = item.get("days")
+        if mtype == "retention":
+            if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_RETENTION_DAYS:
+                c.fail(f"{where}.days", f"a retention metric needs whole days between 1 and {MAX_RETENTION_DAYS}, "
+                                        f"not {days!r}")
+                days = None
+        elif days is not None:
+            c.fail(f"{where}.days", "only retention metrics take days")
+            days = None
         c.pattern(event, f"{where}.event", NAME_PATTERN, "letters, digits, dots, dashes, underscores")
         c.pattern(task, f"{where}.task", NAME_PATTERN, "letters, digits, dots, dashes, underscores")
         primary = c.boolean(item, "primary", f"{where}.primary")
-        metrics.append(MetricDef(mname or "", mtype or "", event, task, primary))
+        metrics.append(MetricDef(mname or "", mtype or "", event, task, primary, days))
     primaries = [m.name for m in metrics if m.primary]
     if len(primaries) > 1:
         c.fail("metrics", f"only one metric can be primary, got {', '.join(primaries)}")
     if metrics and not primaries:
         first = metrics[0]
-        metrics[0] = MetricDef(first.name, first.type, first.event, first.task, True)
+        metrics[0] = MetricDef(first.name, first.type, first.event, first.task, True, first.days)
     return tuple(metrics)
 
 

@@ -97,6 +97,7 @@ class Metric(SQLModel, table=True):
     type: str = Field(max_length=16)
     event: str | None = Field(default=None, max_length=64)
     task: str | None = Field(default=None, max_length=64)
+    days: int | None = None  # retention metrics: "came back at least this many days later"
     primary: bool = False
 
 

@@ -65,7 +65,7 @@ def _row_to_definition(row: Experiment, variants: Sequence[Variant], metrics: Se
         targeting={k: tuple(v) for k, v in (row.targeting or {}).items()},
         variants=tuple(VariantDef(v.key, v.weight, v.name, v.description)
                        for v in sorted(variants, key=lambda v: v.position)),
-        metrics=tuple(MetricDef(m.name, m.type, m.event, m.task, m.primary)
+        metrics=tuple(MetricDef(m.name, m.type, m.event, m.task, m.primary, m.days)
                       for m in sorted(metrics, key=lambda m: m.position)),
     )
 
@@ -104,7 +104,7 @@ def _replace_children(session: Session, row: Experiment, definition: ExperimentD
     session.add_all(Variant(experiment_id=row.id, position=i, key=v.key, weight=v.weight, name=v.name,
                             description=v.description) for i, v in enumerate(definition.variants))
     session.add_all(Metric(experiment_id=row.id, position=i, name=m.name, type=m.type, event=m.event,
-                           task=m.task, primary=m.primary) for i, m in enumerate(definition.metrics))
+                           task=m.task, days=m.days, primary=m.primary) for i, m in enumerate(definition.metrics))
 
 
 def get_row(session: Session, key: str) -> Experiment:

@@ -168,7 +168,7 @@ def describe_effect(metric: MetricResult, comparison: Comparison, level: str = "
         return (f"{comparison.variant} makes {metric.name} {abs(change):.0%} {direction} "
                 f"(time ratio {comparison.effect:.2f}, {ci} {low:.2f} to {high:.2f})")
     verb = "raises" if comparison.effect > 0 else "lowers"
-    if metric.type == "conversion":
+    if metric.unit == "rate":
         return (f"{comparison.variant} {verb} {metric.name} by {abs(comparison.effect) * 100:.1f} points "
                 f"({ci} {low * 100:.1f} to {high * 100:.1f})")
     return (f"{comparison.variant} {verb} {metric.name} by {_number(abs(comparison.effect))} "

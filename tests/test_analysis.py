@@ -233,3 +233,24 @@ def test_cuped_uses_pre_exposure_values(engine, session):
     raw = welch_test(Moments.from_values([i % 10 + i % 3 for i in range(300)]),
                      Moments.from_values([i % 10 + 2.0 + i % 3 for i in range(300)]))
     assert (revenue.ci[1] - revenue.ci[0]) < 0.5 * raw.ci.width
+
+
+def test_retention_counts_units_that_came_back_after_n_days(engine, session):
+    experiment_id = create(session, metrics=[{"name": "week-back", "type": "retention", "days": 7, "primary": True}])
+    rows = []
+    for arm, returners in (("control", 20), ("green", 45)):
+        for i in range(100):
+            unit = f"{arm}-{i}"
+            rows.append(event(experiment_id, "exposure", unit, arm, T0))
+            if i < returners:  # back on day 8
+                rows.append(event(experiment_id, "exposure", unit, arm, T0 + timedelta(days=8)))
+            elif i < returners + 10:  # back after 6.9 days: too early to count
+                rows.append(event(experiment_id, "conversion", unit, arm, T0 + timedelta(days=6, hours=22),
+                                  event="purchase"))
+    with engine.begin() as conn:
+        insert_events(conn, rows)
+    report = analyze(engine, "checkout-button")
+    retention = metric(report, "week-back")
+    assert [(v.n, v.value) for v in retention.variants] == [(100, 0.20), (100, 0.45)]
+    assert retention.comparisons[0].effect == pytest.approx(0.25)
+    assert report.verdict.startswith("green raises week-back by 25.0 points")

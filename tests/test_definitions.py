@@ -69,7 +69,7 @@ def test_definition_round_trips_through_to_dict():
     (valid(metrics=[{"name": "m", "type": "median"}]), "metrics[0].type", "not one of"),
     (valid(metrics=[{"name": "revenue", "type": "mean"}]), "metrics[0].event", "must name the event"),
     (valid(metrics=[{"name": "time", "type": "duration"}]), "metrics[0].task", "must name the task"),
-    (valid(metrics=[{"name": "time", "type": "duration", "task": "t", "event": "e"}]), "metrics[0].event", "task, not an event"),
+    (valid(metrics=[{"name": "time", "type": "duration", "task": "t", "event": "e"}]), "metrics[0].event", "take no event"),
     (valid(metrics=[{"name": "buy", "type": "conversion", "task": "t"}]), "metrics[0].task", "only duration"),
     (valid(metrics=[{"name": "a", "type": "conversion"}, {"name": "a", "type": "conversion"}]),
      "metrics[1].name", "duplicate"),
@@ -126,3 +126,20 @@ def test_shipped_example_definitions_are_valid(path):
     definition = load_toml(path)
     assert definition.key == path.stem
     assert tomllib.loads(path.read_text())  # plain TOML a person can edit
+
+
+@pytest.mark.parametrize("metric, field, fragment", [
+    ({"name": "back", "type": "retention"}, "metrics[0].days", "whole days"),
+    ({"name": "back", "type": "retention", "days": 0}, "metrics[0].days", "whole days"),
+    ({"name": "back", "type": "retention", "days": 7, "event": "x"}, "metrics[0].event", "take no event"),
+    ({"name": "buy", "type": "conversion", "days": 7}, "metrics[0].days", "only retention"),
+])
+def test_retention_rules(metric, field, fragment):
+    found = problems(valid(metrics=[metric]))
+    assert fragment in found[field]
+
+
+def test_retention_metric_round_trips():
+    definition = parse_definition(valid(metrics=[{"name": "back", "type": "retention", "days": 7}]))
+    assert definition.metrics[0].days == 7
+    assert parse_definition(definition.to_dict()) == definition
