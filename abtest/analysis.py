@@ -12,9 +12,12 @@ A conversion counts when it happened at or after the unit's first exposure.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import Any
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.ext.compiler import compiles
@@ -23,9 +26,10 @@ from sqlmodel import Session
 
 from abtest import registry
 from abtest.definitions import ExperimentDef, MetricDef
-from abtest.errors import AbtestError
+from abtest.errors import AbtestError, InsufficientData
 from abtest.models import Event
 from abtest.report import Comparison, MetricResult, PowerResult, Report, SeriesPoint, SrmResult, VariantResult, verdict
+from abtest.stats.cuped import CovariateMoments
 from abtest.stats.summary import Counts, Effect, Estimate, Moments
 
 DEFAULT_PLANNED_N = 10_000  # tunes the always-valid test when the experiment states no plan
@@ -74,7 +78,9 @@ def _per_unit(timeline: sa.Subquery, *measures: sa.ColumnElement[object]) -> sa.
     return (
         sa.select(timeline.c.unit, sa.func.min(sa.case((exposure, timeline.c.variant))).label("variant"), *measures)
         .group_by(timeline.c.unit)
-        .having(sa.func.count(sa.distinct(sa.case((exposure, timeline.c.variant)))) == 1,
+        # min = max rather than count(DISTINCT …) = 1: same meaning, but lets the database hash
+        # instead of sorting inside every group. A unit with no exposure has min NULL: dropped.
+        .having(sa.func.min(sa.case((exposure, timeline.c.variant))) == sa.func.max(sa.case((exposure, timeline.c.variant))),
                 sa.func.max(sa.case((sa.and_(exposure, timeline.c.forced), 1), else_=0)) == 0)
         .subquery("per_unit")
     )
@@ -87,7 +93,7 @@ def _unit_counts(conn: sa.Connection, experiment_id: int) -> tuple[dict[str, int
         sa.select(
             sa.case(
                 (sa.func.max(sa.case((t.c.forced, 1), else_=0)) == 1, "forced"),
-                (sa.func.count(sa.distinct(t.c.variant)) > 1, "multiple_variants"),
+                (sa.func.min(t.c.variant) != sa.func.max(t.c.variant), "multiple_variants"),
                 else_=sa.func.min(t.c.variant),
             ).label("bucket")
         ).group_by(t.c.unit).subquery("per_unit")
@@ -135,13 +141,20 @@ def _value_stats(conn: sa.Connection, experiment_id: int, event: str) -> dict[st
     }
 
 
-def _retention_stats(conn: sa.Connection, experiment_id: int, days: int) -> dict[str, Counts]:
-    """Per variant: units seen again (any event) at least ``days`` days after first exposure."""
+def _retention_stats(conn: sa.Connection, experiment_id: int, days: int, now: datetime) -> dict[str, Counts]:
+    """Per variant: units seen again (any event) at least ``days`` days after first exposure.
+
+    Only units first exposed at least ``days`` days before ``now`` count: the others have not yet
+    had the chance to come back, and counting them as lost would understate retention.
+    """
     t = _timeline(experiment_id, _EV.c.type != "exposure")
     back = _elapsed_days(t.c.ts, t.c.first_ts) >= days
-    per_unit = _per_unit(t, sa.func.max(sa.case((back, 1), else_=0)).label("back"))
+    per_unit = _per_unit(t, sa.func.max(sa.case((back, 1), else_=0)).label("back"),
+                         sa.func.min(t.c.first_ts).label("first"))
     rows = conn.execute(
-        sa.select(per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.back)).group_by(per_unit.c.variant)
+        sa.select(per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.back))
+        .where(per_unit.c.first <= now - timedelta(days=days))
+        .group_by(per_unit.c.variant)
     ).all()
     return {variant: Counts(n, int(x or 0)) for variant, n, x in rows}
 
@@ -160,20 +173,22 @@ def _duration_stats(conn: sa.Connection, experiment_id: int, task: str) -> dict[
     return {variant: Moments(n, float(s or 0), float(ss or 0)) for variant, n, s, ss in rows}
 
 
-def _daily_conversions(conn: sa.Connection, experiment_id: int, event: str) -> dict[tuple[str, str], tuple[int, int]]:
-    """(UTC day of first exposure, variant) → (units, converted units), for the cumulative chart."""
+def _daily_conversions(conn: sa.Connection, experiment_id: int, event: str) -> list[tuple[str, str, str | None, int]]:
+    """(variant, UTC day of first exposure, UTC day of first conversion or None, units): enough to
+    rebuild, for any day, the units exposed and converted by the end of that day."""
     t = _timeline(experiment_id, sa.and_(_EV.c.type == "conversion", _EV.c.event == event))
     converted = sa.and_(t.c.type == "conversion", t.c.ts >= t.c.first_ts)
+    day = lambda column: sa.func.substr(sa.cast(column, sa.String), 1, 10)  # noqa: E731
     per_unit = _per_unit(
         t,
-        sa.func.substr(sa.cast(sa.func.min(t.c.first_ts), sa.String), 1, 10).label("day"),
-        sa.func.max(sa.case((converted, 1), else_=0)).label("converted"),
+        day(sa.func.min(t.c.first_ts)).label("day"),
+        day(sa.func.min(sa.case((converted, t.c.ts)))).label("converted_day"),
     )
     rows = conn.execute(
-        sa.select(per_unit.c.day, per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.converted))
-        .group_by(per_unit.c.day, per_unit.c.variant)
+        sa.select(per_unit.c.variant, per_unit.c.day, per_unit.c.converted_day, sa.func.count())
+        .group_by(per_unit.c.variant, per_unit.c.day, per_unit.c.converted_day)
     ).all()
-    return {(str(d), v): (int(n), int(x or 0)) for d, v, n, x in rows}
+    return [(str(v), str(d), None if c is None else str(c), int(n)) for v, d, c, n in rows]
 
 
 # ---- statistics: one metric -----------------------------------------------------------------------
@@ -261,25 +276,65 @@ def _as_ratio(effect: Effect) -> Effect:
                   effect.p_value, effect.se, effect.method + " on log times (ratio of geometric means)")
 
 
-def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, metric: MetricDef,
-            planned_n: int, significance_allowed: bool) -> MetricResult:
+@dataclass(frozen=True)
+class _Context:
+    """What every metric of one analysis shares."""
+
+    conn: sa.Connection
+    experiment_id: int
+    definition: ExperimentDef
+    planned_n: int
+    significance_allowed: bool
+    now: datetime
+    values: Callable[[str], dict[str, _ValueStats]]  # cached per event name
+
+
+def _metric(ctx: _Context, metric: MetricDef) -> MetricResult:
+    """One metric's variants and comparisons; a metric whose data cannot be summarised (say, sums
+    too large to square) reports why instead of failing the whole report."""
+    try:
+        return _metric_result(ctx, metric)
+    except AbtestError as exc:
+        return MetricResult(metric.name, metric.type, metric.primary, "", (), (), reason=exc.message)
+    except sa.exc.DataError:  # PostgreSQL: a sum of squares overflowed double precision
+        ctx.conn.rollback()  # the failed statement aborted the transaction; later metrics need a fresh one
+        return MetricResult(metric.name, metric.type, metric.primary, "", (), (),
+                            reason="stored values are too large to sum (not a finite number)")
+
+
+def _cuped_or_welch(b: CovariateMoments, t: CovariateMoments, alpha: float) -> Effect:
+    """CUPED when the pre-exposure covariate varies; otherwise plain Welch, saying so."""
     from abtest.stats import cuped as cuped_stats
+    from abtest.stats import means
+
+    try:
+        return cuped_stats.cuped(b, t, alpha).effect
+    except InsufficientData:
+        effect = means.welch_test(Moments(b.n, b.sum_y, b.sum_y2), Moments(t.n, t.sum_y, t.sum_y2), alpha)
+        return replace(effect, method=effect.method + " (CUPED skipped: no pre-exposure values vary)")
+
+
+def _metric_result(ctx: _Context, metric: MetricDef) -> MetricResult:
     from abtest.stats import durations, means, proportions, sequential
 
-    alpha = definition.alpha
+    definition = ctx.definition
+    alpha, planned_n = definition.alpha, ctx.planned_n
     sequential_mode = definition.analysis == "sequential"
     baseline = definition.variant_keys[0]
     adjustment = "Holm" if len(definition.variants) > 2 else None
+
+    def compared(pairs: dict[str, Any], compute: Callable[[Any, Any], Effect]) -> tuple[Comparison, ...]:
+        return _compare(metric, definition, baseline, pairs, compute, ctx.significance_allowed)
+
     if metric.type == "duration":
         assert metric.task is not None
-        logs = _duration_stats(conn, experiment_id, metric.task)
-        variants = _variant_rows(definition, {k: (m.n, lambda m=m: durations.geometric_mean(m, alpha))
+        logs = _duration_stats(ctx.conn, ctx.experiment_id, metric.task)
+        variants = _variant_rows(definition, {k: (m.n, functools.partial(durations.geometric_mean, m, alpha))
                                               for k, m in logs.items()})
         if sequential_mode:
-            compute = lambda b, t: _as_ratio(sequential.sequential_means(b, t, planned_n, alpha))  # noqa: E731
+            comparisons = compared(logs, lambda b, t: _as_ratio(sequential.sequential_means(b, t, planned_n, alpha)))
         else:
-            compute = lambda b, t: durations.compare_durations(b, t, alpha)  # noqa: E731
-        comparisons = _compare(metric, definition, baseline, logs, compute, significance_allowed)
+            comparisons = compared(logs, lambda b, t: durations.compare_durations(b, t, alpha))
         return MetricResult(metric.name, metric.type, metric.primary,
                             "geometric mean of successful task times with t interval on log times",
                             variants, comparisons, adjustment, unit="seconds (geometric mean)")
@@ -287,38 +342,39 @@ def _metric(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
     if metric.type in ("conversion", "retention"):
         if metric.type == "retention":
             assert metric.days is not None
-            counts = _retention_stats(conn, experiment_id, metric.days)
+            counts = _retention_stats(ctx.conn, ctx.experiment_id, metric.days, ctx.now)
+            method = f"Wilson score interval; units first exposed at least {metric.days} days ago"
         else:
             assert metric.event is not None
-            counts = {k: s.units for k, s in _value_stats(conn, experiment_id, metric.event).items()}
-        variants = _variant_rows(definition, {k: (c.n, lambda c=c: proportions.wilson_interval(c, alpha))
+            counts = {k: s.units for k, s in ctx.values(metric.event).items()}
+            method = "Wilson score interval"
+        variants = _variant_rows(definition, {k: (c.n, functools.partial(proportions.wilson_interval, c, alpha))
                                               for k, c in counts.items()})
         if sequential_mode:
-            compute = lambda b, t: sequential.sequential_proportions(b, t, planned_n, alpha)  # noqa: E731
+            comparisons = compared(counts, lambda b, t: sequential.sequential_proportions(b, t, planned_n, alpha))
         else:
-            compute = lambda b, t: proportions.compare_proportions(b, t, alpha)  # noqa: E731
-        comparisons = _compare(metric, definition, baseline, counts, compute, significance_allowed)
-        return MetricResult(metric.name, metric.type, metric.primary, "Wilson score interval", variants,
-                            comparisons, adjustment, unit="rate")
+            comparisons = compared(counts, lambda b, t: proportions.compare_proportions(b, t, alpha))
+        return MetricResult(metric.name, metric.type, metric.primary, method, variants, comparisons, adjustment,
+                            unit="rate")
 
     assert metric.event is not None
-    stats = _value_stats(conn, experiment_id, metric.event)
+    stats = ctx.values(metric.event)
     moments = {k: s.post for k, s in stats.items()}
-    variants = _variant_rows(definition, {k: (m.n, lambda m=m: means.mean_interval(m, alpha))
+    variants = _variant_rows(definition, {k: (m.n, functools.partial(means.mean_interval, m, alpha))
                                           for k, m in moments.items()})
+    method = "mean per unit with t interval"
     if sequential_mode:
-        compute = lambda b, t: sequential.sequential_means(b, t, planned_n, alpha)  # noqa: E731
-        pairs: dict = moments
+        comparisons = compared(moments, lambda b, t: sequential.sequential_means(b, t, planned_n, alpha))
+        if definition.cuped:
+            method += " (CUPED is not applied to the always-valid test)"
     elif definition.cuped:
-        pairs = {k: cuped_stats.CovariateMoments(s.post.n, s.post.total, s.post.total_sq, s.pre.total,
-                                                 s.pre.total_sq, s.cross) for k, s in stats.items()}
-        compute = lambda b, t: cuped_stats.cuped(b, t, alpha).effect  # noqa: E731
+        covariates = {k: CovariateMoments(s.post.n, s.post.total, s.post.total_sq, s.pre.total, s.pre.total_sq,
+                                          s.cross) for k, s in stats.items()}
+        comparisons = compared(covariates, lambda b, t: _cuped_or_welch(b, t, alpha))
     else:
-        pairs = moments
-        compute = lambda b, t: means.welch_test(b, t, alpha)  # noqa: E731
-    comparisons = _compare(metric, definition, baseline, pairs, compute, significance_allowed)
-    return MetricResult(metric.name, metric.type, metric.primary, "mean per unit with t interval", variants,
-                        comparisons, adjustment, unit=f"sum of {metric.event} values per unit")
+        comparisons = compared(moments, lambda b, t: means.welch_test(b, t, alpha))
+    return MetricResult(metric.name, metric.type, metric.primary, method, variants, comparisons, adjustment,
+                        unit=f"sum of {metric.event} values per unit")
 
 
 def _series(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, metric: MetricDef | None,
@@ -328,23 +384,25 @@ def _series(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, 
 
     if metric is None or metric.type != "conversion" or metric.event is None:
         return ()
-    daily = _daily_conversions(conn, experiment_id, metric.event)
-    days = sorted({d for d, _v in daily})
-    totals = {k: [0, 0] for k in definition.variant_keys}
-    previous: dict[str, Effect | None] = {k: None for k in definition.variant_keys[1:]}
+    cohorts = _daily_conversions(conn, experiment_id, metric.event)
+    days = sorted({d for _v, d, _c, _n in cohorts} | {c for _v, _d, c, _n in cohorts if c is not None})
     points = []
     baseline = definition.variant_keys[0]
     for day in days:
-        for key in definition.variant_keys:
-            n, x = daily.get((day, key), (0, 0))
-            totals[key][0] += n
-            totals[key][1] += x
+        # As the data stood at the end of ``day``: units exposed by then, conversions made by then.
+        totals = {k: [0, 0] for k in definition.variant_keys}
+        for variant, exposed_day, converted_day, n in cohorts:
+            if variant in totals and exposed_day <= day:
+                totals[variant][0] += n
+                if converted_day is not None and converted_day <= day:
+                    totals[variant][1] += n
         for key in definition.variant_keys[1:]:
             base, treat = Counts(*totals[baseline]), Counts(*totals[key])
             try:
+                # Each day's always-valid interval on its own (no running intersection), so the
+                # last point is exactly the interval the tables and the verdict state.
                 if definition.analysis == "sequential":
-                    effect = sequential.sequential_proportions(base, treat, planned_n, definition.alpha, previous[key])
-                    previous[key] = effect
+                    effect = sequential.sequential_proportions(base, treat, planned_n, definition.alpha)
                 else:
                     effect = proportions.compare_proportions(base, treat, definition.alpha)
                 points.append(SeriesPoint(day, key, base.n + treat.n, effect.effect, effect.ci.as_tuple()))
@@ -375,8 +433,10 @@ def analyze(engine: sa.Engine, key: str) -> Report:
         fixed_horizon_reached = (smallest >= target) if target else row.status in ("stopped", "archived")
         significance_allowed = definition.analysis == "sequential" or fixed_horizon_reached
         planned_n = target or DEFAULT_PLANNED_N
-        metrics = tuple(_metric(conn, row.id, definition, m, planned_n, significance_allowed)
-                        for m in definition.metrics)
+        # A conversion and a mean metric on the same event share one query.
+        values = functools.cache(functools.partial(_value_stats, conn, row.id))
+        ctx = _Context(conn, row.id, definition, planned_n, significance_allowed, datetime.now(UTC), values)
+        metrics = tuple(_metric(ctx, m) for m in definition.metrics)
         series = _series(conn, row.id, definition, definition.primary_metric, planned_n)
     total = sum(units.values())
     try:
@@ -391,4 +451,13 @@ def analyze(engine: sa.Engine, key: str) -> Report:
         text = ("Sample ratio mismatch: the split of units is off the configured weights "
                 f"(p = {srm.p_value:.2g}), so the results are not trustworthy until its cause is found. " + text)
     return Report(key, row.status, definition.analysis, definition.alpha, units, srm, metrics, power, text,
-                  excluded, series)
+                  excluded, series, horizon_reached=significance_allowed)
+
+
+def warm_up() -> None:
+    """Import the numerical libraries now (≈1–2 s) so the first results request does not pay it.
+
+    Called by ``abtest serve`` as each worker starts; the CLI and tests import lazily instead.
+    """
+    import scipy.stats  # noqa: F401
+    import statsmodels.stats.proportion  # noqa: F401

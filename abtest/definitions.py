@@ -29,6 +29,8 @@ METRIC_TYPES = ("conversion", "mean", "duration", "retention")
 MAX_RETENTION_DAYS = 365
 WEIGHT_TOLERANCE = 1e-9
 MAX_VARIANTS = 20
+# Keys that would collide with the designer pages' own paths under /experiments/.
+RESERVED_KEYS = frozenset({"new", "validate", "sample-size", "form"})
 
 
 
@@ -210,7 +212,8 @@ class ExperimentDef:
         if self.targeting:
             out["targeting"] = {k: list(v) for k, v in self.targeting.items()}
         if self.plan is not None:
-            out["plan"] = {k: getattr(self.plan, k) for k in _PLAN_FIELDS if getattr(self.plan, k) is not None}
+            out["plan"] = {k: getattr(self.plan, k) for k in PlanDocument.model_fields
+                           if getattr(self.plan, k) is not None}
         out["variants"] = [
             {k: v for k, v in (("key", x.key), ("weight", x.weight), ("name", x.name),
                                ("description", x.description)) if v != ""}
@@ -272,6 +275,10 @@ class _Checker:
         if value is not None and not pattern.fullmatch(value):
             self.fail(where, f"{value!r} must match {pattern.pattern}: {words}")
 
+    def length(self, value: str | None, where: str, limit: int) -> None:
+        if value is not None and len(value) > limit:
+            self.fail(where, f"at most {limit} characters, got {len(value)}")
+
     def choice(self, value: str | None, allowed: tuple[str, ...], where: str) -> None:
         if value is not None and value not in allowed:
             self.fail(where, f"{value!r} is not one of {', '.join(allowed)}")
@@ -285,16 +292,20 @@ def parse_definition(raw: Mapping[str, Any], source: str | None = None) -> Exper
     c.unknown(raw, _TOP_FIELDS, "")
     key = c.text(raw, "key", "key", required=True)
     c.pattern(key, "key", KEY_PATTERN, "2-64 lowercase letters, digits, dashes")
+    if key in RESERVED_KEYS:
+        c.fail("key", f"{key!r} is reserved by the designer pages; choose another key")
     kind = c.text(raw, "kind", "kind", default="experiment")
     if kind != "experiment":
         c.fail("kind", f"{kind!r} is not supported; only 'experiment' definitions can be synced")
     name = c.text(raw, "name", "name", default=key or "")
+    c.length(name, "name", 200)
     hypothesis = c.text(raw, "hypothesis", "hypothesis", default="")
     status = c.text(raw, "status", "status", default="draft")
     c.choice(status, STATUSES, "status")
     analysis = c.text(raw, "analysis", "analysis", default="sequential")
     c.choice(analysis, ANALYSES, "analysis")
     seed = c.text(raw, "seed", "seed", default=key or "")
+    c.length(seed, "seed", 200)
     if seed == "" and "seed" in raw:
         c.fail("seed", "must not be empty")
     coverage = c.number(raw, "coverage", "coverage", default=1.0)
@@ -311,6 +322,9 @@ def parse_definition(raw: Mapping[str, Any], source: str | None = None) -> Exper
     targeting = _parse_targeting(c, raw["targeting"]) if "targeting" in raw else {}
     plan = _parse_plan(c, raw["plan"]) if "plan" in raw else None
 
+    if analysis == "fixed" and plan is None and "plan" not in raw:
+        c.fail("plan", "a fixed-horizon analysis needs its planned sample: { units_per_variant = N } "
+                       "or { baseline = p, mde = d }; or use analysis = \"sequential\"")
     if c.errors:
         raise InvalidDefinition(c.errors, source)
     return ExperimentDef(
@@ -346,6 +360,7 @@ def _parse_variants(c: _Checker, raw: Any) -> tuple[VariantDef, ...]:
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", f"{weight} must be positive")
         vname = c.text(item, "name", f"{where}.name", default="")
+        c.length(vname, f"{where}.name", 200)
         description = c.text(item, "description", f"{where}.description", default="")
         variants.append(VariantDef(vkey or "", weight or 0.0, vname or "", description or ""))
     weights = [v.weight for v in variants]
@@ -412,6 +427,7 @@ def _parse_namespace(c: _Checker, raw: Any) -> NamespaceDef | None:
         return None
     c.unknown(raw, _NAMESPACE_FIELDS, "namespace.")
     name = c.text(raw, "name", "namespace.name", required=True)
+    c.length(name, "namespace.name", 100)
     if name is not None and not name.strip():
         c.fail("namespace.name", "must not be empty")
     bounds = raw.get("range")
@@ -462,8 +478,10 @@ def _parse_plan(c: _Checker, raw: Any) -> PlanDef | None:
         c.fail("plan.mde", f"{mde} must be positive")
     if power is not None and not 0 < power < 1:
         c.fail("plan.power", f"{power} must be between 0 and 1")
-    if units is None and (baseline is None) != (mde is None):
+    if units is None and (baseline is None or mde is None):
         c.fail("plan", "give units_per_variant, or both baseline and mde")
+    if baseline is not None and mde is not None and baseline + mde >= 1:
+        c.fail("plan.mde", f"baseline {baseline} + mde {mde} must stay below 1 (a rate cannot exceed 100%)")
     return PlanDef(units, baseline, mde, power or 0.8)
 
 

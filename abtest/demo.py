@@ -101,6 +101,10 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
     with Session(engine) as session:
         empty = session.exec(select(Experiment.id)).first() is None
         has_demo_user = session.exec(select(User.id).where(User.email == DEMO_EMAIL)).first() is not None
+    if not empty:
+        # Never add a known password to a registry that holds real work.
+        return ([f"demo login: {DEMO_EMAIL} / {DEMO_PASSWORD}"] if has_demo_user else
+                ["demo: the database already holds experiments, so no demo data or demo login was added"])
     lines = []
     if empty:
         rng = random.Random(seed)

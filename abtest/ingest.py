@@ -27,9 +27,32 @@ MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
 MAX_FUTURE = timedelta(minutes=5)
 MAX_DURATION_MS = 24 * 3600 * 1000  # a task timed for over a day is a stuck timer, not a measurement
-_CHUNK = 500  # rows per INSERT, well inside SQLite's bound-parameter limit
+# Values are summed and squared in SQL: an absurd one (anyone can send events with the public key)
+# would overflow the sums and break the experiment's results for good, so it is refused here.
+MAX_ABS_VALUE = 1e9
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class _FieldError(ValueError):
+    def __init__(self, field_name: str, message: str) -> None:
+        super().__init__(f"{field_name}: {message}")
+        self.field_name = field_name
+        self.message = message
+
+
+def reject_nul(data: Any, where: str = "") -> Any:
+    """Refuse NUL characters anywhere in a JSON body: PostgreSQL cannot store them in text."""
+    if isinstance(data, str) and "\x00" in data:
+        raise _FieldError(where or "body", "must not contain NUL characters")
+    if isinstance(data, dict):
+        for key, value in data.items():
+            reject_nul(key, where or str(key))
+            reject_nul(value, where or str(key))
+    elif isinstance(data, list):
+        for value in data:
+            reject_nul(value, where)
+    return data
 
 
 class EventIn(BaseModel):
@@ -37,13 +60,19 @@ class EventIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul(data)
+
     id: Annotated[str, Field(min_length=8, max_length=64, description="client-generated unique id (UUID)")]
     type: Literal["exposure", "conversion", "task", "response"]
     experiment: Name
     unit: Annotated[str, Field(min_length=1, max_length=200, description="visitor or participant id")]
     variant: Name | None = None
     event: Name | None = Field(default=None, description="conversion: the event name, e.g. purchase")
-    value: float | None = Field(default=None, description="conversion: a value to sum, e.g. revenue")
+    value: float | None = Field(default=None, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE,
+                                description="conversion: a value to sum, e.g. revenue")
     task: Name | None = None
     success: bool | None = None
     duration_ms: float | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
@@ -57,7 +86,10 @@ class EventIn(BaseModel):
     def _numbers(cls, value: Any) -> Any:
         # strict mode refuses "12.5" (good) but also the integer 12 (bad): accept real numbers only.
         if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
+            try:
+                return float(value)
+            except OverflowError:
+                raise ValueError("must be a finite number") from None
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError("must be a finite number")
         return value
@@ -97,13 +129,6 @@ class EventBatch(BaseModel):
         "items": {"$ref": "#/components/schemas/EventIn"}})]
 
 
-class _FieldError(ValueError):
-    def __init__(self, field_name: str, message: str) -> None:
-        super().__init__(f"{field_name}: {message}")
-        self.field_name = field_name
-        self.message = message
-
-
 @dataclass(frozen=True, slots=True)
 class Rejection:
     index: int
@@ -125,18 +150,17 @@ class IngestResult:
                 "rejected": [r.to_dict() for r in self.rejected]}
 
 
-def _explain(error: ValidationError) -> tuple[str | None, str]:
+def explain(error: ValidationError) -> tuple[str | None, str]:
+    """The first problem pydantic found, as (field, message) in our words."""
     first = error.errors()[0]
     ctx_error = (first.get("ctx") or {}).get("error")
     if isinstance(ctx_error, _FieldError):
         return ctx_error.field_name, ctx_error.message
     loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
-    name = loc[0] if loc else None
+    name = ".".join(loc) or None
     message = first["msg"]
     if first["type"] == "extra_forbidden":
         message = "unknown field"
-    elif first["type"] == "literal_error":
-        message = "must be one of exposure, conversion, task, response"
     elif message.startswith("Value error, "):
         message = message.removeprefix("Value error, ")
     return name, message
@@ -179,7 +203,7 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ..
         try:
             event = EventIn.model_validate(raw)
         except ValidationError as exc:
-            rejected.append(Rejection(index, *_explain(exc)))
+            rejected.append(Rejection(index, *explain(exc)))
             continue
         if not now - MAX_PAST <= event.ts <= now + MAX_FUTURE:
             rejected.append(Rejection(index, "ts", "must lie between 30 days ago and 5 minutes from now"))
@@ -215,17 +239,20 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ..
 
 
 def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert event rows, skipping ids already stored; returns how many were new."""
+    """Insert event rows, skipping ids already stored; returns how many were new.
+
+    One cached statement executed with many parameter sets (SQLAlchemy's "insertmanyvalues"
+    batches them and keeps RETURNING): building a multi-row VALUES statement per request instead
+    was measured 2-3x slower, because it is compiled afresh every time.
+    """
     if not rows:
         return 0
     table = Event.__table__  # type: ignore[attr-defined]
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    inserted = 0
-    for start in range(0, len(rows), _CHUNK):
-        statement = (insert(table).values(rows[start:start + _CHUNK])
-                     .on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id))
-        inserted += len(conn.execute(statement).all())
-    return inserted
+    statement = insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+    # Every writer takes the unique-index locks in the same (id) order, so two requests carrying
+    # overlapping ids wait for each other instead of deadlocking.
+    return len(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).all())
 
 
 def exposure_id(experiment: str, variant: str, unit: str, forced: bool) -> str:

@@ -38,17 +38,23 @@ def check_transition(current: str, target: str) -> None:
 def check_update(old: ExperimentDef, new: ExperimentDef) -> None:
     """Refuse changes that would break a live split; the lifecycle move itself is checked too."""
     check_transition(old.status, new.status)
-    if old.status != "running":
-        return
+    if old.status == "draft":
+        return  # nothing has been measured yet: anything may change
     if old.variant_keys != new.variant_keys or old.weights != new.weights:
-        raise Conflict("variants and weights of a running experiment cannot change "
+        raise Conflict("variants and weights of a launched experiment cannot change "
                        "(it would move units between variants); stop it and start a new one",
                        field="variants")
     if old.seed != new.seed:
-        raise Conflict("the seed of a running experiment cannot change (it reshuffles every unit)", field="seed")
+        raise Conflict("the seed of a launched experiment cannot change (it reshuffles every unit)", field="seed")
     if old.namespace != new.namespace:
-        raise Conflict("the namespace of a running experiment cannot change", field="namespace")
-    if new.coverage < old.coverage:
+        raise Conflict("the namespace of a launched experiment cannot change", field="namespace")
+    # Changing how the result is judged after the data has been seen is p-hacking: the test's
+    # alpha, mode and planned sample are fixed at launch.
+    for name in ("alpha", "analysis", "plan"):
+        if getattr(old, name) != getattr(new, name):
+            raise Conflict(f"the {name} of a launched experiment cannot change: it was fixed at launch so "
+                           "the results stay honest", field=name)
+    if old.status == "running" and new.coverage < old.coverage:
         raise Conflict(f"coverage of a running experiment may only rise (now {old.coverage}); "
                        "lowering it would drop units already in the test", field="coverage")
 

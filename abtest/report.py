@@ -78,12 +78,16 @@ class MetricResult:
     comparisons: tuple[Comparison, ...]
     adjustment: str | None = None  # multiple-comparison correction applied to p_adjusted
     unit: str = ""  # how to read `value`: "rate", "seconds (geometric mean)", …
+    reason: str | None = None  # why the metric has no numbers at all
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "type": self.type, "primary": self.primary, "method": self.method,
-                "unit": self.unit, "adjustment": self.adjustment,
-                "variants": [v.to_dict() for v in self.variants],
-                "comparisons": [c.to_dict() for c in self.comparisons]}
+        out: dict[str, Any] = {"name": self.name, "type": self.type, "primary": self.primary, "method": self.method,
+                               "unit": self.unit, "adjustment": self.adjustment,
+                               "variants": [v.to_dict() for v in self.variants],
+                               "comparisons": [c.to_dict() for c in self.comparisons]}
+        if self.reason:
+            out["reason"] = self.reason
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,13 +143,15 @@ class Report:
     verdict: str
     excluded: dict[str, int] = field(default_factory=dict)
     series: tuple[SeriesPoint, ...] = ()
+    horizon_reached: bool = True  # False: a fixed-horizon test short of its plan may not call a winner
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "experiment": self.experiment, "status": self.status, "analysis": self.analysis, "alpha": self.alpha,
             "units": dict(self.units), "excluded": dict(self.excluded), "srm": self.srm.to_dict(),
             "metrics": [m.to_dict() for m in self.metrics], "power": self.power.to_dict(),
-            "verdict": self.verdict, "series": [p.to_dict() for p in self.series],
+            "verdict": self.verdict, "horizon_reached": self.horizon_reached,
+            "series": [p.to_dict() for p in self.series],
         }
 
     @property
@@ -182,6 +188,8 @@ def verdict(metric: MetricResult | None, analysis: str, alpha: float, power: Pow
         return "No visitors yet: install the snippet (or call the assign API) and start the experiment."
     if metric is None:
         return "No primary metric is defined, so there is nothing to judge."
+    if metric.reason:
+        return f"No result for {metric.name}: {metric.reason}."
     usable = [c for c in metric.comparisons if c.effect is not None and c.ci is not None]
     if not usable:
         reasons = {c.reason for c in metric.comparisons if c.reason}

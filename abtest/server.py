@@ -32,8 +32,10 @@ def _gunicorn(settings: Settings, host: str, port: int, workers: int) -> Any:
             self.cfg.set("graceful_timeout", 5)
 
         def load(self) -> Any:
+            from abtest.analysis import warm_up
             from web import create_app
 
+            warm_up()
             return create_app(settings)
 
     return _App()

@@ -149,3 +149,34 @@ def seeded_experiment(session: Session):  # type: ignore[no-untyped-def]
     registry.create(session, definition)
     session.commit()
     return definition
+
+
+DESIGNER = ("designer@example.com", "correct horse battery")
+
+
+@pytest.fixture
+def designer(session):  # type: ignore[no-untyped-def]
+    """A designer login stored in the database."""
+    from abtest.accounts import create_user
+
+    create_user(session, *DESIGNER)
+    session.commit()
+    return DESIGNER
+
+
+def csrf_token_from(html: str) -> str:
+    import re
+
+    match = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+@pytest.fixture
+def logged_in(client, designer):  # type: ignore[no-untyped-def]
+    """A test client with a designer session (CSRF tokens are read from the pages it gets)."""
+    page = client.get("/login")
+    response = client.post("/login", data={"email": designer[0], "password": designer[1],
+                                           "csrf_token": csrf_token_from(page.get_data(as_text=True))})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    return client

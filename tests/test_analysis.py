@@ -237,7 +237,9 @@ def test_cuped_uses_pre_exposure_values(engine, session):
 
 def test_retention_counts_units_that_came_back_after_n_days(engine, session):
     experiment_id = create(session, metrics=[{"name": "week-back", "type": "retention", "days": 7, "primary": True}])
-    rows = []
+    recent = datetime.now(UTC) - timedelta(days=1)
+    # Exposed yesterday: they cannot have come back a week later yet, so they are not counted.
+    rows = [event(experiment_id, "exposure", f"new-{i}", "control" if i % 2 else "green", recent) for i in range(300)]
     for arm, returners in (("control", 20), ("green", 45)):
         for i in range(100):
             unit = f"{arm}-{i}"
@@ -254,3 +256,45 @@ def test_retention_counts_units_that_came_back_after_n_days(engine, session):
     assert [(v.n, v.value) for v in retention.variants] == [(100, 0.20), (100, 0.45)]
     assert retention.comparisons[0].effect == pytest.approx(0.25)
     assert report.verdict.startswith("green raises week-back by 25.0 points")
+
+
+def test_daily_series_uses_only_what_was_known_by_each_day(engine, session):
+    experiment_id = create(session, analysis="sequential")
+    day1, day3 = datetime(2026, 11, 1, 10, tzinfo=UTC), datetime(2026, 11, 3, 10, tzinfo=UTC)
+    rows = []
+    for i in range(100):
+        arm = "control" if i % 2 else "green"
+        rows.append(event(experiment_id, "exposure", f"u{i}", arm, day1))
+        if arm == "green" and i < 60:  # green units convert, but only on day 3
+            rows.append(event(experiment_id, "conversion", f"u{i}", arm, day3, event="purchase"))
+    with engine.begin() as conn:
+        insert_events(conn, rows)
+    series = analyze(engine, "checkout-button").series
+    assert [p.day for p in series] == ["2026-11-01", "2026-11-03"]
+    assert series[0].effect is None  # nobody had converted by the end of day 1: nothing to compare
+    assert series[1].effect == pytest.approx(30 / 50)
+
+
+def test_cuped_falls_back_to_welch_without_pre_exposure_data(engine, session):
+    seed_known_outcomes(engine, create(session, cuped=True))
+    with engine.begin() as conn:  # drop the pre-exposure conversions: the covariate is all zeros
+        table = sa.table("events", sa.column("ts"), sa.column("type"), sa.column("unit"))
+        for arm in ("control", "green"):
+            for i in range(30 if arm == "control" else 50, 60 if arm == "control" else 60):
+                conn.execute(sa.delete(table).where(table.c.unit == f"{arm}-{i}", table.c.type == "conversion"))
+    revenue = metric(analyze(engine, "checkout-button"), "revenue").comparisons[0]
+    assert revenue.method.startswith("Welch") and "CUPED skipped" in revenue.method
+    assert revenue.p_value == pytest.approx(0.0008762499925219322, rel=1e-6)
+
+
+def test_a_metric_that_cannot_be_summarised_does_not_sink_the_report(engine, session):
+    experiment_id = create(session)
+    seed_known_outcomes(engine, experiment_id)
+    with engine.begin() as conn:  # written past the API's bounds, straight into the table
+        insert_events(conn, [event(experiment_id, "conversion", "control-0", "control", T0 + timedelta(hours=1),
+                                   event="purchase", value=1e200)])
+    report = analyze(engine, "checkout-button")
+    purchase = metric(report, "purchase")
+    assert purchase.reason and "finite" in purchase.reason
+    assert metric(report, "checkout-time").comparisons[0].effect is not None
+    json.dumps(report.to_dict(), allow_nan=False)

@@ -319,3 +319,21 @@ def test_results_endpoint(client, tokens, engine):
     assert client.get("/api/v1/experiments/onboarding-copy/results", headers=tokens["pk"]).status_code == 403
     missing = client.get("/api/v1/experiments/nope-nope/results", headers=tokens["sk"])
     assert missing.status_code == 404 and missing.get_json()["error"]["field"] == "experiment"
+
+
+def test_hostile_values_are_refused_not_crashed(client, tokens, session, seeded_experiment):
+    """Found in review: each of these used to answer 500 or poison the results for good."""
+    conversion = {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button", "unit": "u",
+                  "event": "purchase", "ts": now_iso()}
+    bad = [{**conversion, "value": 1e200}, {**conversion, "value": 10**400}, {**exposure(), "unit": "a\u0000b"},
+           {**exposure(), "id": "id-with-\u0000-nul"}]
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [exposure("fine"), *bad]}).get_json()
+    assert body["accepted"] == 1
+    assert [r["error"]["field"] for r in body["rejected"]] == ["value", "value", "unit", "id"]
+    nul = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": "checkout-button", "unit": "a\u0000"})
+    assert (nul.status_code, nul.get_json()["error"]["field"]) == (422, "unit")
+    deep = client.post("/api/v1/events", headers=tokens["pk"], data="[" * 50_000 + "]" * 50_000,
+                       content_type="application/json")
+    assert (deep.status_code, deep.get_json()["error"]["field"]) == (400, "body")
+    results = client.get("/api/v1/experiments/checkout-button/results", headers=tokens["sk"])
+    assert results.status_code == 200

@@ -84,6 +84,10 @@ def test_definition_round_trips_through_to_dict():
     (valid(plan={"baseline": 0.1}), "plan", "both baseline and mde"),
     (valid(plan={"baseline": 1.2, "mde": 0.01}), "plan.baseline", "between 0 and 1"),
     (valid(plan={"units_per_variant": 1}), "plan.units_per_variant", "at least 2"),
+    (valid(plan={}), "plan", "both baseline and mde"),
+    (valid(plan={"power": 0.9}), "plan", "both baseline and mde"),
+    (valid(plan={"baseline": 0.95, "mde": 0.1}), "plan.mde", "must stay below 1"),
+    (valid(analysis="fixed"), "plan", "fixed-horizon analysis needs its planned sample"),
 ])
 def test_each_rule_names_its_field(raw, field, fragment):
     found = problems(raw)
@@ -143,3 +147,13 @@ def test_retention_metric_round_trips():
     definition = parse_definition(valid(metrics=[{"name": "back", "type": "retention", "days": 7}]))
     assert definition.metrics[0].days == 7
     assert parse_definition(definition.to_dict()) == definition
+
+
+@pytest.mark.parametrize("raw, field", [
+    (valid(key="new"), "key"),
+    (valid(name="x" * 201), "name"),
+    (valid(variants=[{"key": "a", "weight": 0.5, "name": "n" * 201}, {"key": "b", "weight": 0.5}]), "variants[0].name"),
+    (valid(namespace={"name": "n" * 101, "range": [0, 1]}), "namespace.name"),
+])
+def test_lengths_and_reserved_keys(raw, field):
+    assert field in problems(raw)

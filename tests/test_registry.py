@@ -77,6 +77,9 @@ def test_illegal_lifecycle_moves_are_refused(session, start, target):
     ({"seed": "other"}, "seed"),
     ({"namespace": {"name": "n", "range": [0, 0.5]}}, "namespace"),
     ({"coverage": 0.5}, "coverage"),
+    ({"alpha": 0.2}, "alpha"),
+    ({"analysis": "fixed", "plan": {"units_per_variant": 40}}, "analysis"),
+    ({"plan": {"units_per_variant": 40}}, "plan"),
 ])
 def test_running_experiment_split_is_frozen(session, change, field):
     registry.create(session, definition(status="running", coverage=0.8))
@@ -127,3 +130,12 @@ def test_sync_refuses_the_same_key_twice(session):
 def test_list_filters_by_status(session):
     registry.sync(session, [definition(), definition(key="live-one", status="running")])
     assert [d.key for d in registry.list_definitions(session, status=["running"])] == ["live-one"]
+
+
+def test_stopped_experiment_split_stays_frozen(session):
+    registry.create(session, definition(status="running"))
+    registry.transition(session, "checkout-button", "stopped")
+    with pytest.raises(Conflict) as err:
+        registry.update(session, definition(status="stopped",
+                                            variants=[{"key": "control", "weight": 0.3}, {"key": "green", "weight": 0.7}]))
+    assert err.value.field == "variants"

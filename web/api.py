@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic import ValidationError as PydanticError
 from sqlmodel import Session, col, select
 from werkzeug.exceptions import HTTPException
@@ -23,7 +23,7 @@ from abtest.definitions import DefinitionDocument, ExperimentDef, InvalidDefinit
 from abtest.errors import (
     AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError,
 )
-from abtest.ingest import EventBatch, exposure_id, ingest, insert_events
+from abtest.ingest import EventBatch, explain, exposure_id, ingest, insert_events, reject_nul
 from abtest.models import Experiment
 from web import get_engine
 from web.auth import token_required
@@ -35,6 +35,11 @@ Attribute = str | int | bool | list[str | int | bool]
 
 class AssignRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return reject_nul(data)
 
     experiment: Annotated[str, Field(min_length=1, max_length=64)]
     unit: Annotated[str, Field(min_length=1, max_length=200)]
@@ -120,9 +125,7 @@ def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
 
 
 def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
-    """404, 405, 413 … as JSON under /api/ (registered on the app: routing errors bypass blueprints)."""
-    if not request.path.startswith(api.url_prefix or "/api/"):
-        return exc
+    """404, 405, 413 … as JSON under /api/ (called by the app's handler: routing errors bypass blueprints)."""
     code = (exc.name or "error").lower().replace(" ", "_")
     return jsonify(error={"code": code, "message": exc.description, "field": None}), exc.code
 
@@ -148,6 +151,8 @@ def json_body() -> dict[str, Any]:
         body = json.loads(text)
     except json.JSONDecodeError as exc:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body") from exc
+    except RecursionError as exc:
+        raise BadRequest("malformed JSON: nested too deeply", field="body") from exc
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     return body
@@ -157,9 +162,7 @@ def validated(model: type[BaseModel], body: dict[str, Any]) -> Any:
     try:
         return model.model_validate(body)
     except PydanticError as exc:
-        first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        message = "unknown field" if first["type"] == "extra_forbidden" else first["msg"]
+        field, message = explain(exc)
         raise ValidationError(message, field=field) from exc
 
 

@@ -1,7 +1,12 @@
-"""API authentication: ``Authorization: Bearer <token>``, or ``?key=pk_…`` for the public key.
+"""Who may do what: API tokens for ``/api/v1`` and designer logins for the pages.
 
-Secret tokens (``sk_…``) reach the whole API; public keys (``pk_…``) only the snippet's routes.
-Missing or unknown token: 401. A public key on an admin route: 403.
+API: ``Authorization: Bearer <token>``, or ``?key=pk_…`` for the public key. Secret tokens
+(``sk_…``) reach the whole API; public keys (``pk_…``) only the snippet's routes. Missing or
+unknown token: 401. A public key on an admin route: 403.
+
+Pages: a session login (Argon2id passwords, see ``abtest.accounts``); every designer page is
+behind :func:`login_required`, and every form carries a CSRF token (Flask-WTF, set up in
+``web.create_app``).
 """
 
 from __future__ import annotations
@@ -10,11 +15,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import g, request
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from sqlmodel import Session
 
-from abtest.accounts import find_token
+from abtest.accounts import authenticate, find_token
 from abtest.errors import Forbidden, Unauthorized
+from abtest.models import User
 from web import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,3 +63,67 @@ def token_required(public: bool = False) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return decorate
+
+
+# ---- designer login (sessions) -------------------------------------------------------------------
+
+designer = Blueprint("auth", __name__)
+
+
+def current_user() -> User | None:
+    if "user" not in g:
+        user_id = session.get("user_id")
+        g.user = None
+        if user_id is not None:
+            with Session(get_engine()) as db:
+                g.user = db.get(User, user_id)
+    return g.user
+
+
+def login_required(view: F) -> F:
+    """Designer pages: anyone not logged in is sent to the login page, and back afterwards."""
+
+    @wraps(view)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        if current_user() is None:
+            if request.headers.get("HX-Request"):
+                # htmx would swap the login page into a fragment; tell it to navigate instead.
+                return "", 401, {"HX-Redirect": url_for("auth.login", next=request.full_path)}
+            return redirect(url_for("auth.login", next=request.full_path))
+        return view(*args, **kwargs)
+
+    return guarded  # type: ignore[return-value]
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: an open redirect after login would be a phishing tool."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("experiments.index")
+
+
+@designer.route("/login", methods=["GET", "POST"])
+def login():  # type: ignore[no-untyped-def]
+    error = None
+    email = ""
+    if request.method == "POST":
+        email = request.form.get("email", "").strip()
+        password = request.form.get("password", "")
+        with Session(get_engine(), expire_on_commit=False) as db:
+            user = authenticate(db, email, password)
+            db.commit()  # a rehashed password (stronger parameters) is kept
+        if user is None:
+            error = "That email and password do not match a designer login."
+        else:
+            session.clear()
+            session["user_id"] = user.id
+            session.permanent = True
+            return redirect(_safe_next(request.args.get("next")))
+    status = 401 if error else 200
+    return render_template("login.html", error=error, email=email), status
+
+
+@designer.post("/logout")
+def logout():  # type: ignore[no-untyped-def]
+    session.clear()
+    return redirect(url_for("auth.login"))

@@ -14,7 +14,7 @@ uuid-shaped ``id`` and the current ``ts``, and reads ``accepted`` from every ans
 is a plain WSGI app (read the body, ``json.loads`` it, answer ``202 {"accepted": n}``) served by
 the very same gunicorn configuration (``abtest.server._gunicorn`` with its app swapped) and hit by
 the same load in the same run; figures are quoted as ratios to it because absolutes on a small
-shared machine are noisy. Only 127.0.0.1 is used. Takes about 2 minutes with the defaults.
+shared machine are noisy. Only 127.0.0.1 is used. Takes about 2.5 minutes with the defaults.
 
 After each abtest run the server is stopped and the ``events`` rows are counted: they must equal
 the events the server acknowledged (25 x the 202 lines in gunicorn's access log); the
@@ -42,7 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.live_server import ABTEST, abtest_env, free_port, run_abtest  # noqa: E402
+from tests.live_server import ABTEST, abtest_env, free_port, run_abtest
 
 EXPERIMENT_FILE = ROOT / "experiments" / "checkout-button.toml"
 EXPERIMENT = "checkout-button"

@@ -8,11 +8,7 @@ assigns, stay put across reloads, and its exposures and conversions must land in
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -21,7 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, free_port, snippet_page, wait_until
+from tests.live_server import abtest_env, live_server, run_abtest
+
+from .conftest import snippet_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -116,51 +114,23 @@ class LiveServer:
 
 
 def _cli(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run([sys.executable, "-c", "from abtest.cli import main; main()", *args],
-                          env=env, capture_output=True, text=True, timeout=60)
+    done = run_abtest(env, *args)
     assert done.returncode == 0, f"abtest {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    if not (ROOT / "web" / "api.py").exists():
-        pytest.skip("API not built yet (web/api.py is missing)")
     folder = tmp_path_factory.mktemp("live")
     database = folder / "x.db"
-    env = {**os.environ, "ABTEST_DATABASE_URL": f"sqlite:///{database}", "ABTEST_INSTANCE_PATH": str(folder),
-           "ABTEST_SECRET_KEY": "browser-tests"}
+    env = abtest_env(folder, f"sqlite:///{database}")
     for key, text in EXPERIMENTS.items():
         (folder / f"{key}.toml").write_text(text)
     _cli(env, "sync", *(str(folder / f"{key}.toml") for key in EXPERIMENTS))  # also creates the schema
-
-    port = free_port()
-    log = (folder / "serve.log").open("w")
-    server = subprocess.Popen([sys.executable, "-c", "from abtest.cli import main; main()", "serve",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              env=env, cwd=folder, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        # Made while the server boots: the key is looked up per request, so order does not matter.
-        key = _cli(env, "token", "create", "--public", "--name", "browser-tests").strip().splitlines()[-1]
-        assert key.startswith("pk_")
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/healthz", timeout=2):
-                    break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail("abtest serve did not come up:\n" + (folder / "serve.log").read_text())
-                time.sleep(0.1)
-        yield LiveServer(url, key, database, folder)
-    finally:
-        server.send_signal(signal.SIGINT)  # gunicorn's quick shutdown; SIGTERM waits for workers
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-        log.close()
+    key = _cli(env, "token", "create", "--public", "--name", "browser-tests").strip().splitlines()[-1]
+    assert key.startswith("pk_")
+    with live_server(env, workers=1) as server:
+        yield LiveServer(server.url, key, database, folder)
 
 
 @pytest.fixture

@@ -1,0 +1,399 @@
+"""Benchmark: time to build a results report, as a ratio to a bare ``SELECT count(*)`` of the same table.
+
+Run (not part of the default test run)::
+
+    /work/venv/bin/python tests/benchmarks/bench_analysis.py                 # PostgreSQL + SQLite
+    ... bench_analysis.py --pg-sizes 100000,1000000 --sqlite-sizes 100000     # quicker
+    ... bench_analysis.py --postgres-url postgresql+psycopg://postgres@127.0.0.1:5432/test
+
+For each backend and size, a fresh database (a throwaway PostgreSQL database next to
+``--postgres-url``, dropped afterwards; a temporary SQLite file) gets the schema from the
+migrations, ``experiments/checkout-button.toml`` through ``abtest.registry``, and N generated events
+in one ``INSERT … SELECT`` (``generate_series`` on PostgreSQL, a recursive CTE on SQLite; the
+secondary indexes are dropped for the load and rebuilt, then ``ANALYZE events`` runs on
+PostgreSQL). Shape: ~1/3 exposures (each unit exposed once or twice, always to the same variant),
+~10 % of units buying (``purchase`` with a value; a few before exposure), ~30 % timing the
+``checkout`` task, and the rest ``pageview`` conversions that no metric reads. The data are
+deterministic (hash arithmetic, no random()), identical on both backends.
+
+A fresh process per database then times ``SELECT count(*) FROM events`` and
+``abtest.analysis.analyze(engine, "checkout-button")`` (best of ``--repeat``; one run at 10 M),
+records every statement's time through ``before/after_cursor_execute``, and reads its own peak RSS
+(``resource.getrusage``) before and after: memory must not grow with the event count. For the
+slowest statement of the largest run on each backend it prints the plan (``EXPLAIN ANALYZE`` on
+PostgreSQL, ``EXPLAIN QUERY PLAN`` on SQLite). The 10 M PostgreSQL run is skipped, and says so,
+when the 1 M figures predict it would push the whole run past ``--budget`` seconds (default 540).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+EXPERIMENT_FILE = ROOT / "experiments" / "checkout-button.toml"
+KEY = "checkout-button"
+DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+EVENTS_PER_UNIT = 4.505  # expected events per unit in the shape below
+TARGETS_S = {1_000_000: 1.0, 10_000_000: 10.0}  # PostgreSQL targets from the issue
+M = 2147483647  # 2^31 - 1
+
+
+# ---- data ------------------------------------------------------------------------------------------
+
+def _h(x: str, a: int, real: str) -> str:
+    """A deterministic pseudo-random number in [0, 1) from integer expression ``x`` (no random():
+    SQLite's cannot be seeded). Squaring makes streams with different multipliers uncorrelated.
+    ``MOD`` is replaced by the dialect's modulo operator (psycopg needs ``%%``)."""
+    r = f"(({x}) * {a}) MOD {M}"
+    return f"CAST((({r}) * ({r}) + ({x})) MOD {M} AS {real}) / {M}.0"
+
+
+def insert_sql(dialect: str, units: int, experiment_id: int) -> str:
+    pg = dialect == "postgresql"
+    real = "double precision" if pg else "REAL"
+    if pg:
+        source = f"generate_series(1::bigint, {units}) AS g(u)"
+        slots = "generate_series(0, 9) AS s(k)"
+        prefix = ""
+    else:
+        prefix = (f"WITH RECURSIVE g(u) AS (SELECT 1 UNION ALL SELECT u + 1 FROM g WHERE u < {units}), "
+                  "s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 9) ")
+        source, slots = "g", "s"
+
+    def at(offset: str) -> str:
+        if pg:
+            return f"(TIMESTAMPTZ '2026-11-09 00:00:00+00' + ({offset}) * INTERVAL '1 second')"
+        return (f"(strftime('%Y-%m-%d %H:%M:%S', '2026-11-09 00:00:00', printf('%+d seconds', {offset}))"
+                " || '.000000')")
+
+    true, false = ("TRUE", "FALSE") if pg else ("1", "0")
+    per_unit = (f"SELECT u, {_h('u', 48271, real)} AS h0, {_h('u', 69621, real)} AS h1, "
+                f"{_h('u', 16807, real)} AS h2, {_h('u', 39373, real)} AS h3, {_h('u', 62089911, real)} AS h5, "
+                f"{_h('u', 1103515245, real)} AS h6, {_h('u', 397204094, real)} AS h7, "
+                f"{_h('u', 950706376, real)} AS h8 FROM {source}")
+    start = "CAST(h5 * 14 * 86400 AS INTEGER)"
+    purchase_p = "(CASE WHEN h0 < 0.5 THEN 0.10 ELSE 0.11 END)"
+    offset = (f"{start} + CASE WHEN k = 1 THEN 3600 WHEN k = 2 THEN (CASE WHEN h7 < 0.05 THEN -600 ELSE 600 END) "
+              "WHEN k = 3 THEN 7200 WHEN k = 4 THEN 300 ELSE 60 * k END")
+    sql = (
+        f"{prefix}INSERT INTO events (event_id, type, experiment_id, variant, unit, event, value, task, success, "
+        "duration_ms, questionnaire, answers, forced, ts, received_at) "
+        f"SELECT 'b' || u || '-' || k, "
+        "CASE WHEN k < 2 THEN 'exposure' WHEN k = 4 THEN 'task' ELSE 'conversion' END, "
+        f"{experiment_id}, "
+        "CASE WHEN k < 2 THEN (CASE WHEN h0 < 0.5 THEN 'control' ELSE 'green' END) END, "
+        "'visitor-' || u, "
+        "CASE WHEN k IN (2, 3) THEN 'purchase' WHEN k >= 5 THEN 'pageview' END, "
+        "CASE WHEN k IN (2, 3) THEN round(CAST(20 + 80 * h8 AS NUMERIC), 2) END, "
+        "CASE WHEN k = 4 THEN 'checkout' END, "
+        f"CASE WHEN k = 4 THEN (CASE WHEN h6 < 0.9 THEN {true} ELSE {false} END) END, "
+        "CASE WHEN k = 4 THEN 20000 + 60000 * h8 * h8 END, "
+        f"NULL, NULL, {false}, {at(offset)}, {at(offset)} "
+        f"FROM ({per_unit}) AS pu CROSS JOIN {slots} "
+        f"WHERE k = 0 OR (k = 1 AND h1 < 0.5) OR (k = 2 AND h2 < {purchase_p}) OR (k = 3 AND h2 < 0.02) "
+        f"OR (k = 4 AND h3 < 0.3) OR (k >= 5 AND {_h('u * 16 + k', 2654435, real)} < 0.516)"
+    )
+    return sql.replace(" MOD ", " %% " if pg else " % ")
+
+
+def prepare(url: str, events: int) -> dict[str, float]:
+    """Schema, experiment and ~``events`` rows; returns the row count and load timings."""
+    import sqlalchemy as sa
+
+    from abtest import registry
+    from abtest.db import make_engine, session_scope, upgrade
+    from abtest.definitions import load_toml
+
+    engine = make_engine(url)
+    upgrade(engine)
+    with session_scope(engine) as session:
+        registry.sync(session, [load_toml(EXPERIMENT_FILE)])
+    with session_scope(engine) as session:
+        experiment_id = registry.get_row(session, KEY).id
+    pg = engine.dialect.name == "postgresql"
+    t0 = time.perf_counter()
+    with engine.begin() as conn:
+        if pg:
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+            indexes = [r[0] for r in conn.exec_driver_sql(
+                "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i LEFT JOIN pg_constraint c ON c.conindid = "
+                "i.indexrelid WHERE i.indrelid = 'events'::regclass AND c.oid IS NULL")]
+            constraints = [(r[0], r[1]) for r in conn.exec_driver_sql(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE conrelid = 'events'::regclass "
+                "AND contype = 'u'")]
+            for name, _definition in constraints:
+                conn.exec_driver_sql(f'ALTER TABLE events DROP CONSTRAINT "{name}"')
+            index_names = [r[0] for r in conn.exec_driver_sql(
+                "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid LEFT JOIN pg_constraint k "
+                "ON k.conindid = i.indexrelid WHERE i.indrelid = 'events'::regclass AND k.oid IS NULL")]
+            for name in index_names:
+                conn.exec_driver_sql(f'DROP INDEX "{name}"')
+        else:
+            indexes = [r[1] for r in conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL")]
+            for (name,) in conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events' AND sql IS NOT NULL"):
+                conn.exec_driver_sql(f'DROP INDEX "{name}"')
+            constraints = []
+        conn.exec_driver_sql(insert_sql(engine.dialect.name, round(events / EVENTS_PER_UNIT), experiment_id))
+    t1 = time.perf_counter()
+    with engine.begin() as conn:
+        if pg:
+            conn.exec_driver_sql("SET LOCAL maintenance_work_mem = '512MB'")
+        for name, definition in constraints:
+            conn.exec_driver_sql(f'ALTER TABLE events ADD CONSTRAINT "{name}" {definition}')
+        for definition in indexes:
+            conn.exec_driver_sql(definition)
+    t2 = time.perf_counter()
+    if pg:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE events")
+    t3 = time.perf_counter()
+    with engine.connect() as conn:
+        rows = int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
+    engine.dispose()
+    return {"rows": rows, "insert_s": t1 - t0, "index_s": t2 - t1, "analyze_table_s": t3 - t2}
+
+
+# ---- measuring (in a fresh process, so its peak RSS is the analysis's own) -------------------------
+
+def rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kilobytes
+
+
+def measure(url: str, repeat: int, explain: bool) -> dict:
+    import sqlalchemy as sa
+
+    from abtest.analysis import analyze
+    from abtest.db import make_engine
+
+    engine = make_engine(url)
+    import importlib
+    import pkgutil
+
+    import abtest.stats
+
+    # analyze() imports the statistics stack lazily: load it before the RSS baseline, so that the
+    # growth measured below is the analysis's own.
+    for module in pkgutil.iter_modules(abtest.stats.__path__):
+        importlib.import_module(f"abtest.stats.{module.name}")
+    for module in ("scipy.stats", "scipy.optimize", "scipy.special", "statsmodels.stats.proportion",
+                   "statsmodels.stats.power", "statsmodels.stats.contingency_tables"):
+        importlib.import_module(module)
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+    rss_start = rss_mb()
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT count(*) FROM events")).scalar_one())
+
+    def per_unit() -> None:  # the floor of any per-unit analysis: one GROUP BY unit over the table
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT count(*) FROM (SELECT unit FROM events GROUP BY unit) AS u")).scalar_one()
+
+    count()  # warm the cache for all contenders alike
+    count_s = best_of(count, repeat)
+    group_s = best_of(per_unit, repeat)
+    statements: list[dict] = []
+
+    @sa.event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        conn.info.setdefault("bench_t0", []).append(time.perf_counter())
+
+    @sa.event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        statements.append({"seconds": time.perf_counter() - conn.info["bench_t0"].pop(), "sql": statement,
+                           "parameters": parameters})
+
+    report = None
+
+    def run() -> None:
+        nonlocal report
+        statements.clear()
+        report = analyze(engine, KEY)
+
+    analyze_s = best_of(run, repeat)
+    rss_peak = rss_mb()
+    sa.event.remove(engine, "before_cursor_execute", _before)
+    sa.event.remove(engine, "after_cursor_execute", _after)
+    assert report is not None
+    slowest = max(statements, key=lambda s: s["seconds"])
+    result = {
+        "count_s": count_s, "group_s": group_s, "analyze_s": analyze_s, "slowest_s": slowest["seconds"], "rss_start_mb": rss_start, "rss_peak_mb": rss_peak,
+        "units": report.units, "statements": [{"seconds": s["seconds"], "sql": _first_words(s["sql"])}
+                                              for s in statements],
+        "slowest_sql": slowest["sql"], "slowest_parameters": repr(slowest["parameters"]),
+    }
+    if explain:
+        with engine.connect() as conn:
+            if engine.dialect.name == "postgresql":
+                plan = conn.exec_driver_sql("EXPLAIN (ANALYZE, BUFFERS) " + slowest["sql"], slowest["parameters"])
+                result["plan"] = [r[0] for r in plan]
+            else:
+                plan = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + slowest["sql"], slowest["parameters"])
+                result["plan"] = [str(r[-1]) for r in plan]
+    engine.dispose()
+    return result
+
+
+def _first_words(sql: str) -> str:
+    text = " ".join(sql.split())
+    for table in ("api", "experiments", "variants", "metrics"):
+        if f"FROM {table}" in text and "events" not in text:
+            return f"registry: {table}"
+    if "GROUP BY per_unit.day" in text:
+        return "daily conversions (series)"
+    if "ln(" in text:
+        return "duration metric"
+    if "per_unit.bucket" in text:
+        return "unit counts"
+    if "sum(per_unit.post" in text or "per_unit.post" in text:
+        return "conversion/value metric"
+    return text[:60]
+
+
+def best_of(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def measure_in_subprocess(url: str, repeat: int, explain: bool) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--measure", url, "--repeat", str(repeat)]
+                         + (["--explain"] if explain else []),
+                         capture_output=True, text=True, timeout=900, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+# ---- databases -----------------------------------------------------------------------------------
+
+def pg_database(server_url: str, name: str, create: bool) -> str:
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        if create:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return sa.engine.make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def bench_one(backend: str, events: int, args: argparse.Namespace, tmp: Path, explain: bool) -> dict:
+    name = f"abtest_bench_analysis_{os.getpid()}_{events}"
+    if backend == "postgresql":
+        url = pg_database(args.postgres_url, name, create=True)
+    else:
+        url = f"sqlite:///{tmp / (name + '.db')}"
+    try:
+        t0 = time.perf_counter()
+        load = prepare(url, events)
+        repeat = 1 if events >= 5_000_000 else args.repeat
+        result = measure_in_subprocess(url, repeat, explain)
+        result.update(load, backend=backend, target_events=events, wall_s=time.perf_counter() - t0)
+        return result
+    finally:
+        if backend == "postgresql":
+            pg_database(args.postgres_url, name, create=False)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(f"{tmp / name}.db{suffix}").unlink(missing_ok=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pg-sizes", default="100000,1000000,10000000")
+    parser.add_argument("--sqlite-sizes", default="100000,1000000")
+    parser.add_argument("--repeat", type=int, default=3, help="best-of for runs under 5 M events")
+    parser.add_argument("--budget", type=float, default=540, help="seconds; 10 M is skipped if it would not fit")
+    parser.add_argument("--postgres-url", default=os.environ.get("ABTEST_TEST_POSTGRES_URL", DEFAULT_PG))
+    parser.add_argument("--measure", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--explain", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure, args.repeat, args.explain)))
+        return
+    started = time.perf_counter()
+    plan: list[tuple[str, int]] = []
+    plan += [("postgresql", int(n)) for n in args.pg_sizes.split(",") if n]
+    plan += [("sqlite", int(n)) for n in args.sqlite_sizes.split(",") if n]
+    results: list[dict] = []
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="abtest-bench-analysis-") as tmp:
+        # SQLite before the 10 M PostgreSQL run, so the budget check below knows what remains.
+        order = sorted(plan, key=lambda p: (p[1] >= 5_000_000, p[0] != "postgresql", p[1]))
+        for backend, events in order:
+            if events >= 5_000_000:
+                done = [r for r in results if r["backend"] == backend]
+                if done:
+                    ref = max(done, key=lambda r: r["rows"])
+                    scale = events / ref["rows"]  # one load, one analyze, one EXPLAIN ANALYZE, two group-bys
+                    predicted = scale * (1.2 * (ref["insert_s"] + ref["index_s"]) + ref["analyze_s"]
+                                         + ref["slowest_s"] + 2 * ref["group_s"] + 3 * ref["count_s"])
+                    remaining = args.budget - (time.perf_counter() - started)
+                    if predicted > remaining:
+                        skipped.append(f"{backend} {events:,}: predicted {predicted:.0f} s from the "
+                                       f"{ref['rows']:,} run, {remaining:.0f} s of the budget left")
+                        print(f"  skip {skipped[-1]}", file=sys.stderr, flush=True)
+                        continue
+            result = bench_one(backend, events, args, Path(tmp), explain=events >= 1_000_000)
+            results.append(result)
+            print(f"  {backend} {result['rows']:,}: count {result['count_s']:.3f} s, analyze {result['analyze_s']:.3f} s, "
+                  f"load {result['insert_s'] + result['index_s']:.0f} s", file=sys.stderr, flush=True)
+    print_report(results, skipped, time.perf_counter() - started)
+
+
+def print_report(results: list[dict], skipped: list[str], total_s: float) -> None:
+    results = sorted(results, key=lambda r: (r["backend"] != "postgresql", r["rows"]))
+    print(f"abtest.analysis.analyze({KEY!r}) vs SELECT count(*) FROM events (same table, same run)")
+    print(f"{'backend':11} {'events':>11} {'count s':>8} {'analyze s':>9} {'x count':>8} {'group s':>8} "
+          f"{'x group':>8} {'RSS start':>9} {'RSS peak':>9} {'load s':>7}")
+    for r in results:
+        print(f"{r['backend']:11} {r['rows']:11,} {r['count_s']:8.3f} {r['analyze_s']:9.3f} "
+              f"{r['analyze_s'] / r['count_s']:8.1f} {r['group_s']:8.3f} {r['analyze_s'] / r['group_s']:8.1f} "
+              f"{r['rss_start_mb']:8.0f}M {r['rss_peak_mb']:8.0f}M {r['insert_s'] + r['index_s']:7.1f}")
+    print("(group = SELECT count(*) FROM (SELECT unit FROM events GROUP BY unit): one per-unit pass, the floor of\n"
+          " any per-unit analysis. SQLite answers count(*) from its smallest index, hence its huge 'x count'.\n"
+          " PostgreSQL: ANALYZE events ran after loading. RSS = peak resident set of the measuring process,\n"
+          " 'start' after imports (statistics modules included) and a first query.)")
+    for r in results:
+        per = {}
+        for s in r["statements"]:
+            per[s["sql"]] = per.get(s["sql"], 0.0) + s["seconds"]
+        top = ", ".join(f"{k} {v:.2f} s" for k, v in sorted(per.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+        print(f"{r['backend']} {r['rows']:,} statements: {top}")
+    for r in results:
+        target = TARGETS_S.get(r["target_events"])
+        if r["backend"] == "postgresql" and target:
+            verdict = "met" if r["analyze_s"] < target else "NOT met"
+            print(f"target PostgreSQL {r['target_events']:,} events < {target:.0f} s: {verdict} ({r['analyze_s']:.2f} s)")
+    for line in skipped:
+        print(f"skipped: {line}")
+    for r in results:
+        if "plan" in r:
+            print(f"\nslowest statement, {r['backend']} {r['rows']:,} events:\n{r['slowest_sql']}\n"
+                  f"parameters: {r['slowest_parameters']}\nplan (top):")
+            print("\n".join(r["plan"][:40]))
+    print(f"\ntotal {total_s:.0f} s")
+    print("JSON " + json.dumps([{k: v for k, v in r.items() if k not in ("statements",)} for r in results]))
+
+
+if __name__ == "__main__":
+    main()

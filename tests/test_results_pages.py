@@ -1,0 +1,205 @@
+"""Result pages (web.results): the HTML report with its charts, its htmx fragment, its JSON twin.
+
+Runs on SQLite and PostgreSQL through the ``engine`` fixture. The demo data give a realistic
+running sequential test and a stopped fixed test with a winner; the edge cases (SRM, a fixed
+test before its plan, no data) are written as events with known counts.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from abtest import registry
+from abtest.analysis import analyze
+from abtest.definitions import parse_definition
+from abtest.demo import seed_demo
+from abtest.ingest import insert_events
+
+T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+
+
+def event(experiment_id: int, type_: str, unit: str, variant: str, ts: datetime, **fields):  # type: ignore[no-untyped-def]
+    row = {"event_id": str(uuid.uuid4()), "type": type_, "experiment_id": experiment_id, "variant": variant,
+           "unit": unit, "event": None, "value": None, "task": None, "success": None, "duration_ms": None,
+           "questionnaire": None, "answers": None, "forced": False, "ts": ts, "received_at": ts}
+    row.update(fields)
+    return row
+
+
+def create(session, **changes) -> int:  # type: ignore[no-untyped-def]
+    raw = {"key": "cta-colour", "name": "CTA colour", "status": "running", "analysis": "fixed",
+           "plan": {"units_per_variant": 200},
+           "variants": [{"key": "control", "weight": 0.5}, {"key": "green", "weight": 0.5}],
+           "metrics": [{"name": "purchase", "type": "conversion", "primary": True},
+                       {"name": "checkout-time", "type": "duration", "task": "checkout"}]}
+    raw.update(changes)
+    row = registry.create(session, parse_definition(raw))
+    session.commit()
+    assert row.id is not None
+    return row.id
+
+
+def write(engine, experiment_id: int, exposed: dict[str, int], converted: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    """``exposed[v]`` units in variant ``v``, the first ``converted[v]`` of them buying after exposure."""
+    rows = []
+    for variant, n in exposed.items():
+        for i in range(n):
+            unit, seen = f"{variant}-{i}", T0 + timedelta(minutes=i)
+            rows.append(event(experiment_id, "exposure", unit, variant, seen))
+            if i < converted.get(variant, 0):
+                rows.append(event(experiment_id, "conversion", unit, variant, seen + timedelta(minutes=2),
+                                  event="purchase", value=10.0))
+    with engine.begin() as conn:
+        insert_events(conn, rows)
+
+
+def page(client, key: str, **headers: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    response = client.get(f"/experiments/{key}/results", headers=headers)
+    return response.status_code, response.get_data(as_text=True)
+
+
+@pytest.fixture
+def demo(engine):  # type: ignore[no-untyped-def]
+    seed_demo(engine)
+    return engine
+
+
+# ---- access ---------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/experiments/checkout-button/results", "/experiments/checkout-button/results.json"])
+def test_logged_out_is_sent_to_login(client, engine, path):
+    response = client.get(path)
+    assert response.status_code == 302
+    assert response.headers["Location"].startswith("/login?next=")
+
+
+@pytest.mark.parametrize("path", ["/experiments/no-such-test/results", "/experiments/no-such-test/results.json"])
+def test_unknown_experiment_is_a_404_page(logged_in, path):
+    response = logged_in.get(path)
+    assert response.status_code == 404
+    assert "no experiment with key" in response.get_data(as_text=True)
+
+
+# ---- the demo pages -------------------------------------------------------------------------------------
+
+def test_running_sequential_demo_page(logged_in, demo):
+    report = analyze(demo, "checkout-button")
+    status, body = page(logged_in, "checkout-button")
+    assert status == 200 and body.startswith("<!doctype html>")
+    verdict = body.index(html.escape(report.verdict))
+    # the verdict comes first: before the sample, the tables and the charts
+    assert verdict < body.index("<table") and verdict < body.index("<svg") and verdict < body.index("Planned sample")
+    assert 'class="verdict"' in body[verdict - 80:verdict]
+    # the methods are named: variant intervals, always-valid comparisons, the plan, chance to beat
+    for method in ("Wilson score interval", "always-valid mSPRT", "geometric mean of successful task times",
+                   report.power.method, "Gaussian approximation with a flat prior"):
+        assert method in body, method
+    assert body.count('class="method"') >= 7
+    assert ">always-valid p</th>" in body
+    # tables: captions and scoped headers; numbers in the metric's units
+    assert body.count("<table>") == 6 and body.count("<caption>") == 6
+    assert '<th scope="col"' in body and '<th scope="row"' in body
+    assert "11.0%" in body and " s</td>" in body and "faster" in body and " pts</td>" in body
+    # charts: a forest plot per metric and the cumulative chart, inline SVG with text alternatives
+    assert body.count("<svg") == 4
+    assert 'aria-label="Forest plot of purchase' in body and 'aria-label="Cumulative effect on purchase' in body
+    assert body.count('role="img"') == 4
+    # a running test polls for fresh numbers; the balanced split shows no alarm
+    assert 'hx-trigger="every 60s"' in body
+    assert 'class="banner"' not in body
+
+
+def test_stopped_fixed_demo_with_a_winner(logged_in, demo):
+    report = analyze(demo, "onboarding-copy")
+    status, body = page(logged_in, "onboarding-copy")
+    assert status == 200
+    assert html.escape(report.verdict) in body and report.verdict.endswith("significant.")
+    assert ">p</th>" in body and "Holm-adjusted p</th>" in body
+    assert "two-proportion z-test" in body and "Holm correction" in body
+    assert body.count('class="significant"') == sum(c.significant for c in report.metrics[0].comparisons) == 1
+    assert "hx-trigger" not in body.split('id="results"')[1].split(">")[0]  # a stopped test does not poll
+
+
+def test_json_twin_is_the_api_document(logged_in, demo):
+    for key in ("checkout-button", "onboarding-copy", "pricing-layout"):
+        response = logged_in.get(f"/experiments/{key}/results.json")
+        assert response.status_code == 200 and response.mimetype == "application/json"
+        assert response.get_json() == json.loads(json.dumps(analyze(demo, key).to_dict()))
+
+
+# ---- htmx --------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def running(engine, session):  # type: ignore[no-untyped-def]
+    """A small running fixed test with data: enough for every part of the page."""
+    write(engine, create(session), {"control": 200, "green": 200}, {"control": 20, "green": 30})
+    return "cta-colour"
+
+
+def test_htmx_request_gets_the_fragment_only(logged_in, engine, running):
+    response = logged_in.get(f"/experiments/{running}/results", headers={"HX-Request": "true"})
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "<html" not in body and "<head" not in body and "<nav" not in body
+    assert body.lstrip().startswith('<section id="results"')
+    assert html.escape(analyze(engine, running).verdict) in body and "<svg" in body
+    assert 'hx-get="/experiments/cta-colour/results" hx-trigger="every 60s" hx-swap="outerHTML"' in body
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_full_page_varies_on_hx_request_too(logged_in, running):
+    response = logged_in.get(f"/experiments/{running}/results")
+    assert "<html" in response.get_data(as_text=True)
+    assert "HX-Request" in response.headers["Vary"]
+
+
+def test_history_restore_gets_the_full_page(logged_in, running):
+    status, body = page(logged_in, running, **{"HX-Request": "true", "HX-History-Restore-Request": "true"})
+    assert status == 200 and "<html" in body and '<section id="results"' in body
+
+
+# ---- edge cases ----------------------------------------------------------------------------------------------
+
+def test_draft_without_data_says_what_to_do_next(logged_in, session):
+    create(session, key="pricing-layout", status="draft")
+    status, body = page(logged_in, "pricing-layout")
+    assert status == 200
+    assert "No data yet" in body and "Install the snippet" in body
+    assert 'href="/experiments/pricing-layout/install"' in body
+    assert "Launch the experiment" in body
+    assert "<svg" not in body and "<table" not in body
+
+
+def test_sample_ratio_mismatch_shows_the_banner(logged_in, engine, session):
+    write(engine, create(session), {"control": 600, "green": 400}, {"control": 60, "green": 48})
+    report = analyze(engine, "cta-colour")
+    assert report.srm.alarm
+    status, body = page(logged_in, "cta-colour")
+    assert status == 200
+    banner = body[body.index('class="banner"'):]
+    banner = banner[:banner.index("</div>")]
+    assert "The split is off" in banner and "not trustworthy" in banner
+    assert f"p = {report.srm.p_value:.2g}" in banner and "chi-square goodness of fit" in banner
+    assert ">600</td>" in banner and ">400</td>" in banner and ">500</td>" in banner  # observed vs expected
+    # no task was ever timed: reasons stand where the numbers would be
+    assert "No estimate: no units yet in one of the variants" in body
+    assert body.count(">no units yet</td>") == 2
+
+
+def test_fixed_test_before_its_plan_shows_no_significant_badge(logged_in, engine, session):
+    experiment = create(session, plan={"units_per_variant": 1000})
+    write(engine, experiment, {"control": 300, "green": 300}, {"control": 30, "green": 60})
+    comparison = analyze(engine, "cta-colour").metrics[0].comparisons[0]
+    assert comparison.p_value < 0.01 and not comparison.significant  # a clear effect, but too early to call
+    status, body = page(logged_in, "cta-colour")
+    assert status == 200
+    assert 'class="significant"' not in body
+    assert "not before the planned sample" in body and "too early to call" in body
+    assert "Planned sample: 300 of 1,000 units per variant" in body
+    assert '<progress id="progress-plan" value="300" max="1000">' in body
+
