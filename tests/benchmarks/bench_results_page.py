@@ -33,7 +33,8 @@ the analysis does not reach. Target (from the issue): the page adds < 300 ms ove
 
 Before each round the script checks that the round fits the remaining ``--budget`` (default
 450 s); a backend that runs out reports the rounds it completed, and says so. SQLite runs only if
-the PostgreSQL part leaves room for its load and at least two rounds.
+the PostgreSQL part leaves room for its load, the warm-up hit and about three rounds (estimated
+from the PostgreSQL figures).
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_analysis import DEFAULT_PG, KEY, pg_database, prepare  # noqa: E402  (data generation reused)
+# the data generation of bench_analysis.py, reused
+from bench_analysis import DEFAULT_PG, KEY, pg_database, prepare
 
 PAGE = f"/experiments/{KEY}/results"
 API = f"/api/v1/experiments/{KEY}/results"
@@ -126,7 +128,7 @@ def login(client) -> None:  # type: ignore[no-untyped-def]
         raise RuntimeError(f"login failed: {answer.status_code}")
 
 
-def measure(url: str, tmp: Path, repeat: int, deadline: float, round_estimate_s: float | None) -> dict:
+def measure(url: str, tmp: Path, repeat: int, deadline: float) -> dict:
     from abtest.config import Settings
     from web import create_app
 
@@ -164,7 +166,7 @@ def measure(url: str, tmp: Path, repeat: int, deadline: float, round_estimate_s:
         rounds = 0
         stopped = ""
         while rounds < repeat:
-            estimate = round_estimate_s or 3 * first["total_s"]
+            estimate = 3 * first["total_s"]
             if samples:
                 done = samples[-3:]
                 estimate = sum(s["total_s"] for s in done) * 1.2
@@ -200,7 +202,7 @@ def bench_backend(backend: str, args: argparse.Namespace, tmp: Path, deadline: f
         print(f"  {backend}: {load['rows']:,} events loaded in {load_s:.0f} s", file=sys.stderr, flush=True)
         instance = tmp / f"instance-{backend}"
         instance.mkdir()
-        result = measure(url, instance, args.repeat, deadline, None)
+        result = measure(url, instance, args.repeat, deadline)
         result.update(backend=backend, rows=load["rows"], load_s=load_s)
         return result
     finally:
@@ -236,9 +238,8 @@ def print_report(results: list[dict], total_s: float) -> None:
         for kind in ("cold", "warm"):
             best, median = summarize(kind, samples, "total_s")
             _, own = summarize(kind, samples, "own_s")
-            rounds = [(p, a) for p, a in zip([s for s in samples if s["kind"] == kind],
-                                             [s for s in samples if s["kind"] == "api"])]
-            paired = statistics.median(p["total_s"] - a["total_s"] for p, a in rounds)
+            pairs = zip([s for s in samples if s["kind"] == kind], [s for s in samples if s["kind"] == "api"])
+            paired = statistics.median(p["total_s"] - a["total_s"] for p, a in pairs)
             added_own = (own - api_own) * 1000
             print(f"  {r['backend']} page {kind}: adds {added_own:.0f} ms of its own work over the API "
                   f"(median own time {own * 1000:.0f} ms vs API {api_own * 1000:.0f} ms); raw: best {best:.3f} s vs "
