@@ -111,6 +111,7 @@ def sync(paths: tuple[Path, ...]) -> None:
     from abtest import registry
     from abtest.db import session_scope
     from abtest.definitions import InvalidDefinition, load_toml
+    from abtest.studies import store_settings
 
     files = _definition_files(paths)
     problems: list[str] = []
@@ -138,6 +139,7 @@ def sync(paths: tuple[Path, ...]) -> None:
             click.echo(f"nothing written: {len(problems)} problem(s) in {len(files)} file(s)", err=True)
             sys.exit(1)
         results = registry.sync(session, [d for _f, d in parsed])
+        store_settings(session, [d for _f, d in parsed])
     for result, (file, definition) in zip(results, parsed):
         click.echo(f"{result.action:9} {result.key} ({definition.status})  <- {file}")
 

@@ -284,24 +284,34 @@ class _Checker:
             self.fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
 
-def parse_definition(raw: Mapping[str, Any], source: str | None = None) -> ExperimentDef:
-    """Validate a definition table; raise :class:`InvalidDefinition` listing every problem."""
-    if not isinstance(raw, Mapping):
-        raise InvalidDefinition([ValidationError("a definition must be a table/object", field="(root)")], source)
-    c = _Checker()
-    c.unknown(raw, _TOP_FIELDS, "")
+def parse_identity(c: _Checker, raw: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
+    """Key, name, hypothesis and status: the fields experiments and studies share, checked once."""
     key = c.text(raw, "key", "key", required=True)
     c.pattern(key, "key", KEY_PATTERN, "2-64 lowercase letters, digits, dashes")
     if key in RESERVED_KEYS:
         c.fail("key", f"{key!r} is reserved by the designer pages; choose another key")
-    kind = c.text(raw, "kind", "kind", default="experiment")
-    if kind != "experiment":
-        c.fail("kind", f"{kind!r} is not supported; only 'experiment' definitions can be synced")
     name = c.text(raw, "name", "name", default=key or "")
     c.length(name, "name", 200)
     hypothesis = c.text(raw, "hypothesis", "hypothesis", default="")
     status = c.text(raw, "status", "status", default="draft")
     c.choice(status, STATUSES, "status")
+    return key, name, hypothesis, status
+
+
+def parse_definition(raw: Mapping[str, Any], source: str | None = None) -> ExperimentDef:
+    """Validate a definition table; raise :class:`InvalidDefinition` listing every problem."""
+    if not isinstance(raw, Mapping):
+        raise InvalidDefinition([ValidationError("a definition must be a table/object", field="(root)")], source)
+    if raw.get("kind") == "study":  # usability studies have their own fields and rules
+        from abtest.studies import parse_study
+
+        return parse_study(raw, source)
+    c = _Checker()
+    c.unknown(raw, _TOP_FIELDS, "")
+    key, name, hypothesis, status = parse_identity(c, raw)
+    kind = c.text(raw, "kind", "kind", default="experiment")
+    if kind != "experiment":
+        c.fail("kind", f"{kind!r} is not supported; only 'experiment' definitions can be synced")
     analysis = c.text(raw, "analysis", "analysis", default="sequential")
     c.choice(analysis, ANALYSES, "analysis")
     seed = c.text(raw, "seed", "seed", default=key or "")

@@ -22,6 +22,7 @@ from abtest.assignment import assign
 from abtest.db import session_scope
 from abtest.definitions import ExperimentDef, parse_definition
 from abtest.models import Event, Experiment, User, utcnow
+from abtest.studies import seed_demo_study
 
 DEMO_EMAIL = "demo@abtest.local"
 DEMO_PASSWORD = "demo-password"
@@ -122,6 +123,7 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
                 lines.append(f"demo: {definition.key} with {units} simulated visitors")
             registry.transition(session, ONBOARDING["key"], "stopped")
             lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
+        lines.append(seed_demo_study(engine, rng))
     if not has_demo_user:
         with session_scope(engine) as session:
             create_user(session, DEMO_EMAIL, DEMO_PASSWORD)

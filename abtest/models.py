@@ -152,3 +152,60 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
     password_hash: str = Field(max_length=255)
     created_at: datetime = _ts()
+
+
+# --- Usability studies (abtest.studies): a study is an ``experiments`` row with kind="study" whose
+# variants are its designs; these tables hold what only studies have.
+
+
+class Study(SQLModel, table=True):
+    """A study's settings beside its ``experiments`` row (one each)."""
+
+    __tablename__ = "studies"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", name="uq_studies_experiment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE")
+    within_subjects: bool = False
+    questionnaires: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    comment: bool = False
+    completion_code: str | None = Field(default=None, max_length=100)
+    consent: str = Field(default="", sa_type=sa.Text)
+    design_urls: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+
+
+class StudyTask(SQLModel, table=True):
+    __tablename__ = "study_tasks"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", "key", name="uq_study_tasks_experiment_key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", index=True)
+    position: int
+    key: str = Field(max_length=64)
+    prompt: str = Field(sa_type=sa.Text)
+    start_url: str | None = Field(default=None, max_length=2000)
+    success_url: str | None = Field(default=None, max_length=2000)  # None: the participant's own report
+    time_limit: int | None = None  # seconds
+
+
+class StudyParticipant(SQLModel, table=True):
+    """One participant's place in a study: a reload resumes from ``step``/``phase``."""
+
+    __tablename__ = "study_participants"
+    __table_args__ = (
+        sa.UniqueConstraint("experiment_id", "pid", name="uq_study_participants_experiment_pid"),
+        sa.UniqueConstraint("experiment_id", "number", name="uq_study_participants_experiment_number"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE")
+    pid: str = Field(max_length=200)
+    number: int  # arrival order: the row of the Latin square for within-subjects studies
+    designs: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    step: int = 0
+    phase: str = Field(default="ready", max_length=16)  # ready | running | seq
+    task_started_at: datetime | None = _ts(nullable=True)
+    started_at: datetime = _ts()
+    updated_at: datetime = _ts()
+    finished_at: datetime | None = _ts(nullable=True)
+    abandoned_at: datetime | None = _ts(nullable=True)

@@ -337,3 +337,12 @@ def test_hostile_values_are_refused_not_crashed(client, tokens, session, seeded_
     assert (deep.status_code, deep.get_json()["error"]["field"]) == (400, "body")
     results = client.get("/api/v1/experiments/checkout-button/results", headers=tokens["sk"])
     assert results.status_code == 200
+
+
+def test_studies_are_refused_by_the_experiment_api(client, tokens):
+    study = {"kind": "study", "key": "api-study", "name": "S", "designs": [{"key": "a", "url": "https://x.example/a"},
+                                                                           {"key": "b", "url": "https://x.example/b"}],
+             "tasks": [{"key": "t1", "prompt": "Do it"}]}
+    response = client.post("/api/v1/experiments", headers=tokens["sk"], json=study)
+    assert response.status_code == 422
+    assert response.get_json()["error"]["field"] in ("kind", "designs", "tasks", "designs[0].url")

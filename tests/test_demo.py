@@ -14,7 +14,8 @@ def test_demo_seeds_once(engine, session):
     lines = seed_demo(engine)
     assert any("checkout-button" in line for line in lines)
     statuses = {d.key: d.status for d in registry.list_definitions(session)}
-    assert statuses == {"checkout-button": "running", "onboarding-copy": "stopped", "pricing-layout": "draft"}
+    assert statuses == {"checkout-button": "running", "onboarding-copy": "stopped", "pricing-layout": "draft",
+                        "checkout-study": "running"}
     events = session.exec(select(sa.func.count()).select_from(Event)).one()
     assert events > 8000
     seed_demo(engine)

@@ -109,6 +109,10 @@ def _register_pages(app: Flask) -> None:
         pass
     else:
         app.register_blueprint(results)
+    from web.studies import studies, study_results
+
+    app.register_blueprint(studies)
+    app.register_blueprint(study_results)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -224,6 +224,14 @@ def events():  # type: ignore[no-untyped-def]
     return jsonify(result.to_dict()), 202
 
 
+def _refuse_study(kind: str) -> None:
+    """Studies keep tasks and questionnaires the experiment API does not carry: they are defined in
+    TOML and loaded with ``abtest sync``, so the API cannot half-store or flatten one."""
+    if kind == "study":
+        raise ValidationError("usability studies are defined as TOML files and loaded with `abtest sync`; "
+                              "this API creates and edits A/B experiments", field="kind")
+
+
 def _experiment_document(session: Session, row: Experiment) -> dict[str, Any]:
     document = registry.load(session, row).to_dict()
     for stamp in ("created_at", "updated_at", "started_at", "stopped_at", "archived_at"):
@@ -244,6 +252,7 @@ def list_experiments():  # type: ignore[no-untyped-def]
 @token_required()
 def create_experiment():  # type: ignore[no-untyped-def]
     definition = parse_definition(json_body())
+    _refuse_study(definition.kind)
     with _session() as session:
         row = registry.create(session, definition)
         session.commit()
@@ -266,6 +275,7 @@ def patch_experiment(key: str):  # type: ignore[no-untyped-def]
         raise ValidationError("the key of an experiment cannot change", field="key")
     with _session() as session:
         current = registry.get(session, key)
+        _refuse_study(current.kind)
         row = registry.update(session, parse_definition({**current.to_dict(), **changes}))
         session.commit()
         return jsonify(_experiment_document(session, row))

@@ -473,6 +473,9 @@ def _stored(key: str) -> tuple[ExperimentDef, Experiment]:
     """The stored definition and its row; an unknown key raises NotFound (a 404 page)."""
     with Session(get_engine()) as session:
         row = registry.get_row(session, key)
+        if row.kind == "study":  # its tasks and questionnaires live in TOML; this form would flatten them
+            raise Conflict(f"{key!r} is a usability study: edit its TOML file and run `abtest sync`; "
+                           f"its results are at /experiments/{key}/study-results", field="kind")
         return registry.load(session, row), row
 
 

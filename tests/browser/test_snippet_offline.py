@@ -58,7 +58,8 @@ def test_server_down_page_renders_as_control(page, site, artifacts):  # type: ig
     page.wait_for_function("!document.documentElement.classList.contains('abtest-loading')", timeout=2000)
     assert time.monotonic() - started < 2.0
     state = page.evaluate(PAGE_IS_USABLE)
-    assert page.evaluate("window.guardSeen") is True  # the guard was up while the config loaded
+    # (Whether the guard was still up when the body parsed depends on how fast the refused
+    # connection fails; test_snippet_behaviour checks the guard with a slow config instead.)
     assert state["ready"] == {}
     assert state["variant"] is None and state["hero"] is None
     assert state["marks"] == []
