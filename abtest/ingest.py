@@ -178,7 +178,8 @@ def _targets(conn: sa.Connection, keys: set[str]) -> dict[str, _Target]:
     rows = conn.execute(
         sa.select(experiments.c.key, experiments.c.id, experiments.c.status, variants.c.key)
         .join(variants, variants.c.experiment_id == experiments.c.id)
-        .where(experiments.c.key.in_(keys))
+        # Study events come from the participant runner only; the public API cannot write them.
+        .where(experiments.c.key.in_(keys), experiments.c.kind == "experiment")
     ).all()
     found: dict[str, tuple[int, str, set[str]]] = {}
     for key, experiment_id, status, variant in rows:

@@ -11,6 +11,7 @@ update only succeeds from the step the participant was shown, so a double submit
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import math
 import re
@@ -510,25 +511,57 @@ def end_task(engine: sa.Engine, key: str, pid: str, step_number: int, gave_up: b
     now = now or utcnow()
     with Session(engine) as session, session.begin():
         row, study, participant = _load(session, key, pid)
+        return _end_task(session, row, study, participant, step_number, gave_up, now)
+
+
+def _end_task(session: Session, row: Experiment, study: StudyDef, participant: StudyParticipant, step_number: int,
+              gave_up: bool, now: datetime) -> tuple[bool, float]:
+    key, pid = study.key, participant.pid
+    step = current_step(study, participant)
+    if (step is None or step.kind != "task" or step_number != participant.step or participant.phase != "running"
+            or participant.task_started_at is None):
+        raise StepConflict("this task was already ended (or never started); continue from where you are",
+                           field="step")
+    task = study.task(step.item)
+    duration = (now - participant.task_started_at).total_seconds() * 1000
+    if duration < 0:
+        raise ValidationError("the task ended before it started (clock problem); start it again", field="step")
+    success = not gave_up
+    if task.time_limit is not None and duration > task.time_limit * 1000:
+        success = False
+    duration = min(duration, MAX_DURATION_MS)
+    conn = session.connection()
+    _advance(conn, participant, step_number, "running", phase="seq")
+    assert row.id is not None
+    insert_events(conn, [_event_row(row.id, _event_id(key, pid, step, "task"), "task", step.design, pid, now,
+                                    task=task.key, success=success, duration_ms=round(duration, 1))])
+    return success, duration
+
+
+def reached(engine: sa.Engine, key: str, pid: str, task_key: str, url: str, now: datetime | None = None) -> bool:
+    """The snippet reports that participant ``pid`` loaded ``url`` while doing ``task_key``.
+
+    When that task is running and ``url`` matches its ``success_url`` (a glob on the full URL,
+    :func:`fnmatch.fnmatchcase`), the task ends as a success with the server-measured time, as
+    "I'm done" would. Returns whether it ended the task; anything else (no match, the task not
+    started, already ended, another task current, a report sent twice) is a harmless no-op.
+    Unknown study or participant: NotFound.
+    """
+    now = now or utcnow()
+    with Session(engine) as session, session.begin():
+        row, study, participant = _load(session, key, pid)
         step = current_step(study, participant)
-        if (step is None or step.kind != "task" or step_number != participant.step or participant.phase != "running"
-                or participant.task_started_at is None):
-            raise StepConflict("this task was already ended (or never started); continue from where you are",
-                               field="step")
-        task = study.task(step.item)
-        duration = (now - participant.task_started_at).total_seconds() * 1000
-        if duration < 0:
-            raise ValidationError("the task ended before it started (clock problem); start it again", field="step")
-        success = not gave_up
-        if task.time_limit is not None and duration > task.time_limit * 1000:
-            success = False
-        duration = min(duration, MAX_DURATION_MS)
-        conn = session.connection()
-        _advance(conn, participant, step_number, "running", phase="seq")
-        assert row.id is not None
-        insert_events(conn, [_event_row(row.id, _event_id(key, pid, step, "task"), "task", step.design, pid, now,
-                                        task=task.key, success=success, duration_ms=round(duration, 1))])
-        return success, duration
+        if (step is None or step.kind != "task" or step.item != task_key or participant.phase != "running"
+                or participant.finished_at is not None or participant.abandoned_at is not None):
+            return False
+        pattern = study.task(step.item).success_url
+        if pattern is None or not fnmatch.fnmatchcase(url, pattern):
+            return False
+        try:
+            _end_task(session, row, study, participant, participant.step, False, now)
+        except StepConflict:  # the runner's "I'm done" or a second report won the race
+            return False
+        return True
 
 
 def validate_answers(name: str, form: Mapping[str, str]) -> tuple[list[int], dict[int, str]]:
@@ -610,11 +643,16 @@ def abandon(engine: sa.Engine, key: str, pid: str) -> None:
 
 
 def study_events(session: Session, row: Experiment) -> sa.Select[Any]:
-    """Every task and response event of a study, oldest first (CSV export)."""
+    """Every task and response event of a study, oldest first (CSV export).
+
+    Only the study's own tasks: the snippet on a tested page also times its page loads (task
+    ``page-load``, under the visitor's random id), which is not a study answer."""
     table = Event.__table__  # type: ignore[attr-defined]
+    tasks = [t.key for t in load_study(session, row).tasks]
     return (sa.select(table.c.unit, table.c.variant, table.c.type, table.c.task, table.c.success,
                       table.c.duration_ms, table.c.questionnaire, table.c.answers, table.c.ts)
-            .where(table.c.experiment_id == row.id, table.c.type.in_(["task", "response"]))
+            .where(table.c.experiment_id == row.id,
+                   sa.or_(table.c.type == "response", sa.and_(table.c.type == "task", table.c.task.in_(tasks))))
             .order_by(table.c.unit, table.c.ts, table.c.id))
 
 

@@ -346,3 +346,14 @@ def test_studies_are_refused_by_the_experiment_api(client, tokens):
     response = client.post("/api/v1/experiments", headers=tokens["sk"], json=study)
     assert response.status_code == 422
     assert response.get_json()["error"]["field"] in ("kind", "designs", "tasks", "designs[0].url")
+
+
+def test_studies_are_invisible_to_the_snippet(client, tokens, engine):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)  # includes the running usability study checkout-study
+    keys = [e["key"] for e in client.get("/api/v1/config", headers=tokens["pk"]).get_json()["experiments"]]
+    assert "checkout-button" in keys and "checkout-study" not in keys
+    event = {**exposure(), "experiment": "checkout-study", "variant": "current"}
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [event]}).get_json()
+    assert body["accepted"] == 0 and body["rejected"][0]["error"]["field"] == "experiment"

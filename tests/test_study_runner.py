@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -214,3 +215,142 @@ def test_within_subjects_shows_every_design(client, engine, session):
     assert client.get(f"{URL}/step").location.endswith("/thanks")
     assert {e["variant"] for e in _events(engine, type="task")} == {"current", "new"}
     assert _participant(engine, "p-1")["designs"] == ["current", "new"]
+
+
+# --- success by reaching a URL (reported by abtest-study.js on the tested site) ------------------
+
+REACH_TASKS = [{"key": "buy", "prompt": "Buy the shoes", "success_url": "*/confirmation.html*", "time_limit": 300},
+               {"key": "address", "prompt": "Change the address"}]
+
+
+def _reach(client, pid="p-1", task="buy", url="https://shop.example/confirmation.html?order=1", key="checkout-study"):  # type: ignore[no-untyped-def]
+    # What the snippet sends: JSON as text/plain (no preflight), no cookies, no CSRF token.
+    return client.post(f"/s/{key}/reached", data=json.dumps({"pid": pid, "task": task, "url": url}),
+                       headers={"Content-Type": "text/plain", "Origin": "http://127.0.0.1:9"})
+
+
+def _start(client, token):  # type: ignore[no-untyped-def]
+    html = _page(client)
+    assert client.post(f"{URL}/task/start", data={"csrf_token": token, "step": step_number(html)}).status_code == 302
+    return _page(client)
+
+
+def test_reaching_the_success_url_ends_the_task(client, engine, session):
+    store_study(session, tasks=REACH_TASKS)
+    token = _join(client)
+    html = _start(client, token)
+    # The design link carries the study, participant and task; the page polls for progress.
+    assert "https://example.com/a?abtest_study=checkout-study&amp;abtest_pid=p-1&amp;abtest_task=buy" in html \
+        or "https://example.com/b?abtest_study=checkout-study&amp;abtest_pid=p-1&amp;abtest_task=buy" in html
+    assert "Checking…" in html and 'hx-trigger="every 2s"' in html and "htmx-2.0.11.min.js" in html
+    step = step_number(html)
+    assert client.get(f"{URL}/progress?step={step}").status_code == 204
+
+    miss = _reach(client, url="https://shop.example/cart.html")
+    assert miss.status_code == 200 and miss.get_json() == {"ended": False}
+    assert _events(engine, type="task") == []
+
+    hit = _reach(client)
+    assert hit.status_code == 200 and hit.get_json() == {"ended": True}
+    assert hit.headers["Access-Control-Allow-Origin"] in ("*", "http://127.0.0.1:9")
+    [event] = _events(engine, type="task")
+    assert (event["task"], event["success"], event["unit"]) == ("buy", True, "p-1")
+    assert 0 <= event["duration_ms"] < 60_000
+    assert _participant(engine, "p-1")["phase"] == "seq"
+
+    # A second report (another page load, a reload) changes nothing.
+    again = _reach(client)
+    assert again.status_code == 200 and again.get_json() == {"ended": False}
+    assert len(_events(engine, type="task")) == 1
+
+    # The runner moves on by itself: the poll redirects, the page asks the SEQ.
+    moved = client.get(f"{URL}/progress?step={step}", headers={"HX-Request": "true"})
+    assert moved.status_code == 200 and moved.headers["HX-Redirect"].endswith("/s/checkout-study/step")
+    assert "Overall, how difficult or easy was the task to complete?" in _page(client)
+
+
+def test_reached_before_start_or_for_another_task_is_a_no_op(client, engine, session):
+    store_study(session, tasks=REACH_TASKS)
+    token = _join(client)
+    assert _reach(client).get_json() == {"ended": False}  # not started yet
+    _start(client, token)
+    assert _reach(client, task="address").get_json() == {"ended": False}  # not the running task
+    assert _events(engine, type="task") == []
+    assert _participant(engine, "p-1")["phase"] == "running"
+
+
+def test_self_reported_task_ignores_reached_urls(client, engine, session):
+    store_study(session)  # no success_url anywhere
+    token = _join(client)
+    html = _start(client, token)
+    assert "Checking…" not in html and "htmx" not in html
+    assert _reach(client).get_json() == {"ended": False}
+    assert _events(engine, type="task") == []
+
+
+def test_reached_after_im_done_is_a_no_op(client, engine, session):
+    store_study(session, tasks=REACH_TASKS)
+    token = _join(client)
+    html = _start(client, token)
+    assert client.post(f"{URL}/task/end", data={"csrf_token": token, "step": step_number(html),
+                                                "outcome": "done"}).status_code == 302
+    assert _reach(client).get_json() == {"ended": False}
+    assert len(_events(engine, type="task")) == 1
+
+
+def test_reached_refuses_unknown_and_bad_input_as_json(client, engine, session):
+    store_study(session, tasks=REACH_TASKS)
+    _join(client)
+    unknown_pid = _reach(client, pid="nobody")
+    assert unknown_pid.status_code == 404 and unknown_pid.get_json()["error"]["field"] == "pid"
+    unknown_study = _reach(client, key="no-such-study")
+    assert unknown_study.status_code == 404 and unknown_study.get_json()["error"]["field"] == "study"
+    bad = client.post(f"{URL}/reached", data="{not json", headers={"Content-Type": "application/json"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "body"
+    missing = client.post(f"{URL}/reached", json={"pid": "p-1", "task": "buy"})
+    assert missing.status_code == 400 and missing.get_json()["error"]["field"] == "url"
+    wrong_type = client.post(f"{URL}/reached", json={"pid": "p-1", "task": "buy", "url": 3})
+    assert wrong_type.status_code == 400 and wrong_type.get_json()["error"]["field"] == "url"
+    preflight = client.options(f"{URL}/reached", headers={
+        "Origin": "http://127.0.0.1:9", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type"})
+    assert preflight.headers.get("Access-Control-Allow-Origin") in ("*", "http://127.0.0.1:9")
+    assert _events(engine, type="task") == []
+
+
+def test_design_link_keeps_its_query():
+    from web.studies import with_params
+
+    assert with_params("https://x.test/p?a=1&abtest_task=old#top", abtest_study="s", abtest_task="t") == \
+        "https://x.test/p?a=1&abtest_study=s&abtest_task=t#top"
+    assert with_params("/local", abtest_pid="p 1") == "/local?abtest_pid=p+1"
+
+
+# --- the "how many participants" planner on the study results page ------------------------------
+
+
+def test_planner_on_the_study_results_page(logged_in, session):
+    store_study(session)
+    page = logged_in.get("/experiments/checkout-study/study-results").get_data(as_text=True)
+    assert "How many participants?" in page and 'hx-get="/experiments/checkout-study/study-results/plan"' in page
+    # Defaults: Nielsen & Landauer's p = 31 %, five participants.
+    assert "<strong>84.4 %</strong>" in page and "<strong>6</strong> participants" in page
+
+    fragment = logged_in.get("/experiments/checkout-study/study-results/plan?p=31&n=5&target=84&rate=50&margin=20",
+                             headers={"HX-Request": "true"})
+    html = fragment.get_data(as_text=True)
+    assert fragment.status_code == 200 and html.lstrip().startswith('<div id="plan-result"')
+    assert "<strong>5</strong> participants" in html and "<strong>21</strong>" in html
+
+    bad = logged_in.get("/experiments/checkout-study/study-results/plan?p=abc&margin=0").get_data(as_text=True)
+    assert "p: Enter a number." in bad and "margin:" in bad and 'role="alert"' in bad
+    # Without script, the form's GET lands on the page itself with the same answers.
+    again = logged_in.get("/experiments/checkout-study/study-results?p=31&n=5&target=84").get_data(as_text=True)
+    assert "<strong>5</strong> participants" in again
+    assert logged_in.get("/experiments/nope-nope/study-results/plan").status_code == 404
+
+
+def test_planner_needs_a_login(client, session):
+    store_study(session)
+    response = client.get("/experiments/checkout-study/study-results/plan")
+    assert response.status_code in (302, 401) and "login" in (response.location or "")

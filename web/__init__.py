@@ -94,6 +94,9 @@ def _register_api(app: Flask) -> None:
     # (header or ?key=), never by cookie.
     CORS(app, resources={r"/api/v1/(config|assign|events)": {"origins": "*"}}, supports_credentials=True,
          allow_headers=["Authorization", "Content-Type"], methods=["GET", "POST", "OPTIONS"], max_age=86400)
+    # The study reporter (abtest-study.js) on the tested site posts here without cookies.
+    CORS(app, resources={r"/s/[^/]+/reached": {"origins": "*", "supports_credentials": False}},
+         allow_headers=["Content-Type"], methods=["POST", "OPTIONS"], max_age=86400)
 
 
 def _register_pages(app: Flask) -> None:

@@ -186,7 +186,8 @@ def config():  # type: ignore[no-untyped-def]
     """Running experiments as the snippet needs them: keys, seeds, weights, coverage, rules."""
     with _session() as session:
         running = registry.list_definitions(session, status=["running"])
-    response = jsonify(experiments=[_config_entry(d) for d in running])
+    # Studies assign their participants in the runner (/s/<key>), never through the snippet.
+    response = jsonify(experiments=[_config_entry(d) for d in running if d.kind == "experiment"])
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 

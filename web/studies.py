@@ -13,6 +13,7 @@ import csv
 import io
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import (
     Blueprint,
@@ -29,8 +30,8 @@ from flask import (
 from sqlmodel import Session
 
 from abtest import studies as core
-from abtest.errors import Conflict, ValidationError
-from web import get_engine
+from abtest.errors import AbtestError, BadRequest, Conflict, ValidationError
+from web import csrf, get_engine
 from web.auth import login_required
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
@@ -128,7 +129,8 @@ def step(key: str, errors: dict[int, str] | None = None, values: dict[str, str] 
     }
     if current.kind == "task":
         task = study.task(current.item)
-        context.update(task=task, url=task.start_url or study.url_of(current.design),
+        context.update(task=task, url=with_params(task.start_url or study.url_of(current.design), abtest_study=key,
+                                                  abtest_pid=participant.pid, abtest_task=task.key),
                        task_number=[t.key for t in study.tasks].index(task.key) + 1)
         if participant.phase == "seq":
             return render_template("studies/questions.html", name="SEQ", scale=core.SCALES["SEQ"][0],
@@ -166,6 +168,52 @@ def end_task(key: str):  # type: ignore[no-untyped-def]
     except core.StepConflict as exc:
         return _conflict(key, exc)
     return redirect(url_for("studies.step", key=key))
+
+
+@studies.get("/<key>/progress")
+def progress(key: str):  # type: ignore[no-untyped-def]
+    """Polled by the task page (htmx, every 2 s) while a task with a success URL runs: nothing
+    (204) until the participant has moved on, then an ``HX-Redirect`` to whatever comes next."""
+    found = _participant(key)
+    if found is None:
+        return "", 204
+    _row, _study, participant = found
+    if str(participant.step) == request.args.get("step") and participant.phase == "running" \
+            and participant.abandoned_at is None:
+        return "", 204
+    response = make_response("", 200)
+    response.headers["HX-Redirect"] = url_for("studies.step", key=key)
+    return response
+
+
+@studies.post("/<key>/reached")
+@csrf.exempt
+def reached(key: str):  # type: ignore[no-untyped-def]
+    """The snippet on the tested site reports a page the participant loaded (public, no cookies,
+    any origin). Body: JSON ``{"pid", "task", "url"}`` (sent as text/plain to skip the CORS
+    preflight). Answers ``{"ended": true}`` when that ended the running task as a success."""
+    body = request.get_json(force=True, silent=True)
+    if not isinstance(body, dict):
+        return _json_error(BadRequest("the body must be a JSON object with pid, task and url", field="body"))
+    for name in ("pid", "task", "url"):
+        if not isinstance(body.get(name), str) or not body[name] or len(body[name]) > 4000:
+            return _json_error(BadRequest(f"{name} must be a non-empty string", field=name))
+    try:
+        ended = core.reached(get_engine(), key, body["pid"], body["task"], body["url"])
+    except AbtestError as exc:
+        return _json_error(exc)
+    return jsonify(ended=ended)
+
+
+def _json_error(exc: AbtestError):  # type: ignore[no-untyped-def]
+    return jsonify(error=exc.to_dict()), exc.status
+
+
+def with_params(url: str, **params: str) -> str:
+    """``url`` with ``params`` added to its query (existing parameters kept, same names replaced)."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k not in params]
+    return urlunsplit(parts._replace(query=urlencode([*query, *params.items()])))
 
 
 @studies.post("/<key>/answer")
@@ -224,6 +272,7 @@ def page(key: str):  # type: ignore[no-untyped-def]
         "json_url": url_for("study_results.document", key=key),
         "csv_url": url_for("study_results.export", key=key),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "plan": _plan(request.args), "plan_url": url_for("study_results.plan", key=key),
     }
     from web.results import _formatters
 
@@ -232,6 +281,48 @@ def page(key: str):  # type: ignore[no-untyped-def]
     template = "results/_results.html" if fragment else "studies/results.html"
     response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+PLAN_DEFAULTS = {"p": 0.31, "target": 0.85, "n": 5, "rate": 0.8, "margin": 0.15}
+
+
+def _plan(args: Any) -> dict[str, Any]:
+    """The "how many participants" planner: inputs (percentages in the form), answers, errors."""
+    from abtest.stats import planning
+
+    values: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for name, default in PLAN_DEFAULTS.items():
+        raw = (args.get(name) or "").strip()
+        try:
+            number = (int(raw) if name == "n" else float(raw) / 100) if raw else default
+        except ValueError:
+            errors[name] = "Enter a number."
+            number = default
+        values[name] = number
+    answers: dict[str, Any] = {}
+    for out, compute in (("chance", lambda: planning.discovery_chance(values["p"], values["n"])),
+                         ("needed", lambda: planning.participants_for_discovery(values["p"], values["target"])),
+                         ("for_margin", lambda: planning.participants_for_margin(values["rate"], values["margin"]))):
+        try:
+            answers[out] = compute()
+        except ValidationError as exc:
+            errors.setdefault(exc.field or out, exc.message)
+    if "n" not in errors and not 0 <= values["n"] <= 1000:
+        errors["n"] = "From 0 to 1000 participants."
+        answers.pop("chance", None)
+    return {"values": values, "answers": answers, "errors": errors}
+
+
+@study_results.get("/experiments/<key>/study-results/plan")
+@login_required
+def plan(key: str):  # type: ignore[no-untyped-def]
+    """The planner's answers (htmx fragment; the form also works without script via the page)."""
+    with Session(get_engine()) as db:
+        core.get_study(db, key)
+    response = make_response(render_template("studies/_planner.html", plan=_plan(request.args)))
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 

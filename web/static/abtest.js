@@ -305,6 +305,10 @@
   attempt(() => {
     d.addEventListener('visibilitychange', () => d.visibilityState === 'hidden' && send(true));
     w.addEventListener('pagehide', () => send(true));
+    // A usability-study participant (link from the study runner, or an earlier page in this
+    // tab): load the study reporter, which tells the server which pages were reached.
+    (/abtest_study=/.test(location) || session('study')) &&
+      d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-study.js' }));
   });
   try {
     start();
