@@ -74,19 +74,6 @@ days = 7
 # ---- helpers -------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def logged_in(client, designer, session):  # type: ignore[no-untyped-def]
-    """A designer session set directly, so these tests do not depend on the login form (tested in
-    test_web.py); CSRF tokens are still read from the pages, as a browser would."""
-    from abtest.models import User
-
-    user = session.exec(select(User).where(User.email == designer[0])).one()
-    with client.session_transaction() as cookie:
-        cookie["user_id"] = user.id
-    return client
-
-
-
 class _FormFields(HTMLParser):
     """The values a browser would submit from the page's definition form (no button)."""
 
