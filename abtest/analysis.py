@@ -13,7 +13,6 @@ A conversion counts when it happened at or after the unit's first exposure.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 from dataclasses import dataclass, replace
@@ -270,12 +269,6 @@ def _compare(metric: MetricDef, definition: ExperimentDef, baseline_key: str, pa
     return tuple(out)
 
 
-def _as_ratio(effect: Effect) -> Effect:
-    """A difference of mean log times, shown as a ratio of geometric means."""
-    return Effect(math.exp(effect.effect), "ratio", type(effect.ci)(math.exp(effect.ci.low), math.exp(effect.ci.high)),
-                  effect.p_value, effect.se, effect.method + " on log times (ratio of geometric means)")
-
-
 @dataclass(frozen=True)
 class _Context:
     """What every metric of one analysis shares."""
@@ -332,7 +325,11 @@ def _metric_result(ctx: _Context, metric: MetricDef) -> MetricResult:
         variants = _variant_rows(definition, {k: (m.n, functools.partial(durations.geometric_mean, m, alpha))
                                               for k, m in logs.items()})
         if sequential_mode:
-            comparisons = compared(logs, lambda b, t: _as_ratio(sequential.sequential_means(b, t, planned_n, alpha)))
+            def always_valid_ratio(b: Moments, t: Moments) -> Effect:
+                diff = sequential.sequential_means(b, t, planned_n, alpha)
+                return durations.as_ratio(diff, diff.method + " on log times (ratio of geometric means)")
+
+            comparisons = compared(logs, always_valid_ratio)
         else:
             comparisons = compared(logs, lambda b, t: durations.compare_durations(b, t, alpha))
         return MetricResult(metric.name, metric.type, metric.primary,

@@ -55,8 +55,8 @@ def reject_nul(data: Any, where: str = "") -> Any:
     return data
 
 
-class EventIn(BaseModel):
-    """One event as a client sends it; which fields are required depends on ``type``."""
+class StrictBody(BaseModel):
+    """Base of every public request body: unknown fields, loose types and NUL characters refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -64,6 +64,10 @@ class EventIn(BaseModel):
     @classmethod
     def _no_nul(cls, data: Any) -> Any:
         return reject_nul(data)
+
+
+class EventIn(StrictBody):
+    """One event as a client sends it; which fields are required depends on ``type``."""
 
     id: Annotated[str, Field(min_length=8, max_length=64, description="client-generated unique id (UUID)")]
     type: Literal["exposure", "conversion", "task", "response"]

@@ -147,10 +147,15 @@ def list_definitions(session: Session, status: Iterable[str] | None = None) -> l
     return [_row_to_definition(r, variants[r.id], metrics[r.id]) for r in rows if r.id is not None]
 
 
-def create(session: Session, definition: ExperimentDef) -> Experiment:
-    """Store a new experiment; its key must never have been used (archived ones included)."""
+def check_new(session: Session, definition: ExperimentDef) -> None:
+    """Refuse a key that was ever used (archived ones included); reads only, so forms can ask it."""
     if session.exec(select(Experiment.id).where(Experiment.key == definition.key)).first() is not None:
         raise Conflict(f"experiment key {definition.key!r} is already used; keys are never reused", field="key")
+
+
+def create(session: Session, definition: ExperimentDef) -> Experiment:
+    """Store a new experiment; its key must never have been used (archived ones included)."""
+    check_new(session, definition)
     row = Experiment(key=definition.key, name=definition.name, seed=definition.seed, status="draft")
     _fill_row(row, definition)
     _set_status(row, definition.status)

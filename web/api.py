@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import sqlalchemy as sa
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field
 from pydantic import ValidationError as PydanticError
 from sqlmodel import Session, col, select
 from werkzeug.exceptions import HTTPException
@@ -23,7 +23,7 @@ from abtest.definitions import DefinitionDocument, ExperimentDef, InvalidDefinit
 from abtest.errors import (
     AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError,
 )
-from abtest.ingest import EventBatch, explain, exposure_id, ingest, insert_events, reject_nul
+from abtest.ingest import EventBatch, StrictBody, explain, exposure_id, ingest, insert_events
 from abtest.models import Experiment
 from web import get_engine
 from web.auth import token_required
@@ -33,14 +33,7 @@ api = Blueprint("api", __name__, url_prefix="/api/v1")
 Attribute = str | int | bool | list[str | int | bool]
 
 
-class AssignRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        return reject_nul(data)
-
+class AssignRequest(StrictBody):
     experiment: Annotated[str, Field(min_length=1, max_length=64)]
     unit: Annotated[str, Field(min_length=1, max_length=200)]
     attributes: dict[str, Attribute] = Field(default_factory=dict, description="targeting attributes")

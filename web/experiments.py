@@ -367,9 +367,8 @@ def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
     """Validate as ``abtest sync`` does, then let the registry refuse what it would refuse.
 
     An edit runs the registry's own update rule (:func:`registry.check_update`: frozen splits,
-    coverage only up), which reads nothing and writes nothing. A new definition is created in a
-    transaction that is always rolled back, so a reused key shows up while typing and nothing is
-    stored.
+    coverage only up); a new definition its key rule (:func:`registry.check_new`). Both only read,
+    so checking while the designer types never takes a write lock.
     """
     raw, shape_errors, rows = form.to_raw(stored)
     problems = list(shape_errors)
@@ -385,10 +384,7 @@ def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
                 registry.check_update(stored, definition)
             else:
                 with Session(get_engine()) as session:
-                    try:
-                        registry.create(session, definition)
-                    finally:
-                        session.rollback()
+                    registry.check_new(session, definition)
         except Conflict as exc:
             problems.append(exc)
             conflict = True

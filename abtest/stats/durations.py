@@ -55,7 +55,8 @@ def geometric_mean(log_times: Moments, alpha: float = 0.05) -> Estimate:
     )
 
 
-def _ratio(diff_effect: Effect, method: str) -> Effect:
+def as_ratio(diff_effect: Effect, method: str) -> Effect:
+    """A difference of mean log times, shown as a ratio of geometric means (with its interval)."""
     ratio = _exp(diff_effect.effect)
     ci = Interval(_exp(diff_effect.ci.low), _exp(diff_effect.ci.high))
     return Effect(
@@ -92,7 +93,7 @@ def compare_durations(baseline: Moments, treatment: Moments, alpha: float = 0.05
         alpha,
         "Welch t-test on log times",
     )
-    return _ratio(diff, "Welch t-test on log times, ratio of geometric means")
+    return as_ratio(diff, "Welch t-test on log times, ratio of geometric means")
 
 
 def paired_durations(log_differences: Moments, alpha: float = 0.05) -> Effect:
@@ -124,4 +125,4 @@ def paired_durations(log_differences: Moments, alpha: float = 0.05) -> Effect:
         statistic=stat,
         df=float(n - 1),
     )
-    return _ratio(diff, "paired t-test on log times, ratio of geometric means")
+    return as_ratio(diff, "paired t-test on log times, ratio of geometric means")
