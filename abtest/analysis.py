@@ -1,9 +1,11 @@
 """From stored events to a results :class:`~abtest.report.Report`.
 
-The database does the counting: one ``GROUP BY`` per metric turns events into sufficient
-statistics per variant (units, conversions, sums, sums of squares, sums of log times), with the
-same query text on SQLite and PostgreSQL. Python only sees those few numbers per variant and
-hands them to :mod:`abtest.stats`; no raw event list is ever loaded.
+The database does the counting. :mod:`abtest.rollup` first brings the per-unit rollups up to date
+(recomputing only the units whose events changed); then one ``GROUP BY variant`` per metric over
+those rows gives the sufficient statistics per variant (units, conversions, sums, sums of
+squares, sums of log times), with the same query text on SQLite and PostgreSQL. Python only sees
+those few numbers per variant and hands them to :mod:`abtest.stats`; no raw event list is ever
+loaded.
 
 Who counts: a unit's first exposure fixes its variant and start time. Units exposed to more than
 one variant, and units forced by a QA override, are left out (and counted in ``excluded``).
@@ -13,94 +15,57 @@ A conversion counts when it happened at or after the unit's first exposure.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
 from sqlmodel import Session
 
 from abtest import registry
 from abtest.definitions import ExperimentDef, MetricDef
 from abtest.errors import AbtestError, InsufficientData
-from abtest.models import Event
+from abtest.rollup import MEASURES, UNITS, Measures, Refreshed, refresh
 from abtest.report import Comparison, MetricResult, PowerResult, Report, SeriesPoint, SrmResult, VariantResult, verdict
 from abtest.stats.cuped import CovariateMoments
 from abtest.stats.summary import Counts, Effect, Estimate, Moments
 
 DEFAULT_PLANNED_N = 10_000  # tunes the always-valid test when the experiment states no plan
-_EV = Event.__table__  # type: ignore[attr-defined]
 
 
 # ---- SQL: sufficient statistics ----------------------------------------------------------------
 
-class _elapsed_days(FunctionElement[float]):  # noqa: N801 - reads as a SQL function
-    """Days from ``earlier`` to ``later`` as a float: the one date sum that needs dialect SQL."""
-
-    type = sa.Float()
-    inherit_cache = True
-    name = "elapsed_days"
+Cohorts = dict[str, dict[str, int]]  # bucket (variant, "forced", "multiple_variants") → UTC day → units
 
 
-@compiles(_elapsed_days, "sqlite")
-def _elapsed_days_sqlite(element, compiler, **kw):  # type: ignore[no-untyped-def]
-    later, earlier = list(element.clauses)
-    return f"(julianday({compiler.process(later, **kw)}) - julianday({compiler.process(earlier, **kw)}))"
+def _cohorts(conn: sa.Connection, experiment_id: int) -> Cohorts:
+    """Exposed units by bucket and UTC day of first exposure: one scan of the unit rollups that
+    serves the unit counts, every metric's n and the daily series."""
+    bucket = sa.case(
+        (UNITS.c.forced > 0, "forced"),
+        (UNITS.c.variant_lo != UNITS.c.variant_hi, "multiple_variants"),
+        else_=UNITS.c.variant_lo,
+    ).label("bucket")
+    rows = conn.execute(sa.select(bucket, UNITS.c.first_day, sa.func.count())
+                        .where(UNITS.c.experiment_id == experiment_id).group_by(bucket, UNITS.c.first_day)).all()
+    cohorts: Cohorts = {}
+    for b, day, n in rows:
+        cohorts.setdefault(str(b), {})[str(day)] = int(n)
+    return cohorts
 
 
-@compiles(_elapsed_days, "postgresql")
-def _elapsed_days_postgresql(element, compiler, **kw):  # type: ignore[no-untyped-def]
-    later, earlier = list(element.clauses)
-    return f"(EXTRACT(EPOCH FROM ({compiler.process(later, **kw)} - {compiler.process(earlier, **kw)})) / 86400.0)"
-
-
-def _timeline(experiment_id: int, include: sa.ColumnElement[bool] | None = None) -> sa.Subquery:
-    """The experiment's exposures (plus the events one metric needs), each row carrying its
-    unit's first exposure time: a window over one scan, so no per-unit join is needed."""
-    is_exposure = _EV.c.type == "exposure"
-    return (
-        sa.select(
-            _EV.c.unit, _EV.c.type, _EV.c.variant, _EV.c.forced, _EV.c.ts, _EV.c.value, _EV.c.duration_ms,
-            sa.func.min(sa.case((is_exposure, _EV.c.ts))).over(partition_by=_EV.c.unit).label("first_ts"),
-        )
-        .where(_EV.c.experiment_id == experiment_id, is_exposure if include is None else sa.or_(is_exposure, include))
-        .subquery("timeline")
-    )
-
-
-def _per_unit(timeline: sa.Subquery, *measures: sa.ColumnElement[object]) -> sa.Subquery:
-    """One row per analysable unit: exposed to exactly one variant and never forced."""
-    exposure = timeline.c.type == "exposure"
-    return (
-        sa.select(timeline.c.unit, sa.func.min(sa.case((exposure, timeline.c.variant))).label("variant"), *measures)
-        .group_by(timeline.c.unit)
-        # min = max rather than count(DISTINCT …) = 1: same meaning, but lets the database hash
-        # instead of sorting inside every group. A unit with no exposure has min NULL: dropped.
-        .having(sa.func.min(sa.case((exposure, timeline.c.variant))) == sa.func.max(sa.case((exposure, timeline.c.variant))),
-                sa.func.max(sa.case((sa.and_(exposure, timeline.c.forced), 1), else_=0)) == 0)
-        .subquery("per_unit")
-    )
-
-
-def _unit_counts(conn: sa.Connection, experiment_id: int) -> tuple[dict[str, int], dict[str, int]]:
-    """Exposed units per variant, and how many were excluded (forced, or seen in several variants)."""
-    t = _timeline(experiment_id)
-    per_unit = (
-        sa.select(
-            sa.case(
-                (sa.func.max(sa.case((t.c.forced, 1), else_=0)) == 1, "forced"),
-                (sa.func.min(t.c.variant) != sa.func.max(t.c.variant), "multiple_variants"),
-                else_=sa.func.min(t.c.variant),
-            ).label("bucket")
-        ).group_by(t.c.unit).subquery("per_unit")
-    )
-    rows = conn.execute(sa.select(per_unit.c.bucket, sa.func.count()).group_by(per_unit.c.bucket)).all()
-    counts = {str(bucket): int(n) for bucket, n in rows}
+def _unit_counts(cohorts: Cohorts) -> tuple[dict[str, int], dict[str, int]]:
+    """Analysable units per variant, and how many were excluded (forced, or seen in several variants)."""
+    counts = {b: sum(days.values()) for b, days in cohorts.items()}
     excluded = {"forced": counts.pop("forced", 0), "multiple_variants": counts.pop("multiple_variants", 0)}
     return counts, excluded
+
+
+def _measure(experiment_id: int, kind: str, name: str) -> sa.Select[Any]:
+    """Rows of one measure (analysable units only), to be aggregated per variant."""
+    return (sa.select().select_from(MEASURES)
+            .where(MEASURES.c.experiment_id == experiment_id, MEASURES.c.kind == kind, MEASURES.c.name == name))
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,33 +76,24 @@ class _ValueStats:
     cross: float  # Σ post·pre, for CUPED
 
 
-def _value_stats(conn: sa.Connection, experiment_id: int, event: str) -> dict[str, _ValueStats]:
+def _value_stats(conn: sa.Connection, experiment_id: int, units: dict[str, int], event: str) -> dict[str, _ValueStats]:
     """Per variant: units converting on ``event`` at or after exposure, and per-unit value sums
-    after (the metric) and before exposure (CUPED's covariate)."""
-    t = _timeline(experiment_id, sa.and_(_EV.c.type == "conversion", _EV.c.event == event))
-    conversion = t.c.type == "conversion"
-    after = sa.and_(conversion, t.c.ts >= t.c.first_ts)
-    before = sa.and_(conversion, t.c.ts < t.c.first_ts)
-    value = sa.func.coalesce(t.c.value, 0.0)
-    per_unit = _per_unit(
-        t,
-        sa.func.sum(sa.case((after, 1), else_=0)).label("k"),
-        sa.func.sum(sa.case((after, value), else_=0.0)).label("post"),
-        sa.func.sum(sa.case((before, value), else_=0.0)).label("pre"),
-    )
+    after (the metric) and before exposure (CUPED's covariate). Units without a row for the
+    event add only to n: every sum is zero for them."""
+    m = MEASURES.c
     rows = conn.execute(
-        sa.select(
-            per_unit.c.variant, sa.func.count(), sa.func.sum(sa.case((per_unit.c.k > 0, 1), else_=0)),
-            sa.func.sum(per_unit.c.post), sa.func.sum(per_unit.c.post * per_unit.c.post),
-            sa.func.sum(per_unit.c.pre), sa.func.sum(per_unit.c.pre * per_unit.c.pre),
-            sa.func.sum(per_unit.c.post * per_unit.c.pre),
-        ).group_by(per_unit.c.variant)
+        _measure(experiment_id, "event", event).add_columns(
+            m.variant, sa.func.sum(sa.case((m.k > 0, 1), else_=0)), sa.func.sum(m.post), sa.func.sum(m.post * m.post),
+            sa.func.sum(m.pre), sa.func.sum(m.pre * m.pre), sa.func.sum(m.post * m.pre),
+        ).group_by(m.variant)
     ).all()
-    return {
-        variant: _ValueStats(Counts(n, int(x or 0)), Moments(n, float(s or 0), float(ss or 0)),
-                             Moments(n, float(p or 0), float(pp or 0)), float(sp or 0))
-        for variant, n, x, s, ss, p, pp, sp in rows
-    }
+    sums = {variant: rest for variant, *rest in rows}
+    out = {}
+    for variant, n in units.items():
+        x, s, ss, p, pp, sp = sums.get(variant, (0, 0.0, 0.0, 0.0, 0.0, 0.0))
+        out[variant] = _ValueStats(Counts(n, int(x or 0)), Moments(n, float(s or 0), float(ss or 0)),
+                                   Moments(n, float(p or 0), float(pp or 0)), float(sp or 0))
+    return out
 
 
 def _retention_stats(conn: sa.Connection, experiment_id: int, days: int, now: datetime) -> dict[str, Counts]:
@@ -146,48 +102,48 @@ def _retention_stats(conn: sa.Connection, experiment_id: int, days: int, now: da
     Only units first exposed at least ``days`` days before ``now`` count: the others have not yet
     had the chance to come back, and counting them as lost would understate retention.
     """
-    t = _timeline(experiment_id, _EV.c.type != "exposure")
-    back = _elapsed_days(t.c.ts, t.c.first_ts) >= days
-    per_unit = _per_unit(t, sa.func.max(sa.case((back, 1), else_=0)).label("back"),
-                         sa.func.min(t.c.first_ts).label("first"))
-    rows = conn.execute(
-        sa.select(per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.back))
-        .where(per_unit.c.first <= now - timedelta(days=days))
-        .group_by(per_unit.c.variant)
-    ).all()
-    return {variant: Counts(n, int(x or 0)) for variant, n, x in rows}
+    cutoff = now - timedelta(days=days)
+    exposed = dict(conn.execute(
+        sa.select(UNITS.c.variant_lo, sa.func.count())
+        .where(UNITS.c.experiment_id == experiment_id, UNITS.c.variant_lo == UNITS.c.variant_hi,
+               UNITS.c.forced == 0, UNITS.c.first_ts <= cutoff)
+        .group_by(UNITS.c.variant_lo)).all())
+    back = dict(conn.execute(
+        _measure(experiment_id, "retention", str(days)).add_columns(MEASURES.c.variant, sa.func.count())
+        .where(MEASURES.c.first_ts <= cutoff).group_by(MEASURES.c.variant)).all())
+    return {variant: Counts(int(n), int(back.get(variant, 0))) for variant, n in exposed.items()}
 
 
 def _duration_stats(conn: sa.Connection, experiment_id: int, task: str) -> dict[str, Moments]:
     """Per variant: moments of each unit's mean log time (seconds) over successful attempts."""
-    t = _timeline(experiment_id, sa.and_(_EV.c.type == "task", _EV.c.task == task, _EV.c.success.is_(True),
-                                         _EV.c.duration_ms > 0))
-    timed = sa.and_(t.c.type == "task", t.c.ts >= t.c.first_ts)
-    per_unit = _per_unit(t, sa.func.avg(sa.case((timed, sa.func.ln(t.c.duration_ms / 1000.0)))).label("log_t"))
+    log_t = MEASURES.c.log_sum / MEASURES.c.log_n
     rows = conn.execute(
-        sa.select(per_unit.c.variant, sa.func.count(), sa.func.sum(per_unit.c.log_t),
-                  sa.func.sum(per_unit.c.log_t * per_unit.c.log_t))
-        .where(per_unit.c.log_t.is_not(None)).group_by(per_unit.c.variant)
+        _measure(experiment_id, "task", task).add_columns(
+            MEASURES.c.variant, sa.func.count(), sa.func.sum(log_t), sa.func.sum(log_t * log_t))
+        .where(MEASURES.c.log_n > 0).group_by(MEASURES.c.variant)
     ).all()
     return {variant: Moments(n, float(s or 0), float(ss or 0)) for variant, n, s, ss in rows}
 
 
-def _daily_conversions(conn: sa.Connection, experiment_id: int, event: str) -> list[tuple[str, str, str | None, int]]:
+def _daily_conversions(conn: sa.Connection, experiment_id: int, event: str,
+                       cohorts: Cohorts) -> list[tuple[str, str, str | None, int]]:
     """(variant, UTC day of first exposure, UTC day of first conversion or None, units): enough to
     rebuild, for any day, the units exposed and converted by the end of that day."""
-    t = _timeline(experiment_id, sa.and_(_EV.c.type == "conversion", _EV.c.event == event))
-    converted = sa.and_(t.c.type == "conversion", t.c.ts >= t.c.first_ts)
-    day = lambda column: sa.func.substr(sa.cast(column, sa.String), 1, 10)  # noqa: E731
-    per_unit = _per_unit(
-        t,
-        day(sa.func.min(t.c.first_ts)).label("day"),
-        day(sa.func.min(sa.case((converted, t.c.ts)))).label("converted_day"),
-    )
-    rows = conn.execute(
-        sa.select(per_unit.c.variant, per_unit.c.day, per_unit.c.converted_day, sa.func.count())
-        .group_by(per_unit.c.variant, per_unit.c.day, per_unit.c.converted_day)
+    m = MEASURES.c
+    converters = conn.execute(
+        _measure(experiment_id, "event", event).add_columns(m.variant, m.first_day, m.converted_day, sa.func.count())
+        .where(m.k > 0).group_by(m.variant, m.first_day, m.converted_day)
     ).all()
-    return [(str(v), str(d), None if c is None else str(c), int(n)) for v, d, c, n in rows]
+    out = [(str(v), str(d), str(c), int(n)) for v, d, c, n in converters]
+    converted: dict[tuple[str, str], int] = {}
+    for v, d, _c, n in out:
+        converted[(v, d)] = converted.get((v, d), 0) + n
+    for variant, days in cohorts.items():
+        for day, n in days.items():
+            rest = n - converted.get((variant, day), 0)
+            if rest and variant not in ("forced", "multiple_variants"):
+                out.append((variant, day, None, rest))
+    return out
 
 
 # ---- statistics: one metric -----------------------------------------------------------------------
@@ -375,13 +331,13 @@ def _metric_result(ctx: _Context, metric: MetricDef) -> MetricResult:
 
 
 def _series(conn: sa.Connection, experiment_id: int, definition: ExperimentDef, metric: MetricDef | None,
-            planned_n: int) -> tuple[SeriesPoint, ...]:
+            planned_n: int, exposed: Cohorts) -> tuple[SeriesPoint, ...]:
     """Cumulative effect of each variant on the primary conversion metric, day by day."""
     from abtest.stats import proportions, sequential
 
     if metric is None or metric.type != "conversion" or metric.event is None:
         return ()
-    cohorts = _daily_conversions(conn, experiment_id, metric.event)
+    cohorts = _daily_conversions(conn, experiment_id, metric.event, exposed)
     days = sorted({d for _v, d, _c, _n in cohorts} | {c for _v, _d, c, _n in cohorts if c is not None})
     points = []
     baseline = definition.variant_keys[0]
@@ -419,9 +375,11 @@ def analyze(engine: sa.Engine, key: str) -> Report:
         row = registry.get_row(session, key)
         definition = registry.load(session, row)
     assert row.id is not None
+    refresh(engine, row.id, Measures.of(definition))
     with engine.connect() as conn:
-        units, excluded = _unit_counts(conn, row.id)
-        units = {k: units.get(k, 0) for k in definition.variant_keys}
+        cohorts = _cohorts(conn, row.id)
+        analysable, excluded = _unit_counts(cohorts)
+        units = {k: analysable.get(k, 0) for k in definition.variant_keys}
         target, target_method = _planned_n(definition)
         smallest = min(units.values())
         progress = progress_of(smallest, target) if target else None
@@ -431,10 +389,10 @@ def analyze(engine: sa.Engine, key: str) -> Report:
         significance_allowed = definition.analysis == "sequential" or fixed_horizon_reached
         planned_n = target or DEFAULT_PLANNED_N
         # A conversion and a mean metric on the same event share one query.
-        values = functools.cache(functools.partial(_value_stats, conn, row.id))
+        values = functools.cache(functools.partial(_value_stats, conn, row.id, analysable))
         ctx = _Context(conn, row.id, definition, planned_n, significance_allowed, datetime.now(UTC), values)
         metrics = tuple(_metric(ctx, m) for m in definition.metrics)
-        series = _series(conn, row.id, definition, definition.primary_metric, planned_n)
+        series = _series(conn, row.id, definition, definition.primary_metric, planned_n, cohorts)
     total = sum(units.values())
     try:
         srm_result = srm_check([units[k] for k in definition.variant_keys], list(definition.weights))
@@ -449,6 +407,17 @@ def analyze(engine: sa.Engine, key: str) -> Report:
                 f"(p = {srm.p_value:.2g}), so the results are not trustworthy until its cause is found. " + text)
     return Report(key, row.status, definition.analysis, definition.alpha, units, srm, metrics, power, text,
                   excluded, series, horizon_reached=significance_allowed)
+
+
+def refresh_rollups(engine: sa.Engine, keys: Sequence[str] | None = None) -> list[tuple[str, Refreshed]]:
+    """Bring the per-unit rollups of these experiments (every A/B experiment by default) up to
+    date now. Reports do it themselves; this is for after loading or migrating many events, so
+    the first results page does not pay the build."""
+    with Session(engine) as session:
+        definitions = [d for d in registry.list_definitions(session) if d.kind == "experiment"] if keys is None \
+            else [registry.get(session, key) for key in keys]
+        ids = {d.key: registry.get_row(session, d.key).id for d in definitions}
+    return [(d.key, refresh(engine, ids[d.key], Measures.of(d))) for d in definitions]  # type: ignore[arg-type]
 
 
 def warm_up() -> None:

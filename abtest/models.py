@@ -209,3 +209,68 @@ class StudyParticipant(SQLModel, table=True):
     updated_at: datetime = _ts()
     finished_at: datetime | None = _ts(nullable=True)
     abandoned_at: datetime | None = _ts(nullable=True)
+
+
+# --- Per-unit rollups (abtest.rollup): what each exposed unit did, kept fresh from the events so a
+# report reads one row per unit instead of scanning every event. Derived data: rebuilt at will.
+
+
+class RollupUnit(SQLModel, table=True):
+    """One exposed unit of one experiment: its variant(s), whether it was forced, when it first saw one."""
+
+    __tablename__ = "rollup_units"
+
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", primary_key=True)
+    unit: str = Field(max_length=200, primary_key=True)
+    variant_lo: str = Field(max_length=64)  # min and max exposure variant: equal for a clean unit
+    variant_hi: str = Field(max_length=64)
+    forced: int = 0  # forced exposures (QA overrides)
+    first_ts: datetime = _ts()
+    first_day: str = Field(max_length=10)  # UTC day of first_ts, YYYY-MM-DD (the daily series)
+
+
+class RollupMeasure(SQLModel, table=True):
+    """What one analysable unit did for one measure: an event name (conversions and values), a
+    task (times) or a retention horizon in days. Only units with something to count have a row;
+    each carries its unit's variant and start, so a report aggregates this table without a join."""
+
+    __tablename__ = "rollup_measures"
+
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", primary_key=True)
+    kind: str = Field(max_length=16, primary_key=True)  # event | task | retention
+    name: str = Field(max_length=64, primary_key=True)
+    unit: str = Field(max_length=200, primary_key=True)
+    variant: str = Field(max_length=64)
+    first_ts: datetime = _ts()  # the unit's first exposure
+    first_day: str = Field(max_length=10)
+    k: int = 0  # events at or after first exposure (retention: 1 when the unit came back)
+    post: float = 0.0  # sum of values at or after first exposure
+    pre: float = 0.0  # sum of values before it (CUPED's covariate)
+    converted_day: str | None = Field(default=None, max_length=10)  # UTC day of the first event after exposure
+    log_n: int = 0  # successful timed attempts after first exposure
+    log_sum: float = 0.0  # sum of their log times (seconds)
+
+
+class RollupDirty(SQLModel, table=True):
+    """Units whose events changed since their rollup rows were computed.
+
+    Written by a database trigger on ``events`` in the inserting transaction, so no writer can
+    forget it; ``version`` rises with every insert, so a refresh deletes only the marks it saw.
+    """
+
+    __tablename__ = "rollup_dirty"
+
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", primary_key=True)
+    unit: str = Field(max_length=200, primary_key=True)
+    version: int = 1
+
+
+class RollupState(SQLModel, table=True):
+    """Which measures an experiment's rollups hold; a different set means a full rebuild."""
+
+    __tablename__ = "rollup_state"
+
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", primary_key=True)
+    fingerprint: str = Field(default="", sa_type=sa.Text)
+    units: int = 0  # rollup_units rows, kept by each refresh (sizes the next one without a count)
+    refreshed_at: datetime = _ts()
