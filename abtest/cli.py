@@ -300,3 +300,22 @@ def db_upgrade() -> None:
     settings = load_settings()
     upgrade(make_engine(settings.database_url))
     click.echo(f"database schema is up to date: {_safe_url(settings.database_url)}")
+
+
+@db.command("rollup")
+@click.argument("keys", nargs=-1)
+def db_rollup(keys: tuple[str, ...]) -> None:
+    """Bring the per-unit rollups of experiments KEYS (default: all) up to date.
+
+    Every report does this itself for the units that changed; run it once after upgrading a
+    database that already holds many events (the first build reads them all: about 8 s per
+    million events on a small server), so no results page waits for it.
+    """
+    from abtest.analysis import refresh_rollups
+
+    _settings, engine = _open()
+    for key, done in refresh_rollups(engine, list(keys) or None):
+        if done.full or done.units:
+            click.echo(f"{key}: {'built' if done.full else 'updated'} ({done.units} units)")
+        else:
+            click.echo(f"{key}: up to date")

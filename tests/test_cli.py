@@ -37,7 +37,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_every_command_has_help():
     runner = CliRunner()
     for args in ([], ["serve"], ["sync"], ["assign"], ["token", "create"], ["token", "list"],
-                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"]):
+                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"], ["db", "rollup"]):
         result = runner.invoke(main, [*args, "--help"])
         assert result.exit_code == 0, args
         assert "Usage:" in result.output
@@ -159,6 +159,19 @@ def test_user_create_prompts_twice(run, session):
 def test_db_upgrade_is_idempotent(run, session):
     assert run("db", "upgrade").exit_code == 0
     assert "up to date" in run("db", "upgrade").output
+
+
+def test_db_rollup_builds_then_finds_nothing_new(run, engine, session):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    first = run("db", "rollup")
+    assert first.exit_code == 0
+    assert "onboarding-copy: built (" in first.output
+    assert "checkout-study" not in first.output  # studies keep no rollups
+    again = run("db", "rollup", "onboarding-copy")
+    assert again.output == "onboarding-copy: up to date\n"
+    assert run("db", "rollup", "no-such-test").exit_code == 1
 
 
 def test_analyze_text_and_json(run, engine, session):
