@@ -203,6 +203,7 @@ def test_forced_variant_is_recorded_as_forced(page, shop, live):  # type: ignore
     natural = live.python_variants(unit)["live-hero"]
     other = "blue" if natural == "control" else "control"
     page.goto(f"{shop}?abtest_live-hero={other}")
+    page.evaluate("abtest.ready")  # variant() answers null until the config has loaded
     assert page.evaluate("abtest.variant('live-hero')") == other
     page.evaluate("abtest.flush()")
 
