@@ -126,6 +126,24 @@ class StudyDef(ExperimentDef):
         return ExperimentDef(key=self.key, name=self.name, variants=self.variants, hypothesis=self.hypothesis,
                              kind="study", status=self.status, seed=self.seed, analysis=self.analysis)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The study in its TOML shape (round-trips through :func:`parse_study`; seed is the key)."""
+        out: dict[str, Any] = {
+            "kind": "study", "key": self.key, "name": self.name, "hypothesis": self.hypothesis,
+            "status": self.status, "within_subjects": self.within_subjects,
+            "questionnaires": list(self.questionnaires), "comment": self.comment,
+        }
+        if self.completion_code is not None:
+            out["completion_code"] = self.completion_code
+        out["consent"] = self.consent
+        out["designs"] = [{k: v for k, v in (("key", d.key), ("name", d.name), ("url", self.url_of(d.key)),
+                                             ("weight", d.weight)) if v != ""} for d in self.variants]
+        out["tasks"] = [{k: v for k, v in (("key", t.key), ("prompt", t.prompt), ("start_url", t.start_url),
+                                           ("success_url", t.success_url), ("time_limit", t.time_limit))
+                         if v is not None} | ({} if t.success_url else {"success": "self-report"})
+                        for t in self.tasks]
+        return out
+
 
 # --- definitions --------------------------------------------------------------------------------
 
@@ -288,13 +306,7 @@ def store_settings(session: Session, definitions: Sequence[ExperimentDef]) -> No
         assert row.id is not None
         settings = session.exec(select(Study).where(Study.experiment_id == row.id)).first()
         if settings is not None and row.status != "draft" and row.started_at is not None:
-            old = load_study(session, row)
-            if old.within_subjects != definition.within_subjects:
-                raise Conflict("within_subjects of a launched study cannot change", field="within_subjects")
-            if [t.key for t in old.tasks] != [t.key for t in definition.tasks]:
-                raise Conflict("the tasks of a launched study cannot be added, removed or reordered", field="tasks")
-            if old.questionnaires != definition.questionnaires or old.comment != definition.comment:
-                raise Conflict("the questionnaires of a launched study cannot change", field="questionnaires")
+            check_launched(load_study(session, row), definition)
         settings = settings or Study(experiment_id=row.id)
         settings.within_subjects = definition.within_subjects
         settings.questionnaires = list(definition.questionnaires)
@@ -308,6 +320,58 @@ def store_settings(session: Session, definitions: Sequence[ExperimentDef]) -> No
                                   success_url=t.success_url, time_limit=t.time_limit)
                         for i, t in enumerate(definition.tasks))
         session.flush()
+
+
+def check_launched(old: StudyDef, new: StudyDef) -> None:
+    """Refuse what would break a launched study's data: participants are midway through its list of
+    steps, so the design mode, the tasks (keys and order) and the questionnaires stay as they are.
+    Reads nothing, so a form can ask it while the designer types."""
+    if old.within_subjects != new.within_subjects:
+        raise Conflict("within_subjects of a launched study cannot change", field="within_subjects")
+    if [t.key for t in old.tasks] != [t.key for t in new.tasks]:
+        raise Conflict("the tasks of a launched study cannot be added, removed or reordered", field="tasks")
+    if old.questionnaires != new.questionnaires or old.comment != new.comment:
+        raise Conflict("the questionnaires of a launched study cannot change", field="questionnaires")
+
+
+def check_update(old: StudyDef, new: StudyDef) -> None:
+    """Every rule an edit of a stored study must pass: the registry's (lifecycle, frozen designs and
+    weights, as for experiments' variants) and, once launched, :func:`check_launched`."""
+    registry.check_update(old.as_experiment(), new.as_experiment())
+    if old.status != "draft":
+        check_launched(old, new)
+
+
+def update_study(session: Session, definition: StudyDef) -> Experiment:
+    """Replace a stored study's definition in the caller's transaction (rules of :func:`check_update`)."""
+    row = registry.get_row(session, definition.key)
+    if row.kind != "study":
+        raise Conflict(f"{definition.key!r} is an experiment, not a study", field="kind")
+    check_update(load_study(session, row), definition)
+    registry.update(session, definition.as_experiment())
+    store_settings(session, [definition])
+    return row
+
+
+def sync(session: Session, definitions: Sequence[ExperimentDef]) -> list[registry.SyncResult]:
+    """:func:`abtest.registry.sync` for experiments and studies together, in the caller's transaction.
+
+    A study counts as unchanged only when its whole definition (tasks, questionnaires, URLs…) is
+    what is stored, not just the registry's part of it.
+    """
+    before: dict[str, StudyDef | None] = {}
+    for definition in definitions:
+        if isinstance(definition, StudyDef):
+            row = session.exec(select(Experiment).where(Experiment.key == definition.key)).first()
+            before[definition.key] = load_study(session, row) if row is not None and row.kind == "study" else None
+    results = registry.sync(session, [d.as_experiment() if isinstance(d, StudyDef) else d for d in definitions])
+    store_settings(session, definitions)
+    out = []
+    for result, definition in zip(results, definitions, strict=True):
+        if isinstance(definition, StudyDef) and result.action != "created":
+            result = registry.SyncResult(result.key, "unchanged" if before[definition.key] == definition else "updated")
+        out.append(result)
+    return out
 
 
 def create_study(session: Session, definition: StudyDef) -> Experiment:
