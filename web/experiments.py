@@ -38,10 +38,22 @@ from abtest.errors import Conflict, ValidationError
 from abtest.models import Experiment
 from web import get_engine
 from web.auth import login_required
+from web.form_rows import (
+    Checked,
+    FieldError,
+    RowSection,
+    blank_row,
+    change_rows,
+    is_blank,
+    locate_row,
+    read_rows,
+    shown,
+    typed_integer,
+    typed_number,
+)
 
 experiments = Blueprint("experiments", __name__, url_prefix="/experiments")
 
-MAX_ROWS = 50  # form rows read per list; more than any definition allows, so nothing is dropped silently
 VARIANT_INPUTS = ("key", "name", "weight", "description")
 METRIC_INPUTS = ("name", "type", "event", "task", "days")
 TARGETING_INPUTS = ("attribute", "values")
@@ -103,8 +115,8 @@ class DefinitionForm:
         return cls(
             variants=[{"key": "control", "name": "Control", "weight": "0.5", "description": ""},
                       {"key": "treatment", "name": "", "weight": "0.5", "description": ""}],
-            metrics=[_blank_row(METRIC_INPUTS, type="conversion")],
-            targeting=[_blank_row(TARGETING_INPUTS)],
+            metrics=[blank_row(METRIC_INPUTS, type="conversion")],
+            targeting=[blank_row(TARGETING_INPUTS)],
         )
 
     @classmethod
@@ -112,17 +124,17 @@ class DefinitionForm:
         plan = d.plan
         return cls(
             key=d.key, name=d.name, hypothesis=d.hypothesis, analysis=d.analysis,
-            alpha=_show(d.alpha), coverage=_show(d.coverage), cuped=d.cuped,
-            variants=[{"key": v.key, "name": v.name, "weight": _show(v.weight), "description": v.description}
+            alpha=shown(d.alpha), coverage=shown(d.coverage), cuped=d.cuped,
+            variants=[{"key": v.key, "name": v.name, "weight": shown(v.weight), "description": v.description}
                       for v in d.variants],
             metrics=[{"name": m.name, "type": m.type, "event": m.event or "", "task": m.task or "",
-                      "days": _show(m.days)} for m in d.metrics] or [_blank_row(METRIC_INPUTS, type="conversion")],
+                      "days": shown(m.days)} for m in d.metrics] or [blank_row(METRIC_INPUTS, type="conversion")],
             primary=str(next((i for i, m in enumerate(d.metrics) if m.primary), 0)),
             targeting=[{"attribute": k, "values": ", ".join(v)} for k, v in d.targeting.items()]
-            or [_blank_row(TARGETING_INPUTS)],
-            namespace={"name": d.namespace.name, "start": _show(d.namespace.start), "end": _show(d.namespace.end)}
+            or [blank_row(TARGETING_INPUTS)],
+            namespace={"name": d.namespace.name, "start": shown(d.namespace.start), "end": shown(d.namespace.end)}
             if d.namespace else {"name": "", "start": "", "end": ""},
-            plan={k: _show(getattr(plan, k)) if plan else "" for k in PLAN_INPUTS},
+            plan={k: shown(getattr(plan, k)) if plan else "" for k in PLAN_INPUTS},
         )
 
     @classmethod
@@ -134,10 +146,10 @@ class DefinitionForm:
             key=text("key").strip(), name=text("name"), hypothesis=text("hypothesis"),
             analysis=text("analysis"), alpha=text("alpha"), coverage=text("coverage"),
             cuped=form.get("cuped") is not None,
-            variants=_rows(form, "variants", VARIANT_INPUTS),
-            metrics=_rows(form, "metrics", METRIC_INPUTS),
+            variants=read_rows(form, "variants", VARIANT_INPUTS),
+            metrics=read_rows(form, "metrics", METRIC_INPUTS),
             primary=text("primary"),
-            targeting=_rows(form, "targeting", TARGETING_INPUTS),
+            targeting=read_rows(form, "targeting", TARGETING_INPUTS),
             namespace={k: text(f"namespace-{k}") for k in ("name", "start", "end")},
             plan={k: text(f"plan-{k}") for k in PLAN_INPUTS},
             helper={k: text(k) for k in HELPER_INPUTS},
@@ -145,21 +157,16 @@ class DefinitionForm:
 
     def apply(self, action: str) -> str | None:
         """Add or remove a row, or copy the helper into the plan; returns the id to focus next."""
-        match = re.fullmatch(r"(add|remove)-(variant|metric|targeting)(?:-(\d+))?", action)
-        if match:
-            verb, section, index = match.group(1), match.group(2), match.group(3)
-            rows, inputs = {"variant": (self.variants, VARIANT_INPUTS), "metric": (self.metrics, METRIC_INPUTS),
-                            "targeting": (self.targeting, TARGETING_INPUTS)}[section]
-            plural = "targeting" if section == "targeting" else f"{section}s"
-            if verb == "add":
-                rows.append(_blank_row(inputs, **({"type": "conversion"} if section == "metric" else {})))
-                return f"{plural}-{len(rows) - 1}-{inputs[0]}"
-            if index is not None and int(index) < len(rows):
-                del rows[int(index)]
-                if section == "metric" and self.primary.isdigit():
-                    chosen = int(self.primary)
-                    self.primary = "" if chosen == int(index) else str(chosen - (chosen > int(index)))
-            return f"add-{section}"
+        changed = change_rows(action, {
+            "variants": RowSection(self.variants, VARIANT_INPUTS, "Variant"),
+            "metrics": RowSection(self.metrics, METRIC_INPUTS, "Metric", {"type": "conversion"}),
+            "targeting": RowSection(self.targeting, TARGETING_INPUTS, "Targeting")})
+        if changed:
+            section, verb, index, focus = changed
+            if section == "metrics" and verb == "remove" and index is not None and self.primary.isdigit():
+                chosen = int(self.primary)
+                self.primary = "" if chosen == index else str(chosen - (chosen > index))
+            return focus
         if action == "plan-from-helper":
             self.plan.update(units_per_variant="", baseline=self.helper["baseline"], mde=self.helper["mde"])
             return "plan-baseline"
@@ -185,19 +192,19 @@ class DefinitionForm:
             raw["analysis"] = self.analysis
         for name in ("alpha", "coverage"):
             if getattr(self, name).strip():
-                raw[name] = _number(getattr(self, name))
+                raw[name] = typed_number(getattr(self, name))
         raw["cuped"] = self.cuped
         rows = RowMap()
         shape_errors: list[ValidationError] = []
 
         raw["variants"] = []
         for i, row in enumerate(self.variants):
-            if _is_blank(row, ("key", "name", "weight")):
+            if is_blank(row, ("key", "name", "weight")):
                 continue
             rows.variants.append(i)
             variant: dict[str, Any] = {"key": row["key"].strip()}
             if row["weight"].strip():
-                variant["weight"] = _number(row["weight"])
+                variant["weight"] = typed_number(row["weight"])
             for name in ("name", "description"):
                 if row[name].strip():
                     variant[name] = row[name].strip()
@@ -205,7 +212,7 @@ class DefinitionForm:
 
         raw["metrics"] = []
         for i, row in enumerate(self.metrics):
-            if _is_blank(row, ("name", "event", "task", "days")):
+            if is_blank(row, ("name", "event", "task", "days")):
                 continue
             rows.metrics.append(i)
             metric: dict[str, Any] = {"name": row["name"].strip(), "type": row["type"]}
@@ -213,7 +220,7 @@ class DefinitionForm:
                 if row[name].strip():
                     metric[name] = row[name].strip()
             if row["days"].strip():
-                metric["days"] = _integer(row["days"])
+                metric["days"] = typed_integer(row["days"])
             metric["primary"] = self.primary == str(i)
             raw["metrics"].append(metric)
 
@@ -237,13 +244,13 @@ class DefinitionForm:
 
         if any(v.strip() for v in self.namespace.values()):
             raw["namespace"] = {"name": self.namespace["name"].strip(),
-                                "range": [_number(self.namespace["start"]), _number(self.namespace["end"])]}
+                                "range": [typed_number(self.namespace["start"]), typed_number(self.namespace["end"])]}
 
         if any(self.plan[k].strip() for k in ("units_per_variant", "baseline", "mde")):
             plan: dict[str, Any] = {}
             for name in PLAN_INPUTS:
                 if self.plan[name].strip():
-                    plan[name] = _integer(self.plan[name]) if name == "units_per_variant" else _number(self.plan[name])
+                    plan[name] = typed_integer(self.plan[name]) if name == "units_per_variant" else typed_number(self.plan[name])
             raw["plan"] = plan
         return raw, shape_errors, rows
 
@@ -257,77 +264,29 @@ class RowMap:
     targeting: dict[str, int] = field(default_factory=dict)
 
 
-def _blank_row(inputs: tuple[str, ...], **values: str) -> dict[str, str]:
-    return {name: values.get(name, "") for name in inputs}
-
-
-def _rows(form: Mapping[str, str], prefix: str, inputs: tuple[str, ...]) -> list[dict[str, str]]:
-    pattern = re.compile(rf"{prefix}-(\d+)-({'|'.join(inputs)})")
-    indexes = sorted({int(m.group(1)) for name in form if (m := pattern.fullmatch(name))})
-    return [{name: str(form.get(f"{prefix}-{i}-{name}", "")) for name in inputs} for i in indexes[:MAX_ROWS]]
-
-
-def _is_blank(row: Mapping[str, str], names: tuple[str, ...]) -> bool:
-    return not any(row[name].strip() for name in names)
-
-
-def _show(value: float | None) -> str:
-    """A stored number as the designer would type it (0.5, not 0.50000; 3, not 3.0)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _number(text: str) -> float | str:
-    """A typed number, or the text itself so the definition parser names the bad field."""
-    try:
-        return float(text.strip())
-    except ValueError:
-        return text.strip()
-
-
-def _integer(text: str) -> int | float | str:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return _number(text)
-
-
 # ---- errors: from a definition field to the input beside which the message goes -------------------
 
 
-@dataclass(frozen=True)
-class FieldError:
-    slot: str | None  # id of the input (or group) whose error slot shows the message; None: summary only
-    label: str
-    message: str
+_FIELDSETS = ("variants", "metrics", "targeting", "namespace", "plan")
 
-    @property
-    def anchor(self) -> str:
-        """Where the summary's link sends the focus."""
-        if self.slot is None:
-            return "definition-form"
-        return {"analysis": "analysis-sequential", "namespace-range": "namespace-start"}.get(
-            self.slot, f"{self.slot}-fieldset" if self.slot in ("variants", "metrics", "targeting", "namespace", "plan")
-            else self.slot)
+
+def field_error(field_name: str | None, rows: RowMap, message: str) -> FieldError:
+    """A definition problem placed beside its input, with the summary link's target."""
+    slot, label = locate(field_name, rows)
+    anchor = ("definition-form" if slot is None else
+              {"analysis": "analysis-sequential", "namespace-range": "namespace-start"}.get(
+                  slot, f"{slot}-fieldset" if slot in _FIELDSETS else slot))
+    return FieldError(slot, label, message, anchor)
 
 
 def locate(field_name: str | None, rows: RowMap) -> tuple[str | None, str]:
     """The error slot and a human label for a definition field such as ``variants[1].weight``."""
     name = field_name or ""
-    match = re.fullmatch(r"(variants|metrics)\[(\d+)\](?:\.(\w+))?", name)
-    if match:
-        section, position, sub = match.group(1), int(match.group(2)), match.group(3)
-        order = rows.variants if section == "variants" else rows.metrics
-        if position >= len(order):
-            return section, section.capitalize()
-        row = order[position]
-        noun = "Variant" if section == "variants" else "Metric"
-        inputs = (("key", "name", "weight") if section == "variants" else METRIC_INPUTS + ("primary",))
-        slot_input = sub if sub in inputs else inputs[0]
-        return f"{section}-{row}-{slot_input}", f"{noun} {row + 1} {sub or ''}".strip()
+    in_row = locate_row(name, {
+        "variants": RowSection([], ("key", "name", "weight"), "Variant", order=rows.variants),
+        "metrics": RowSection([], METRIC_INPUTS + ("primary",), "Metric", order=rows.metrics)})
+    if in_row is not None:
+        return in_row
     if re.fullmatch(r"targeting-\d+-attribute", name):  # the form's own shape errors
         return name, f"Targeting row {int(name.split('-')[1]) + 1} attribute"
     if name.startswith("targeting."):
@@ -344,23 +303,6 @@ def locate(field_name: str | None, rows: RowMap) -> tuple[str | None, str]:
     if name in ("key", "name", "hypothesis", "analysis", "alpha", "coverage", "cuped"):
         return name, TOP_LABELS[name]
     return None, TOP_LABELS.get(name, name or "Definition")
-
-
-@dataclass
-class Checked:
-    """One validation pass: the definition when valid, else errors placed beside their inputs."""
-
-    definition: ExperimentDef | None
-    errors: list[FieldError]
-    conflict: bool = False
-
-    @property
-    def by_slot(self) -> dict[str, list[str]]:
-        slots: dict[str, list[str]] = {}
-        for e in self.errors:
-            if e.slot:
-                slots.setdefault(e.slot, []).append(e.message)
-        return slots
 
 
 def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
@@ -388,7 +330,7 @@ def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
         except Conflict as exc:
             problems.append(exc)
             conflict = True
-    errors = [FieldError(*locate(p.field, rows), p.message) for p in problems]
+    errors = [field_error(p.field, rows, p.message) for p in problems]
     return Checked(definition if not problems else None, errors, conflict)
 
 
@@ -451,7 +393,7 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
     if "helper-baseline" in errors or "helper-mde" in errors:
         return SampleSizeAnswer(variants=variants, alpha=alpha, coverage=coverage, errors=errors)
     try:
-        size = sample_size_proportions(_number(baseline), _number(mde), alpha=alpha, power=0.8,  # type: ignore[arg-type]
+        size = sample_size_proportions(typed_number(baseline), typed_number(mde), alpha=alpha, power=0.8,  # type: ignore[arg-type]
                                        variants=variants)
     except ValidationError as exc:
         errors.setdefault({"baseline": "helper-baseline", "mde": "helper-mde"}.get(exc.field or "", "helper"),
@@ -580,7 +522,7 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
         except Conflict as exc:  # the state changed since the check (someone launched it meanwhile)
             session.rollback()
             raw_rows = form.to_raw(stored)[2]
-            failed = Checked(None, [FieldError(*locate(exc.field, raw_rows), exc.message)], conflict=True)
+            failed = Checked(None, [field_error(exc.field, raw_rows, exc.message)], conflict=True)
             return _render_form(form, stored, failed, status=409, fragment=_wants_fragment())
     key = checked.definition.key
     flash(f"Saved “{checked.definition.name}”." if stored else
