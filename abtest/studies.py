@@ -337,7 +337,13 @@ def check_launched(old: StudyDef, new: StudyDef) -> None:
 def check_update(old: StudyDef, new: StudyDef) -> None:
     """Every rule an edit of a stored study must pass: the registry's (lifecycle, frozen designs and
     weights, as for experiments' variants) and, once launched, :func:`check_launched`."""
-    registry.check_update(old.as_experiment(), new.as_experiment())
+    try:
+        registry.check_update(old.as_experiment(), new.as_experiment())
+    except Conflict as exc:
+        if exc.field != "variants":
+            raise
+        raise Conflict("the designs and weights of a launched study cannot change (it would move participants "
+                       "between designs); stop it and start a new study", field="designs") from exc
     if old.status != "draft":
         check_launched(old, new)
 

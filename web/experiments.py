@@ -63,9 +63,11 @@ SECTIONS = ("variants", "metrics", "targeting", "plan")
 
 # Lifecycle actions as the pages name them → the status they move to, and what the move means.
 LIFECYCLE: dict[str, dict[str, str]] = {
-    "launch": {"status": "running", "verb": "Launch", "done": "launched: visitors are now being assigned"},
-    "stop": {"status": "stopped", "verb": "Stop", "done": "stopped: no new visitors are assigned and its results are final"},
-    "archive": {"status": "archived", "verb": "Archive", "done": "archived"},
+    "launch": {"status": "running", "verb": "Launch", "done": "launched: visitors are now being assigned",
+               "study_done": "launched: the participant link is open"},
+    "stop": {"status": "stopped", "verb": "Stop", "done": "stopped: no new visitors are assigned and its results are final",
+             "study_done": "stopped: the participant link is closed and its results are final"},
+    "archive": {"status": "archived", "verb": "Archive", "done": "archived", "study_done": "archived"},
 }
 ACTION_FOR_STATUS = {spec["status"]: action for action, spec in LIFECYCLE.items()}
 
@@ -407,14 +409,30 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
 # ---- rendering helpers -------------------------------------------------------------------------------
 
 
-def _stored(key: str) -> tuple[ExperimentDef, Experiment]:
-    """The stored definition and its row; an unknown key raises NotFound (a 404 page)."""
+def _stored(key: str, studies_too: bool = False) -> tuple[ExperimentDef, Experiment]:
+    """The stored definition and its row; an unknown key raises NotFound (a 404 page).
+
+    Pages about experiments only (this form, install help) refuse a study: it has its own form
+    (:mod:`web.study_form`) and results page. Lifecycle moves and the TOML file serve both, and
+    then a study comes back as its whole :class:`~abtest.studies.StudyDef`.
+    """
     with Session(get_engine()) as session:
         row = registry.get_row(session, key)
-        if row.kind == "study":  # its tasks and questionnaires live in TOML; this form would flatten them
-            raise Conflict(f"{key!r} is a usability study: edit its TOML file and run `abtest sync`; "
+        if row.kind == "study":
+            if studies_too:
+                from abtest.studies import load_study
+
+                return load_study(session, row), row
+            raise Conflict(f"{key!r} is a usability study: edit it at /studies/{key}/edit; "
                            f"its results are at /experiments/{key}/study-results", field="kind")
         return registry.load(session, row), row
+
+
+def _home(row: Experiment) -> str:
+    """An experiment's own page, or a study's results page (a study's home)."""
+    if row.kind == "study":
+        return url_for("study_results.page", key=row.key)
+    return url_for("experiments.show", key=row.key)
 
 
 def _render_form(form: DefinitionForm, stored: ExperimentDef | None, checked: Checked | None = None, *,
@@ -446,9 +464,11 @@ def _toml(definition: ExperimentDef) -> str:
         return value
 
     document = prune(definition.to_dict())
-    # tomli_w writes short tables inline; variants and metrics read better as [[variants]] blocks,
-    # the shape of DESIGN §4.2, so each table body is dumped on its own under its header.
-    lists = {name: document.pop(name, []) for name in ("variants", "metrics")}
+    # tomli_w writes short tables inline; variants and metrics (a study's designs and tasks) read
+    # better as [[variants]] blocks, the shape of DESIGN §4.2, so each table body is dumped on its
+    # own under its header.
+    lists = {name: document.pop(name) for name in list(document)
+             if isinstance(document[name], list) and all(isinstance(item, dict) for item in document[name])}
     chunks = [tomli_w.dumps(document)]
     for name, tables in lists.items():
         chunks.extend(f"\n[[{name}]]\n{tomli_w.dumps(table)}" for table in tables)
@@ -629,27 +649,26 @@ def lifecycle(key: str, action: str):  # type: ignore[no-untyped-def]
     Moves the lifecycle does not allow answer 409 with the registry's reason; nothing changes.
     """
     spec = LIFECYCLE[action]
-    definition, row = _stored(key)
+    definition, row = _stored(key, studies_too=True)
+    page = {"d": definition, "row": row, "action": action, "spec": spec, "home": _home(row),
+            "study": row.kind == "study"}
     try:
         registry.check_transition(definition.status, spec["status"])
         if definition.status == spec["status"]:
             raise Conflict(f"the experiment is already {definition.status}", field="status")
     except Conflict as exc:
-        return render_template("experiments/lifecycle.html", d=definition, row=row, action=action, spec=spec,
-                               refused=exc.message), 409
+        return render_template("experiments/lifecycle.html", **page, refused=exc.message), 409
     if request.method == "GET":
-        return render_template("experiments/lifecycle.html", d=definition, row=row, action=action, spec=spec,
-                               refused=None)
+        return render_template("experiments/lifecycle.html", **page, refused=None)
     with Session(get_engine()) as session:
         try:
             registry.transition(session, key, spec["status"])
             session.commit()
         except Conflict as exc:  # moved by someone else since the page was shown
             session.rollback()
-            return render_template("experiments/lifecycle.html", d=definition, row=row, action=action,
-                                   spec=spec, refused=exc.message), 409
-    flash(f"“{definition.name}” {spec['done']}.", "success")
-    return redirect(url_for("experiments.show", key=key))
+            return render_template("experiments/lifecycle.html", **page, refused=exc.message), 409
+    flash(f"“{definition.name}” {spec['study_done' if page['study'] else 'done']}.", "success")
+    return redirect(page["home"])
 
 
 @experiments.route("/<key>/install", methods=["GET", "POST"])
@@ -695,6 +714,6 @@ def qa_links(key: str):  # type: ignore[no-untyped-def]
 @login_required
 def definition_toml(key: str):  # type: ignore[no-untyped-def]
     """The definition as a file for ``experiments/`` in version control, ready for ``abtest sync``."""
-    definition, _ = _stored(key)
+    definition, _ = _stored(key, studies_too=True)
     return Response(_toml(definition), mimetype="application/toml",
                     headers={"Content-Disposition": f'attachment; filename="{key}.toml"'})
