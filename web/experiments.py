@@ -50,6 +50,8 @@ from web.form_rows import (
     shown,
     typed_integer,
     typed_number,
+    vary_on_htmx,
+    wants_fragment,
 )
 
 experiments = Blueprint("experiments", __name__, url_prefix="/experiments")
@@ -78,15 +80,7 @@ TOP_LABELS = {
 }
 
 
-@experiments.after_request
-def _vary(response: Response) -> Response:
-    """Fragments and full pages share URLs, so caches must key on the htmx header."""
-    response.vary.add("HX-Request")
-    return response
-
-
-def _wants_fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
+experiments.after_request(vary_on_htmx)
 
 
 # ---- the form's state: strings as typed, rows as lists ---------------------------------------------
@@ -530,11 +524,11 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
     action = request.form.get("action", "save")
     if action != "save":
         focus = form.apply(action)
-        return _render_form(form, stored, focus=focus or "sample-size-result", fragment=_wants_fragment())
+        return _render_form(form, stored, focus=focus or "sample-size-result", fragment=wants_fragment())
     checked = check(form, stored)
     if checked.definition is None:
         return _render_form(form, stored, checked, status=409 if checked.conflict else 422,
-                            fragment=_wants_fragment())
+                            fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
             (registry.update if stored else registry.create)(session, checked.definition)
@@ -543,7 +537,7 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
             session.rollback()
             raw_rows = form.to_raw(stored)[2]
             failed = Checked(None, [field_error(exc.field, raw_rows, exc.message)], conflict=True)
-            return _render_form(form, stored, failed, status=409, fragment=_wants_fragment())
+            return _render_form(form, stored, failed, status=409, fragment=wants_fragment())
     key = checked.definition.key
     flash(f"Saved “{checked.definition.name}”." if stored else
           f"Created “{checked.definition.name}” as a draft. Launch it when the site has the snippet.", "success")
@@ -578,7 +572,7 @@ def validate():  # type: ignore[no-untyped-def]
     stored = _editing()
     form = DefinitionForm.from_request(request.form)
     checked = check(form, stored)
-    if _wants_fragment():
+    if wants_fragment():
         return _render_form(form, stored, checked, fragment=True, oob=True)
     return _render_form(form, stored, checked)
 
@@ -592,7 +586,7 @@ def form_section(section: str):  # type: ignore[no-untyped-def]
     stored = _editing()
     form = DefinitionForm.from_request(request.form)
     focus = form.apply(request.form.get("action", ""))
-    if not _wants_fragment():
+    if not wants_fragment():
         return _render_form(form, stored, focus=focus)
     return _render_form(form, stored, focus=focus, section=section)
 
@@ -602,9 +596,9 @@ def form_section(section: str):  # type: ignore[no-untyped-def]
 def sample_size_page():  # type: ignore[no-untyped-def]
     """Units per variant and days needed; a fragment for the form's helper, or a page of its own."""
     answer = sample_size(request.args)
-    context = {"helper": answer, "values": request.args, "helper_oob": _wants_fragment(),
+    context = {"helper": answer, "values": request.args, "helper_oob": wants_fragment(),
                "errors": answer.errors if answer else {}}
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("experiments/_sample_size.html", **context)
     return render_template("experiments/sample_size.html", **context), 422 if answer and answer.errors else 200
 
@@ -703,7 +697,7 @@ def qa_links(key: str):  # type: ignore[no-untyped-def]
     """htmx: the QA links for the typed site URL; without htmx, the install page with them."""
     definition, _ = _stored(key)
     site = request.args.get("site", "")
-    if not _wants_fragment():
+    if not wants_fragment():
         return redirect(url_for("experiments.install", key=key, site=site or None) + "#qa")
     links, site_error = _qa_links(definition, site)
     return render_template("experiments/_qa_links.html", d=definition, links=links, site=site,

@@ -1,4 +1,5 @@
-"""What the experiment and study forms share: repeatable rows, typed numbers and error placement.
+"""What the experiment and study forms share: repeatable rows, typed numbers, error placement and
+the htmx fragment rule.
 
 Both forms translate inputs into the raw table a TOML file would give and let the definition
 parser judge it. The parser names fields by list position (``variants[1].weight``,
@@ -12,6 +13,20 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from flask import Response
+from htmx_flask import request
+
+def wants_fragment() -> bool:
+    """htmx asked for a fragment (a history restore needs the full page)."""
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def vary_on_htmx(response: Response) -> Response:
+    """Fragments and full pages share URLs, so caches must key on the htmx header."""
+    response.vary.add("HX-Request")
+    return response
+
 
 MAX_ROWS = 50  # form rows read per list; more than any definition allows, so nothing is dropped silently
 _ROW_ACTION = re.compile(r"(add|remove)-([a-z]+)(?:-(\d+))?")

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from htmx_flask import request
 from sqlmodel import Session
 
@@ -36,6 +36,8 @@ from web.form_rows import (
     shown,
     typed_integer,
     typed_number,
+    vary_on_htmx,
+    wants_fragment,
 )
 
 study_form = Blueprint("study_form", __name__, url_prefix="/studies")
@@ -50,15 +52,7 @@ TOP_LABELS = {"key": "Key", "name": "Name", "hypothesis": "Hypothesis", "within_
               "consent": "Consent text", "status": "Status", "kind": "Kind"}
 
 
-@study_form.after_request
-def _vary(response: Response) -> Response:
-    """Fragments and full pages share URLs, so caches must key on the htmx header."""
-    response.vary.add("HX-Request")
-    return response
-
-
-def _wants_fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
+study_form.after_request(vary_on_htmx)
 
 
 @dataclass
@@ -245,11 +239,11 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
     form = StudyForm.from_request(request.form)
     action = request.form.get("action", "save")
     if action != "save":
-        return _render(form, stored, focus=form.apply(action), fragment=_wants_fragment())
+        return _render(form, stored, focus=form.apply(action), fragment=wants_fragment())
     checked = check(form, stored)
     definition = checked.definition
     if not isinstance(definition, StudyDef):
-        return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=_wants_fragment())
+        return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
             if stored:
@@ -260,7 +254,7 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
         except Conflict as exc:  # the state changed since the check (launched in another tab)
             session.rollback()
             failed = Checked(None, [_placed(exc.field, form.to_raw(stored)[1], exc.message)], conflict=True)
-            return _render(form, stored, failed, status=409, fragment=_wants_fragment())
+            return _render(form, stored, failed, status=409, fragment=wants_fragment())
     flash(f"Saved “{definition.name}”." if stored else
           f"Created the study “{definition.name}” as a draft. Launch it to open the participant link.", "success")
     return redirect(url_for("study_results.page", key=definition.key))
@@ -290,7 +284,7 @@ def validate():  # type: ignore[no-untyped-def]
     stored = _editing()
     form = StudyForm.from_request(request.form)
     checked = check(form, stored)
-    return _render(form, stored, checked, fragment=_wants_fragment(), oob=_wants_fragment())
+    return _render(form, stored, checked, fragment=wants_fragment(), oob=wants_fragment())
 
 
 @study_form.post("/form/<section>")
@@ -302,4 +296,4 @@ def form_section(section: str):  # type: ignore[no-untyped-def]
     stored = _editing()
     form = StudyForm.from_request(request.form)
     focus = form.apply(request.form.get("action", ""))
-    return _render(form, stored, focus=focus, section=section if _wants_fragment() else None)
+    return _render(form, stored, focus=focus, section=section if wants_fragment() else None)
