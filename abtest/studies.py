@@ -182,26 +182,16 @@ def parse_study(raw: Mapping[str, Any], source: str | None = None) -> StudyDef:
     )
 
 
-def _parse_designs(c: _Checker, raw: Any) -> tuple[tuple[VariantDef, ...], tuple[tuple[str, str], ...]]:
+def _parse_designs(c: _Checker, given: Any) -> tuple[tuple[VariantDef, ...], tuple[tuple[str, str], ...]]:
+    raw = c.tables(given, "designs", "key and url", required="at least one [[designs]] with key and url")
     if raw is None:
-        c.fail("designs", "is required: at least one [[designs]] with key and url")
-        return (), ()
-    if not isinstance(raw, list) or not all(isinstance(d, Mapping) for d in raw):
-        c.fail("designs", "must be a list of tables with key and url")
         return (), ()
     if not 1 <= len(raw) <= MAX_DESIGNS:
         c.fail("designs", f"needs 1 to {MAX_DESIGNS} designs, got {len(raw)}")
         return (), ()
-    seen: set[str] = set()
     keys, names, urls, weights = [], [], [], []
-    for i, item in enumerate(raw):
-        where = f"designs[{i}]"
-        c.unknown(item, _DESIGN_FIELDS, f"{where}.")
-        dkey = c.text(item, "key", f"{where}.key", required=True)
-        c.pattern(dkey, f"{where}.key", VARIANT_PATTERN, "lowercase letters, digits, dashes, underscores")
-        if dkey is not None and dkey in seen:
-            c.fail(f"{where}.key", f"duplicate design key {dkey!r}")
-        seen.add(dkey or "")
+    for where, item, dkey in c.keyed(raw, "designs", _DESIGN_FIELDS, "key", VARIANT_PATTERN,
+                                     "lowercase letters, digits, dashes, underscores", "design"):
         dname = c.text(item, "name", f"{where}.name", default="")
         c.length(dname, f"{where}.name", 200)
         url = c.text(item, "url", f"{where}.url", required=True)
@@ -229,26 +219,16 @@ def _url(c: _Checker, url: str | None, where: str) -> None:
         c.fail(where, f"{url!r} must be an http(s):// URL or a path starting with /")
 
 
-def _parse_tasks(c: _Checker, raw: Any) -> tuple[TaskDef, ...]:
+def _parse_tasks(c: _Checker, given: Any) -> tuple[TaskDef, ...]:
+    raw = c.tables(given, "tasks", "key and prompt", required="at least one [[tasks]] with key and prompt")
     if raw is None:
-        c.fail("tasks", "is required: at least one [[tasks]] with key and prompt")
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
-        c.fail("tasks", "must be a list of tables with key and prompt")
         return ()
     if not 1 <= len(raw) <= MAX_TASKS:
         c.fail("tasks", f"needs 1 to {MAX_TASKS} tasks, got {len(raw)}")
         return ()
     tasks = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"tasks[{i}]"
-        c.unknown(item, _TASK_FIELDS, f"{where}.")
-        tkey = c.text(item, "key", f"{where}.key", required=True)
-        c.pattern(tkey, f"{where}.key", NAME_PATTERN, "letters, digits, dots, dashes, underscores")
-        if tkey is not None and tkey in seen:
-            c.fail(f"{where}.key", f"duplicate task key {tkey!r}")
-        seen.add(tkey or "")
+    for where, item, tkey in c.keyed(raw, "tasks", _TASK_FIELDS, "key", NAME_PATTERN,
+                                     "letters, digits, dots, dashes, underscores", "task"):
         prompt = c.text(item, "prompt", f"{where}.prompt", required=True)
         if prompt is not None and not prompt.strip():
             c.fail(f"{where}.prompt", "must not be empty: it is what the participant is asked to do")
