@@ -31,7 +31,6 @@ from abtest.accounts import create_token, list_tokens
 from abtest.definitions import (
     METRIC_TYPES,
     ExperimentDef,
-    InvalidDefinition,
     parse_definition,
 )
 from abtest.errors import Conflict, ValidationError
@@ -45,6 +44,7 @@ from web.form_rows import (
     blank_row,
     change_rows,
     is_blank,
+    judge,
     locate_row,
     read_rows,
     shown,
@@ -309,25 +309,8 @@ def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
     so checking while the designer types never takes a write lock.
     """
     raw, shape_errors, rows = form.to_raw(stored)
-    problems = list(shape_errors)
-    definition = None
-    try:
-        definition = parse_definition(raw)
-    except InvalidDefinition as exc:
-        problems.extend(exc.errors)
-    conflict = False
-    if definition is not None and not problems:
-        try:
-            if stored is not None:
-                registry.check_update(stored, definition)
-            else:
-                with Session(get_engine()) as session:
-                    registry.check_new(session, definition)
-        except Conflict as exc:
-            problems.append(exc)
-            conflict = True
-    errors = [field_error(p.field, rows, p.message) for p in problems]
-    return Checked(definition if not problems else None, errors, conflict)
+    definition, problems, conflict = judge(raw, parse_definition, stored, registry.check_update, shape_errors)
+    return Checked(definition, [field_error(p.field, rows, p.message) for p in problems], conflict)
 
 
 # ---- the sample-size helper ----------------------------------------------------------------------

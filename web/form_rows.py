@@ -11,11 +11,19 @@ beside the input it is about.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from flask import Response
 from htmx_flask import request
+from sqlmodel import Session
+
+from abtest import registry
+from abtest.definitions import ExperimentDef, InvalidDefinition
+from abtest.errors import AbtestError, Conflict
+
+D = TypeVar("D", bound=ExperimentDef)
 
 def wants_fragment() -> bool:
     """htmx asked for a fragment (a history restore needs the full page)."""
@@ -153,3 +161,35 @@ class Checked:
             if e.slot:
                 slots.setdefault(e.slot, []).append(e.message)
         return slots
+
+
+def judge(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], D], stored: D | None,
+          check_update: Callable[[D, D], None], shape_errors: Sequence[AbtestError] = ()
+          ) -> tuple[D | None, list[AbtestError], bool]:
+    """Validate a form's raw table as ``abtest sync`` does, then the rule storing it would apply.
+
+    An edit runs ``check_update(stored, new)`` (frozen splits, launched studies…), a new
+    definition the registry's key rule; both only read, so checking while the designer types
+    never takes a write lock. Returns (the definition if nothing is wrong, every problem, whether
+    the problem is a conflict with what is stored).
+    """
+    from web import get_engine
+
+    problems = list(shape_errors)
+    definition = None
+    try:
+        definition = parse(raw)
+    except InvalidDefinition as exc:
+        problems.extend(exc.errors)
+    conflict = False
+    if definition is not None and not problems:
+        try:
+            if stored is not None:
+                check_update(stored, definition)
+            else:
+                with Session(get_engine()) as session:
+                    registry.check_new(session, definition)
+        except Conflict as exc:
+            problems.append(exc)
+            conflict = True
+    return (definition if not problems else None), problems, conflict

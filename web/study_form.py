@@ -18,9 +18,8 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from htmx_flask import request
 from sqlmodel import Session
 
-from abtest import registry, studies
-from abtest.definitions import InvalidDefinition
-from abtest.errors import AbtestError, Conflict
+from abtest import studies
+from abtest.errors import Conflict
 from abtest.studies import QUESTIONNAIRES, StudyDef
 from web import get_engine
 from web.auth import login_required
@@ -31,6 +30,7 @@ from web.form_rows import (
     blank_row,
     change_rows,
     is_blank,
+    judge,
     locate_row,
     read_rows,
     shown,
@@ -190,25 +190,8 @@ def _placed(field_name: str | None, sections: Mapping[str, RowSection], message:
 def check(form: StudyForm, stored: StudyDef | None) -> Checked:
     """Validate as ``abtest sync`` does, then the rules storing would apply (read-only)."""
     raw, sections = form.to_raw(stored)
-    problems: list[AbtestError] = []
-    definition: StudyDef | None = None
-    try:
-        definition = studies.parse_study(raw)
-    except InvalidDefinition as exc:
-        problems.extend(exc.errors)
-    conflict = False
-    if definition is not None:
-        try:
-            if stored is not None:
-                studies.check_update(stored, definition)
-            else:
-                with Session(get_engine()) as session:
-                    registry.check_new(session, definition)
-        except Conflict as exc:
-            problems.append(exc)
-            conflict = True
-    errors = [_placed(p.field, sections, p.message) for p in problems]
-    return Checked(definition if not problems else None, errors, conflict)
+    definition, problems, conflict = judge(raw, studies.parse_study, stored, studies.check_update)
+    return Checked(definition, [_placed(p.field, sections, p.message) for p in problems], conflict)
 
 
 def _stored(key: str) -> StudyDef:
