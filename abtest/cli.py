@@ -111,7 +111,7 @@ def sync(paths: tuple[Path, ...]) -> None:
     from abtest import registry
     from abtest.db import session_scope
     from abtest.definitions import InvalidDefinition, load_toml
-    from abtest.studies import store_settings
+    from abtest import studies
 
     files = _definition_files(paths)
     problems: list[str] = []
@@ -138,8 +138,7 @@ def sync(paths: tuple[Path, ...]) -> None:
                 click.echo(line, err=True)
             click.echo(f"nothing written: {len(problems)} problem(s) in {len(files)} file(s)", err=True)
             sys.exit(1)
-        results = registry.sync(session, [d for _f, d in parsed])
-        store_settings(session, [d for _f, d in parsed])
+        results = studies.sync(session, [d for _f, d in parsed])
     for result, (file, definition) in zip(results, parsed):
         click.echo(f"{result.action:9} {result.key} ({definition.status})  <- {file}")
 

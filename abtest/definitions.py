@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -283,6 +283,37 @@ class _Checker:
         if value is not None and value not in allowed:
             self.fail(where, f"{value!r} is not one of {', '.join(allowed)}")
 
+    def tables(self, raw: Any, where: str, contents: str, required: str | None = None) -> list[Mapping[str, Any]] | None:
+        """A list of tables (``[[variants]]``, ``[[tasks]]``…), or None with the problem noted.
+
+        ``required`` is the hint when the list is missing (None: the list is optional, so a missing
+        one never reaches here and a null is just the wrong shape); ``contents`` names the fields
+        each table needs.
+        """
+        if raw is None and required is not None:
+            self.fail(where, f"is required: {required}")
+            return None
+        if not isinstance(raw, list) or not all(isinstance(item, Mapping) for item in raw):
+            self.fail(where, f"must be a list of tables with {contents}")
+            return None
+        return raw
+
+    def keyed(self, items: list[Mapping[str, Any]], section: str, allowed: set[str], key_field: str,
+              key_pattern: re.Pattern[str], words: str, noun: str
+              ) -> Iterator[tuple[str, Mapping[str, Any], str | None]]:
+        """Each table with its place (``variants[1]``) and its key, after the checks every keyed list
+        shares: no unknown fields, the key present, well-formed and not used twice."""
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            where = f"{section}[{i}]"
+            self.unknown(item, allowed, f"{where}.")
+            key = self.text(item, key_field, f"{where}.{key_field}", required=True)
+            self.pattern(key, f"{where}.{key_field}", key_pattern, words)
+            if key is not None and key in seen:
+                self.fail(f"{where}.{key_field}", f"duplicate {noun} {key_field} {key!r}")
+            seen.add(key or "")
+            yield where, item, key
+
 
 def parse_identity(c: _Checker, raw: Mapping[str, Any]) -> tuple[str | None, str | None, str | None, str | None]:
     """Key, name, hypothesis and status: the fields experiments and studies share, checked once."""
@@ -345,27 +376,17 @@ def parse_definition(raw: Mapping[str, Any], source: str | None = None) -> Exper
     )
 
 
-def _parse_variants(c: _Checker, raw: Any) -> tuple[VariantDef, ...]:
+def _parse_variants(c: _Checker, given: Any) -> tuple[VariantDef, ...]:
+    raw = c.tables(given, "variants", "key and weight", required="at least two [[variants]] with key and weight")
     if raw is None:
-        c.fail("variants", "is required: at least two [[variants]] with key and weight")
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(v, Mapping) for v in raw):
-        c.fail("variants", "must be a list of tables with key and weight")
         return ()
     if len(raw) < 2:
         c.fail("variants", f"needs at least 2 variants, got {len(raw)}")
     if len(raw) > MAX_VARIANTS:
         c.fail("variants", f"at most {MAX_VARIANTS} variants, got {len(raw)}")
     variants = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"variants[{i}]"
-        c.unknown(item, _VARIANT_FIELDS, f"{where}.")
-        vkey = c.text(item, "key", f"{where}.key", required=True)
-        c.pattern(vkey, f"{where}.key", VARIANT_PATTERN, "lowercase letters, digits, dashes, underscores")
-        if vkey is not None and vkey in seen:
-            c.fail(f"{where}.key", f"duplicate variant key {vkey!r}")
-        seen.add(vkey or "")
+    for where, item, vkey in c.keyed(raw, "variants", _VARIANT_FIELDS, "key", VARIANT_PATTERN,
+                                     "lowercase letters, digits, dashes, underscores", "variant"):
         weight = c.number(item, "weight", f"{where}.weight", required=True)
         if weight is not None and weight <= 0:
             c.fail(f"{where}.weight", f"{weight} must be positive")
@@ -381,20 +402,13 @@ def _parse_variants(c: _Checker, raw: Any) -> tuple[VariantDef, ...]:
     return tuple(variants)
 
 
-def _parse_metrics(c: _Checker, raw: Any) -> tuple[MetricDef, ...]:
-    if not isinstance(raw, list) or not all(isinstance(m, Mapping) for m in raw):
-        c.fail("metrics", "must be a list of tables with name and type")
+def _parse_metrics(c: _Checker, given: Any) -> tuple[MetricDef, ...]:
+    raw = c.tables(given, "metrics", "name and type")
+    if raw is None:
         return ()
     metrics = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"metrics[{i}]"
-        c.unknown(item, _METRIC_FIELDS, f"{where}.")
-        mname = c.text(item, "name", f"{where}.name", required=True)
-        c.pattern(mname, f"{where}.name", NAME_PATTERN, "letters, digits, dots, dashes, underscores")
-        if mname is not None and mname in seen:
-            c.fail(f"{where}.name", f"duplicate metric name {mname!r}")
-        seen.add(mname or "")
+    for where, item, mname in c.keyed(raw, "metrics", _METRIC_FIELDS, "name", NAME_PATTERN,
+                                      "letters, digits, dots, dashes, underscores", "metric"):
         mtype = c.text(item, "type", f"{where}.type", required=True)
         c.choice(mtype, METRIC_TYPES, f"{where}.type")
         event = c.text(item, "event", f"{where}.event")

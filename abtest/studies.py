@@ -126,6 +126,24 @@ class StudyDef(ExperimentDef):
         return ExperimentDef(key=self.key, name=self.name, variants=self.variants, hypothesis=self.hypothesis,
                              kind="study", status=self.status, seed=self.seed, analysis=self.analysis)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The study in its TOML shape (round-trips through :func:`parse_study`; seed is the key)."""
+        out: dict[str, Any] = {
+            "kind": "study", "key": self.key, "name": self.name, "hypothesis": self.hypothesis,
+            "status": self.status, "within_subjects": self.within_subjects,
+            "questionnaires": list(self.questionnaires), "comment": self.comment,
+        }
+        if self.completion_code is not None:
+            out["completion_code"] = self.completion_code
+        out["consent"] = self.consent
+        out["designs"] = [{k: v for k, v in (("key", d.key), ("name", d.name), ("url", self.url_of(d.key)),
+                                             ("weight", d.weight)) if v != ""} for d in self.variants]
+        out["tasks"] = [{k: v for k, v in (("key", t.key), ("prompt", t.prompt), ("start_url", t.start_url),
+                                           ("success_url", t.success_url), ("time_limit", t.time_limit))
+                         if v is not None} | ({} if t.success_url else {"success": "self-report"})
+                        for t in self.tasks]
+        return out
+
 
 # --- definitions --------------------------------------------------------------------------------
 
@@ -164,26 +182,16 @@ def parse_study(raw: Mapping[str, Any], source: str | None = None) -> StudyDef:
     )
 
 
-def _parse_designs(c: _Checker, raw: Any) -> tuple[tuple[VariantDef, ...], tuple[tuple[str, str], ...]]:
+def _parse_designs(c: _Checker, given: Any) -> tuple[tuple[VariantDef, ...], tuple[tuple[str, str], ...]]:
+    raw = c.tables(given, "designs", "key and url", required="at least one [[designs]] with key and url")
     if raw is None:
-        c.fail("designs", "is required: at least one [[designs]] with key and url")
-        return (), ()
-    if not isinstance(raw, list) or not all(isinstance(d, Mapping) for d in raw):
-        c.fail("designs", "must be a list of tables with key and url")
         return (), ()
     if not 1 <= len(raw) <= MAX_DESIGNS:
         c.fail("designs", f"needs 1 to {MAX_DESIGNS} designs, got {len(raw)}")
         return (), ()
-    seen: set[str] = set()
     keys, names, urls, weights = [], [], [], []
-    for i, item in enumerate(raw):
-        where = f"designs[{i}]"
-        c.unknown(item, _DESIGN_FIELDS, f"{where}.")
-        dkey = c.text(item, "key", f"{where}.key", required=True)
-        c.pattern(dkey, f"{where}.key", VARIANT_PATTERN, "lowercase letters, digits, dashes, underscores")
-        if dkey is not None and dkey in seen:
-            c.fail(f"{where}.key", f"duplicate design key {dkey!r}")
-        seen.add(dkey or "")
+    for where, item, dkey in c.keyed(raw, "designs", _DESIGN_FIELDS, "key", VARIANT_PATTERN,
+                                     "lowercase letters, digits, dashes, underscores", "design"):
         dname = c.text(item, "name", f"{where}.name", default="")
         c.length(dname, f"{where}.name", 200)
         url = c.text(item, "url", f"{where}.url", required=True)
@@ -211,26 +219,16 @@ def _url(c: _Checker, url: str | None, where: str) -> None:
         c.fail(where, f"{url!r} must be an http(s):// URL or a path starting with /")
 
 
-def _parse_tasks(c: _Checker, raw: Any) -> tuple[TaskDef, ...]:
+def _parse_tasks(c: _Checker, given: Any) -> tuple[TaskDef, ...]:
+    raw = c.tables(given, "tasks", "key and prompt", required="at least one [[tasks]] with key and prompt")
     if raw is None:
-        c.fail("tasks", "is required: at least one [[tasks]] with key and prompt")
-        return ()
-    if not isinstance(raw, list) or not all(isinstance(t, Mapping) for t in raw):
-        c.fail("tasks", "must be a list of tables with key and prompt")
         return ()
     if not 1 <= len(raw) <= MAX_TASKS:
         c.fail("tasks", f"needs 1 to {MAX_TASKS} tasks, got {len(raw)}")
         return ()
     tasks = []
-    seen: set[str] = set()
-    for i, item in enumerate(raw):
-        where = f"tasks[{i}]"
-        c.unknown(item, _TASK_FIELDS, f"{where}.")
-        tkey = c.text(item, "key", f"{where}.key", required=True)
-        c.pattern(tkey, f"{where}.key", NAME_PATTERN, "letters, digits, dots, dashes, underscores")
-        if tkey is not None and tkey in seen:
-            c.fail(f"{where}.key", f"duplicate task key {tkey!r}")
-        seen.add(tkey or "")
+    for where, item, tkey in c.keyed(raw, "tasks", _TASK_FIELDS, "key", NAME_PATTERN,
+                                     "letters, digits, dots, dashes, underscores", "task"):
         prompt = c.text(item, "prompt", f"{where}.prompt", required=True)
         if prompt is not None and not prompt.strip():
             c.fail(f"{where}.prompt", "must not be empty: it is what the participant is asked to do")
@@ -288,13 +286,7 @@ def store_settings(session: Session, definitions: Sequence[ExperimentDef]) -> No
         assert row.id is not None
         settings = session.exec(select(Study).where(Study.experiment_id == row.id)).first()
         if settings is not None and row.status != "draft" and row.started_at is not None:
-            old = load_study(session, row)
-            if old.within_subjects != definition.within_subjects:
-                raise Conflict("within_subjects of a launched study cannot change", field="within_subjects")
-            if [t.key for t in old.tasks] != [t.key for t in definition.tasks]:
-                raise Conflict("the tasks of a launched study cannot be added, removed or reordered", field="tasks")
-            if old.questionnaires != definition.questionnaires or old.comment != definition.comment:
-                raise Conflict("the questionnaires of a launched study cannot change", field="questionnaires")
+            check_launched(load_study(session, row), definition)
         settings = settings or Study(experiment_id=row.id)
         settings.within_subjects = definition.within_subjects
         settings.questionnaires = list(definition.questionnaires)
@@ -308,6 +300,64 @@ def store_settings(session: Session, definitions: Sequence[ExperimentDef]) -> No
                                   success_url=t.success_url, time_limit=t.time_limit)
                         for i, t in enumerate(definition.tasks))
         session.flush()
+
+
+def check_launched(old: StudyDef, new: StudyDef) -> None:
+    """Refuse what would break a launched study's data: participants are midway through its list of
+    steps, so the design mode, the tasks (keys and order) and the questionnaires stay as they are.
+    Reads nothing, so a form can ask it while the designer types."""
+    if old.within_subjects != new.within_subjects:
+        raise Conflict("within_subjects of a launched study cannot change", field="within_subjects")
+    if [t.key for t in old.tasks] != [t.key for t in new.tasks]:
+        raise Conflict("the tasks of a launched study cannot be added, removed or reordered", field="tasks")
+    if old.questionnaires != new.questionnaires or old.comment != new.comment:
+        raise Conflict("the questionnaires of a launched study cannot change", field="questionnaires")
+
+
+def check_update(old: StudyDef, new: StudyDef) -> None:
+    """Every rule an edit of a stored study must pass: the registry's (lifecycle, frozen designs and
+    weights, as for experiments' variants) and, once launched, :func:`check_launched`."""
+    try:
+        registry.check_update(old.as_experiment(), new.as_experiment())
+    except Conflict as exc:
+        if exc.field != "variants":
+            raise
+        raise Conflict("the designs and weights of a launched study cannot change (it would move participants "
+                       "between designs); stop it and start a new study", field="designs") from exc
+    if old.status != "draft":
+        check_launched(old, new)
+
+
+def update_study(session: Session, definition: StudyDef) -> Experiment:
+    """Replace a stored study's definition in the caller's transaction (rules of :func:`check_update`)."""
+    row = registry.get_row(session, definition.key)
+    if row.kind != "study":
+        raise Conflict(f"{definition.key!r} is an experiment, not a study", field="kind")
+    check_update(load_study(session, row), definition)
+    registry.update(session, definition.as_experiment())
+    store_settings(session, [definition])
+    return row
+
+
+def sync(session: Session, definitions: Sequence[ExperimentDef]) -> list[registry.SyncResult]:
+    """:func:`abtest.registry.sync` for experiments and studies together, in the caller's transaction.
+
+    A study counts as unchanged only when its whole definition (tasks, questionnaires, URLs…) is
+    what is stored, not just the registry's part of it.
+    """
+    before: dict[str, StudyDef | None] = {}
+    for definition in definitions:
+        if isinstance(definition, StudyDef):
+            row = session.exec(select(Experiment).where(Experiment.key == definition.key)).first()
+            before[definition.key] = load_study(session, row) if row is not None and row.kind == "study" else None
+    results = registry.sync(session, [d.as_experiment() if isinstance(d, StudyDef) else d for d in definitions])
+    store_settings(session, definitions)
+    out = []
+    for result, definition in zip(results, definitions, strict=True):
+        if isinstance(definition, StudyDef) and result.action != "created":
+            result = registry.SyncResult(result.key, "unchanged" if before[definition.key] == definition else "updated")
+        out.append(result)
+    return out
 
 
 def create_study(session: Session, definition: StudyDef) -> Experiment:

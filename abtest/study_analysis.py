@@ -7,7 +7,9 @@ tasks), ``SUS``, ``UMUX-Lite`` and ``NPS``. Designs are compared against the fir
 subjects with :func:`~abtest.stats.proportions.compare_proportions` (z, N−1 or Fisher by table
 size), Welch on log times and Welch t on scores; within subjects (every participant saw every
 design) with the mid-p McNemar test, the paired t-test on log times and the paired t-test on
-scores. Sauro & Lewis, *Quantifying the User Experience* (2nd ed.), ch. 3, 5 and 8.
+scores; NPS by the difference of two independent scores with trinomial standard errors, or
+within subjects by the paired difference of each participant's promoter/passive/detractor
+codes. Sauro & Lewis, *Quantifying the User Experience* (2nd ed.), ch. 3, 5 and 8.
 
 As in :mod:`abtest.analysis`, the database aggregates (``GROUP BY`` to counts, sums and sums of
 squares; the SUS score is computed in SQL from the stored answers); only the open comments are
@@ -363,13 +365,33 @@ def _questionnaire_metrics(conn: sa.Connection, eid: int, study: StudyDef, desig
                                       sa.func.sum(sa.case((sa.and_(a >= 7, a < 9), 1), else_=0)),
                                       sa.func.sum(sa.case((a < 7, 1), else_=0)))
                             .where(*_where(eid, _responses("NPS"))).group_by(_EV.c.variant)).all()
-        groups = {v: (int(p or 0), int(s or 0), int(d or 0)) for v, p, s, d in rows}
-        variants = tuple(_variant(d, sum(groups.get(d, (0, 0, 0))),
-                                  lambda d=d: questionnaires.nps(*groups.get(d, (0, 0, 0)), alpha=ALPHA))
-                         for d in designs)
-        metrics.append(MetricResult("NPS", "mean", False, "Net Promoter Score, Wald interval with trinomial "
-                                    "standard error", variants, (), unit="NPS (−100 to 100)"))
+        groups = {v: questionnaires.NpsCounts(int(p or 0), int(s or 0), int(d or 0)) for v, p, s, d in rows}
+        empty = questionnaires.NpsCounts(0, 0, 0)
+        variants = tuple(_variant(d, c.n, lambda c=c: questionnaires.nps(c.promoters, c.passives, c.detractors,
+                                                                           alpha=ALPHA))
+                         for d, c in ((d, groups.get(d, empty)) for d in designs))
+        if within:
+            comparisons = tuple(_comparison(d, base, lambda d=d: _paired_nps(conn, eid, base, d)) for d in designs[1:])
+        else:
+            comparisons = tuple(_comparison(d, base, lambda d=d: questionnaires.nps_difference(
+                groups.get(base, empty), groups.get(d, empty), ALPHA)) for d in designs[1:])
+        metrics.append(MetricResult("NPS", "mean", False, questionnaires.NPS_METHOD, variants, comparisons,
+                                    unit="NPS (−100 to 100)"))
     return metrics
+
+
+def _nps_code(e: Any) -> Any:
+    """Promoter +1, passive 0, detractor −1: the NPS is the mean of these codes."""
+    answer = e.c.answers[0].as_float()
+    return sa.case((answer >= 9, 1.0), (answer < 7, -1.0), else_=0.0)
+
+
+def _paired_nps(conn: sa.Connection, eid: int, baseline: str, other: str) -> Effect:
+    """Within subjects: each participant's NPS code on ``other`` minus on ``baseline``."""
+    diff = _paired_scores(conn, eid, "NPS", _nps_code, baseline, other)
+    if diff is None:
+        raise AbtestError("no participant answered the NPS for both designs")
+    return questionnaires.nps_paired_difference(diff, ALPHA)
 
 
 def _scores(metrics: list[MetricResult]) -> dict[str, dict[str, dict[str, Any]]]:

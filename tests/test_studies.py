@@ -139,3 +139,25 @@ def test_sync_accepts_study_files_and_freezes_launched_tasks(cli_env, session, t
     invalid = runner.invoke(main, ["sync", str(bad)])
     assert invalid.exit_code == 1
     assert f"{bad}: tasks[0].time_limit: whole seconds" in invalid.output
+
+
+def test_resyncing_an_unchanged_study_says_unchanged(cli_env, session, tmp_path):
+    from abtest.cli import main
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["sync", str(EXAMPLE)], catch_exceptions=False).exit_code == 0
+    again = runner.invoke(main, ["sync", str(EXAMPLE)], catch_exceptions=False)
+    assert again.exit_code == 0 and "unchanged checkout-study (running)" in again.output
+    reworded = tmp_path / "checkout-study.toml"
+    reworded.write_text(EXAMPLE.read_text().replace("in size 42", "in size 43"))
+    changed = runner.invoke(main, ["sync", str(reworded)], catch_exceptions=False)
+    assert changed.exit_code == 0 and "updated   checkout-study (running)" in changed.output
+    assert "size 43" in get_study(session, "checkout-study")[1].tasks[0].prompt
+
+
+def test_to_dict_round_trips_through_the_parser():
+    study = load_toml(EXAMPLE)
+    assert isinstance(study, StudyDef)
+    assert parse_study(study.to_dict()) == study
+    url_task = parse_study(study_raw(tasks=[{"key": "buy", "prompt": "Buy", "success_url": "*/done"}]))
+    assert url_task.to_dict()["tasks"] == [{"key": "buy", "prompt": "Buy", "success_url": "*/done"}]

@@ -16,6 +16,8 @@ from tests.study_helpers import store_study
 
 SUS_A = [[4, 2, 5, 1, 4, 2, 4, 2, 5, 1], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [5, 1, 5, 1, 5, 1, 5, 1, 5, 1]]
 SUS_B = [[2, 4, 2, 4, 3, 3, 2, 4, 2, 4], [3, 2, 4, 2, 3, 2, 4, 2, 3, 2]]
+NPS_A = [10, 9, 8, 6, 3]  # 2 promoters, 1 passive, 2 detractors
+NPS_B = [6, 10, 10, 9]  # 3 promoters, 1 detractor; within subjects a0..a3 change by -2, 0, +1, +2 codes
 
 
 def _seed(session, engine, within=False):  # type: ignore[no-untyped-def]
@@ -43,8 +45,10 @@ def _seed(session, engine, within=False):  # type: ignore[no-untyped-def]
         add("response", "new", f"b{i}" if not within else f"a{i}", questionnaire="SUS", answers=answers)
     for i, answers in enumerate([[6, 7], [5, 5], [7, 7]]):
         add("response", "current", f"a{i}", questionnaire="UMUX-Lite", answers=answers)
-    for i, score in enumerate([10, 9, 8, 6, 3]):
+    for i, score in enumerate(NPS_A):
         add("response", "current", f"a{i}", questionnaire="NPS", answers=[score])
+    for i, score in enumerate(NPS_B):
+        add("response", "new", f"b{i}" if not within else f"a{i}", questionnaire="NPS", answers=[score])
     add("response", "new", "b0", questionnaire="comment", answers=["Too slow"])
     with engine.begin() as conn:
         insert_events(conn, events)
@@ -107,6 +111,12 @@ def test_between_subjects_numbers_match_the_stats_functions(session, engine):
     reference_nps = questionnaires.nps(2, 1, 2)
     assert nps.variants[0].value == pytest.approx(reference_nps.value)
     assert nps.variants[0].ci == pytest.approx(reference_nps.ci.as_tuple())
+    [nps_comparison] = nps.comparisons
+    expected_nps = questionnaires.nps_difference(questionnaires.NpsCounts(2, 1, 2), questionnaires.NpsCounts(3, 0, 1))
+    assert nps_comparison.effect == pytest.approx(expected_nps.effect) == pytest.approx(50.0 - 0.0)
+    assert nps_comparison.ci == pytest.approx(expected_nps.ci.as_tuple())
+    assert nps_comparison.p_value == pytest.approx(expected_nps.p_value)
+    assert "independent" in nps_comparison.method
 
     assert results.comments == {"current": [], "new": ["Too slow"]}
     current_p = next(p for p in results.participants if p.design == "current")
@@ -131,6 +141,10 @@ def test_within_subjects_uses_paired_tests(session, engine):
     [sus] = _metric(results, "SUS").comparisons
     sus_diffs = [questionnaires.sus_score(b) - questionnaires.sus_score(a) for a, b in zip(SUS_A, SUS_B)]
     assert sus.effect == pytest.approx(sum(sus_diffs) / 2) and "paired t" in sus.method
+    [nps] = _metric(results, "NPS").comparisons
+    expected_nps = questionnaires.nps_paired_difference(Moments.from_values([-2, 0, 1, 2]))
+    assert nps.effect == pytest.approx(25.0) == pytest.approx(expected_nps.effect)
+    assert nps.ci == pytest.approx(expected_nps.ci.as_tuple()) and "paired" in nps.method
 
 
 def test_results_page_json_and_csv(logged_in, session, engine):
@@ -138,14 +152,18 @@ def test_results_page_json_and_csv(logged_in, session, engine):
     page = logged_in.get("/experiments/checkout-study/study-results")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
-    for text in ("buy-success", "buy-time", "SUS", "UMUX-Lite", "NPS", "Too slow", "Abandoned", "SUS grade"):
+    for text in ("buy-success", "buy-time", "SUS", "UMUX-Lite", "NPS", "Too slow", "Abandoned", "SUS grade",
+                 "NPS: each variant against current", "difference of two independent NPS"):
         assert text in html
     document = logged_in.get("/experiments/checkout-study/study-results.json").get_json()
+    [nps] = [m for m in document["metrics"] if m["name"] == "NPS"]
+    assert nps["comparisons"][0]["effect"] == pytest.approx(50.0)
+    assert nps["comparisons"][0]["method"].startswith("difference of two independent NPS")
     assert document["experiment"] == "checkout-study" and document["units"] == {"current": 10, "new": 0}
     csv_text = logged_in.get("/experiments/checkout-study/study-results.csv").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0] == "participant,design,type,task,success,duration_ms,questionnaire,answers,ts"
-    assert len(lines) == 1 + 20 + 10 + 5 + 3 + 5 + 1
+    assert len(lines) == 1 + 20 + 10 + 5 + 3 + 5 + 4 + 1
     assert any(line.startswith("a0,current,response,,,,SUS,4;2;5;1;4;2;4;2;5;1,") for line in lines)
 
 

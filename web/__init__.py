@@ -113,9 +113,11 @@ def _register_pages(app: Flask) -> None:
     else:
         app.register_blueprint(results)
     from web.studies import studies, study_results
+    from web.study_form import study_form
 
     app.register_blueprint(studies)
     app.register_blueprint(study_results)
+    app.register_blueprint(study_form)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -220,9 +220,10 @@ def events():  # type: ignore[no-untyped-def]
 
 def _refuse_study(kind: str) -> None:
     """Studies keep tasks and questionnaires the experiment API does not carry: they are defined in
-    TOML and loaded with ``abtest sync``, so the API cannot half-store or flatten one."""
+    the study form or in TOML loaded with ``abtest sync``, so the API cannot half-store or flatten one."""
     if kind == "study":
-        raise ValidationError("usability studies are defined as TOML files and loaded with `abtest sync`; "
+        raise ValidationError("usability studies are defined in the study form (/studies/new) or as TOML files "
+                              "loaded with `abtest sync`; "
                               "this API creates and edits A/B experiments", field="kind")
 
 

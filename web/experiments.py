@@ -31,17 +31,31 @@ from abtest.accounts import create_token, list_tokens
 from abtest.definitions import (
     METRIC_TYPES,
     ExperimentDef,
-    InvalidDefinition,
     parse_definition,
 )
 from abtest.errors import Conflict, ValidationError
 from abtest.models import Experiment
 from web import get_engine
 from web.auth import login_required
+from web.form_rows import (
+    Checked,
+    FieldError,
+    RowSection,
+    blank_row,
+    change_rows,
+    is_blank,
+    judge,
+    locate_row,
+    read_rows,
+    shown,
+    typed_integer,
+    typed_number,
+    vary_on_htmx,
+    wants_fragment,
+)
 
 experiments = Blueprint("experiments", __name__, url_prefix="/experiments")
 
-MAX_ROWS = 50  # form rows read per list; more than any definition allows, so nothing is dropped silently
 VARIANT_INPUTS = ("key", "name", "weight", "description")
 METRIC_INPUTS = ("name", "type", "event", "task", "days")
 TARGETING_INPUTS = ("attribute", "values")
@@ -51,9 +65,11 @@ SECTIONS = ("variants", "metrics", "targeting", "plan")
 
 # Lifecycle actions as the pages name them → the status they move to, and what the move means.
 LIFECYCLE: dict[str, dict[str, str]] = {
-    "launch": {"status": "running", "verb": "Launch", "done": "launched: visitors are now being assigned"},
-    "stop": {"status": "stopped", "verb": "Stop", "done": "stopped: no new visitors are assigned and its results are final"},
-    "archive": {"status": "archived", "verb": "Archive", "done": "archived"},
+    "launch": {"status": "running", "verb": "Launch", "done": "launched: visitors are now being assigned",
+               "study_done": "launched: the participant link is open"},
+    "stop": {"status": "stopped", "verb": "Stop", "done": "stopped: no new visitors are assigned and its results are final",
+             "study_done": "stopped: the participant link is closed and its results are final"},
+    "archive": {"status": "archived", "verb": "Archive", "done": "archived", "study_done": "archived"},
 }
 ACTION_FOR_STATUS = {spec["status"]: action for action, spec in LIFECYCLE.items()}
 
@@ -64,15 +80,7 @@ TOP_LABELS = {
 }
 
 
-@experiments.after_request
-def _vary(response: Response) -> Response:
-    """Fragments and full pages share URLs, so caches must key on the htmx header."""
-    response.vary.add("HX-Request")
-    return response
-
-
-def _wants_fragment() -> bool:
-    return bool(request.htmx) and not request.htmx.history_restore_request
+experiments.after_request(vary_on_htmx)
 
 
 # ---- the form's state: strings as typed, rows as lists ---------------------------------------------
@@ -103,8 +111,8 @@ class DefinitionForm:
         return cls(
             variants=[{"key": "control", "name": "Control", "weight": "0.5", "description": ""},
                       {"key": "treatment", "name": "", "weight": "0.5", "description": ""}],
-            metrics=[_blank_row(METRIC_INPUTS, type="conversion")],
-            targeting=[_blank_row(TARGETING_INPUTS)],
+            metrics=[blank_row(METRIC_INPUTS, type="conversion")],
+            targeting=[blank_row(TARGETING_INPUTS)],
         )
 
     @classmethod
@@ -112,17 +120,17 @@ class DefinitionForm:
         plan = d.plan
         return cls(
             key=d.key, name=d.name, hypothesis=d.hypothesis, analysis=d.analysis,
-            alpha=_show(d.alpha), coverage=_show(d.coverage), cuped=d.cuped,
-            variants=[{"key": v.key, "name": v.name, "weight": _show(v.weight), "description": v.description}
+            alpha=shown(d.alpha), coverage=shown(d.coverage), cuped=d.cuped,
+            variants=[{"key": v.key, "name": v.name, "weight": shown(v.weight), "description": v.description}
                       for v in d.variants],
             metrics=[{"name": m.name, "type": m.type, "event": m.event or "", "task": m.task or "",
-                      "days": _show(m.days)} for m in d.metrics] or [_blank_row(METRIC_INPUTS, type="conversion")],
+                      "days": shown(m.days)} for m in d.metrics] or [blank_row(METRIC_INPUTS, type="conversion")],
             primary=str(next((i for i, m in enumerate(d.metrics) if m.primary), 0)),
             targeting=[{"attribute": k, "values": ", ".join(v)} for k, v in d.targeting.items()]
-            or [_blank_row(TARGETING_INPUTS)],
-            namespace={"name": d.namespace.name, "start": _show(d.namespace.start), "end": _show(d.namespace.end)}
+            or [blank_row(TARGETING_INPUTS)],
+            namespace={"name": d.namespace.name, "start": shown(d.namespace.start), "end": shown(d.namespace.end)}
             if d.namespace else {"name": "", "start": "", "end": ""},
-            plan={k: _show(getattr(plan, k)) if plan else "" for k in PLAN_INPUTS},
+            plan={k: shown(getattr(plan, k)) if plan else "" for k in PLAN_INPUTS},
         )
 
     @classmethod
@@ -134,10 +142,10 @@ class DefinitionForm:
             key=text("key").strip(), name=text("name"), hypothesis=text("hypothesis"),
             analysis=text("analysis"), alpha=text("alpha"), coverage=text("coverage"),
             cuped=form.get("cuped") is not None,
-            variants=_rows(form, "variants", VARIANT_INPUTS),
-            metrics=_rows(form, "metrics", METRIC_INPUTS),
+            variants=read_rows(form, "variants", VARIANT_INPUTS),
+            metrics=read_rows(form, "metrics", METRIC_INPUTS),
             primary=text("primary"),
-            targeting=_rows(form, "targeting", TARGETING_INPUTS),
+            targeting=read_rows(form, "targeting", TARGETING_INPUTS),
             namespace={k: text(f"namespace-{k}") for k in ("name", "start", "end")},
             plan={k: text(f"plan-{k}") for k in PLAN_INPUTS},
             helper={k: text(k) for k in HELPER_INPUTS},
@@ -145,21 +153,16 @@ class DefinitionForm:
 
     def apply(self, action: str) -> str | None:
         """Add or remove a row, or copy the helper into the plan; returns the id to focus next."""
-        match = re.fullmatch(r"(add|remove)-(variant|metric|targeting)(?:-(\d+))?", action)
-        if match:
-            verb, section, index = match.group(1), match.group(2), match.group(3)
-            rows, inputs = {"variant": (self.variants, VARIANT_INPUTS), "metric": (self.metrics, METRIC_INPUTS),
-                            "targeting": (self.targeting, TARGETING_INPUTS)}[section]
-            plural = "targeting" if section == "targeting" else f"{section}s"
-            if verb == "add":
-                rows.append(_blank_row(inputs, **({"type": "conversion"} if section == "metric" else {})))
-                return f"{plural}-{len(rows) - 1}-{inputs[0]}"
-            if index is not None and int(index) < len(rows):
-                del rows[int(index)]
-                if section == "metric" and self.primary.isdigit():
-                    chosen = int(self.primary)
-                    self.primary = "" if chosen == int(index) else str(chosen - (chosen > int(index)))
-            return f"add-{section}"
+        changed = change_rows(action, {
+            "variants": RowSection(self.variants, VARIANT_INPUTS, "Variant"),
+            "metrics": RowSection(self.metrics, METRIC_INPUTS, "Metric", {"type": "conversion"}),
+            "targeting": RowSection(self.targeting, TARGETING_INPUTS, "Targeting")})
+        if changed:
+            section, verb, index, focus = changed
+            if section == "metrics" and verb == "remove" and index is not None and self.primary.isdigit():
+                chosen = int(self.primary)
+                self.primary = "" if chosen == index else str(chosen - (chosen > index))
+            return focus
         if action == "plan-from-helper":
             self.plan.update(units_per_variant="", baseline=self.helper["baseline"], mde=self.helper["mde"])
             return "plan-baseline"
@@ -185,19 +188,19 @@ class DefinitionForm:
             raw["analysis"] = self.analysis
         for name in ("alpha", "coverage"):
             if getattr(self, name).strip():
-                raw[name] = _number(getattr(self, name))
+                raw[name] = typed_number(getattr(self, name))
         raw["cuped"] = self.cuped
         rows = RowMap()
         shape_errors: list[ValidationError] = []
 
         raw["variants"] = []
         for i, row in enumerate(self.variants):
-            if _is_blank(row, ("key", "name", "weight")):
+            if is_blank(row, ("key", "name", "weight")):
                 continue
             rows.variants.append(i)
             variant: dict[str, Any] = {"key": row["key"].strip()}
             if row["weight"].strip():
-                variant["weight"] = _number(row["weight"])
+                variant["weight"] = typed_number(row["weight"])
             for name in ("name", "description"):
                 if row[name].strip():
                     variant[name] = row[name].strip()
@@ -205,7 +208,7 @@ class DefinitionForm:
 
         raw["metrics"] = []
         for i, row in enumerate(self.metrics):
-            if _is_blank(row, ("name", "event", "task", "days")):
+            if is_blank(row, ("name", "event", "task", "days")):
                 continue
             rows.metrics.append(i)
             metric: dict[str, Any] = {"name": row["name"].strip(), "type": row["type"]}
@@ -213,7 +216,7 @@ class DefinitionForm:
                 if row[name].strip():
                     metric[name] = row[name].strip()
             if row["days"].strip():
-                metric["days"] = _integer(row["days"])
+                metric["days"] = typed_integer(row["days"])
             metric["primary"] = self.primary == str(i)
             raw["metrics"].append(metric)
 
@@ -237,13 +240,13 @@ class DefinitionForm:
 
         if any(v.strip() for v in self.namespace.values()):
             raw["namespace"] = {"name": self.namespace["name"].strip(),
-                                "range": [_number(self.namespace["start"]), _number(self.namespace["end"])]}
+                                "range": [typed_number(self.namespace["start"]), typed_number(self.namespace["end"])]}
 
         if any(self.plan[k].strip() for k in ("units_per_variant", "baseline", "mde")):
             plan: dict[str, Any] = {}
             for name in PLAN_INPUTS:
                 if self.plan[name].strip():
-                    plan[name] = _integer(self.plan[name]) if name == "units_per_variant" else _number(self.plan[name])
+                    plan[name] = typed_integer(self.plan[name]) if name == "units_per_variant" else typed_number(self.plan[name])
             raw["plan"] = plan
         return raw, shape_errors, rows
 
@@ -257,77 +260,29 @@ class RowMap:
     targeting: dict[str, int] = field(default_factory=dict)
 
 
-def _blank_row(inputs: tuple[str, ...], **values: str) -> dict[str, str]:
-    return {name: values.get(name, "") for name in inputs}
-
-
-def _rows(form: Mapping[str, str], prefix: str, inputs: tuple[str, ...]) -> list[dict[str, str]]:
-    pattern = re.compile(rf"{prefix}-(\d+)-({'|'.join(inputs)})")
-    indexes = sorted({int(m.group(1)) for name in form if (m := pattern.fullmatch(name))})
-    return [{name: str(form.get(f"{prefix}-{i}-{name}", "")) for name in inputs} for i in indexes[:MAX_ROWS]]
-
-
-def _is_blank(row: Mapping[str, str], names: tuple[str, ...]) -> bool:
-    return not any(row[name].strip() for name in names)
-
-
-def _show(value: float | None) -> str:
-    """A stored number as the designer would type it (0.5, not 0.50000; 3, not 3.0)."""
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _number(text: str) -> float | str:
-    """A typed number, or the text itself so the definition parser names the bad field."""
-    try:
-        return float(text.strip())
-    except ValueError:
-        return text.strip()
-
-
-def _integer(text: str) -> int | float | str:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return _number(text)
-
-
 # ---- errors: from a definition field to the input beside which the message goes -------------------
 
 
-@dataclass(frozen=True)
-class FieldError:
-    slot: str | None  # id of the input (or group) whose error slot shows the message; None: summary only
-    label: str
-    message: str
+_FIELDSETS = ("variants", "metrics", "targeting", "namespace", "plan")
 
-    @property
-    def anchor(self) -> str:
-        """Where the summary's link sends the focus."""
-        if self.slot is None:
-            return "definition-form"
-        return {"analysis": "analysis-sequential", "namespace-range": "namespace-start"}.get(
-            self.slot, f"{self.slot}-fieldset" if self.slot in ("variants", "metrics", "targeting", "namespace", "plan")
-            else self.slot)
+
+def field_error(field_name: str | None, rows: RowMap, message: str) -> FieldError:
+    """A definition problem placed beside its input, with the summary link's target."""
+    slot, label = locate(field_name, rows)
+    anchor = ("definition-form" if slot is None else
+              {"analysis": "analysis-sequential", "namespace-range": "namespace-start"}.get(
+                  slot, f"{slot}-fieldset" if slot in _FIELDSETS else slot))
+    return FieldError(slot, label, message, anchor)
 
 
 def locate(field_name: str | None, rows: RowMap) -> tuple[str | None, str]:
     """The error slot and a human label for a definition field such as ``variants[1].weight``."""
     name = field_name or ""
-    match = re.fullmatch(r"(variants|metrics)\[(\d+)\](?:\.(\w+))?", name)
-    if match:
-        section, position, sub = match.group(1), int(match.group(2)), match.group(3)
-        order = rows.variants if section == "variants" else rows.metrics
-        if position >= len(order):
-            return section, section.capitalize()
-        row = order[position]
-        noun = "Variant" if section == "variants" else "Metric"
-        inputs = (("key", "name", "weight") if section == "variants" else METRIC_INPUTS + ("primary",))
-        slot_input = sub if sub in inputs else inputs[0]
-        return f"{section}-{row}-{slot_input}", f"{noun} {row + 1} {sub or ''}".strip()
+    in_row = locate_row(name, {
+        "variants": RowSection([], ("key", "name", "weight"), "Variant", order=rows.variants),
+        "metrics": RowSection([], METRIC_INPUTS + ("primary",), "Metric", order=rows.metrics)})
+    if in_row is not None:
+        return in_row
     if re.fullmatch(r"targeting-\d+-attribute", name):  # the form's own shape errors
         return name, f"Targeting row {int(name.split('-')[1]) + 1} attribute"
     if name.startswith("targeting."):
@@ -346,23 +301,6 @@ def locate(field_name: str | None, rows: RowMap) -> tuple[str | None, str]:
     return None, TOP_LABELS.get(name, name or "Definition")
 
 
-@dataclass
-class Checked:
-    """One validation pass: the definition when valid, else errors placed beside their inputs."""
-
-    definition: ExperimentDef | None
-    errors: list[FieldError]
-    conflict: bool = False
-
-    @property
-    def by_slot(self) -> dict[str, list[str]]:
-        slots: dict[str, list[str]] = {}
-        for e in self.errors:
-            if e.slot:
-                slots.setdefault(e.slot, []).append(e.message)
-        return slots
-
-
 def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
     """Validate as ``abtest sync`` does, then let the registry refuse what it would refuse.
 
@@ -371,25 +309,8 @@ def check(form: DefinitionForm, stored: ExperimentDef | None) -> Checked:
     so checking while the designer types never takes a write lock.
     """
     raw, shape_errors, rows = form.to_raw(stored)
-    problems = list(shape_errors)
-    definition = None
-    try:
-        definition = parse_definition(raw)
-    except InvalidDefinition as exc:
-        problems.extend(exc.errors)
-    conflict = False
-    if definition is not None and not problems:
-        try:
-            if stored is not None:
-                registry.check_update(stored, definition)
-            else:
-                with Session(get_engine()) as session:
-                    registry.check_new(session, definition)
-        except Conflict as exc:
-            problems.append(exc)
-            conflict = True
-    errors = [FieldError(*locate(p.field, rows), p.message) for p in problems]
-    return Checked(definition if not problems else None, errors, conflict)
+    definition, problems, conflict = judge(raw, parse_definition, stored, registry.check_update, shape_errors)
+    return Checked(definition, [field_error(p.field, rows, p.message) for p in problems], conflict)
 
 
 # ---- the sample-size helper ----------------------------------------------------------------------
@@ -451,7 +372,7 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
     if "helper-baseline" in errors or "helper-mde" in errors:
         return SampleSizeAnswer(variants=variants, alpha=alpha, coverage=coverage, errors=errors)
     try:
-        size = sample_size_proportions(_number(baseline), _number(mde), alpha=alpha, power=0.8,  # type: ignore[arg-type]
+        size = sample_size_proportions(typed_number(baseline), typed_number(mde), alpha=alpha, power=0.8,  # type: ignore[arg-type]
                                        variants=variants)
     except ValidationError as exc:
         errors.setdefault({"baseline": "helper-baseline", "mde": "helper-mde"}.get(exc.field or "", "helper"),
@@ -465,14 +386,30 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
 # ---- rendering helpers -------------------------------------------------------------------------------
 
 
-def _stored(key: str) -> tuple[ExperimentDef, Experiment]:
-    """The stored definition and its row; an unknown key raises NotFound (a 404 page)."""
+def _stored(key: str, studies_too: bool = False) -> tuple[ExperimentDef, Experiment]:
+    """The stored definition and its row; an unknown key raises NotFound (a 404 page).
+
+    Pages about experiments only (this form, install help) refuse a study: it has its own form
+    (:mod:`web.study_form`) and results page. Lifecycle moves and the TOML file serve both, and
+    then a study comes back as its whole :class:`~abtest.studies.StudyDef`.
+    """
     with Session(get_engine()) as session:
         row = registry.get_row(session, key)
-        if row.kind == "study":  # its tasks and questionnaires live in TOML; this form would flatten them
-            raise Conflict(f"{key!r} is a usability study: edit its TOML file and run `abtest sync`; "
+        if row.kind == "study":
+            if studies_too:
+                from abtest.studies import load_study
+
+                return load_study(session, row), row
+            raise Conflict(f"{key!r} is a usability study: edit it at /studies/{key}/edit; "
                            f"its results are at /experiments/{key}/study-results", field="kind")
         return registry.load(session, row), row
+
+
+def _home(row: Experiment) -> str:
+    """An experiment's own page, or a study's results page (a study's home)."""
+    if row.kind == "study":
+        return url_for("study_results.page", key=row.key)
+    return url_for("experiments.show", key=row.key)
 
 
 def _render_form(form: DefinitionForm, stored: ExperimentDef | None, checked: Checked | None = None, *,
@@ -504,9 +441,11 @@ def _toml(definition: ExperimentDef) -> str:
         return value
 
     document = prune(definition.to_dict())
-    # tomli_w writes short tables inline; variants and metrics read better as [[variants]] blocks,
-    # the shape of DESIGN §4.2, so each table body is dumped on its own under its header.
-    lists = {name: document.pop(name, []) for name in ("variants", "metrics")}
+    # tomli_w writes short tables inline; variants and metrics (a study's designs and tasks) read
+    # better as [[variants]] blocks, the shape of DESIGN §4.2, so each table body is dumped on its
+    # own under its header.
+    lists = {name: document.pop(name) for name in list(document)
+             if isinstance(document[name], list) and all(isinstance(item, dict) for item in document[name])}
     chunks = [tomli_w.dumps(document)]
     for name, tables in lists.items():
         chunks.extend(f"\n[[{name}]]\n{tomli_w.dumps(table)}" for table in tables)
@@ -568,11 +507,11 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
     action = request.form.get("action", "save")
     if action != "save":
         focus = form.apply(action)
-        return _render_form(form, stored, focus=focus or "sample-size-result", fragment=_wants_fragment())
+        return _render_form(form, stored, focus=focus or "sample-size-result", fragment=wants_fragment())
     checked = check(form, stored)
     if checked.definition is None:
         return _render_form(form, stored, checked, status=409 if checked.conflict else 422,
-                            fragment=_wants_fragment())
+                            fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
             (registry.update if stored else registry.create)(session, checked.definition)
@@ -580,8 +519,8 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
         except Conflict as exc:  # the state changed since the check (someone launched it meanwhile)
             session.rollback()
             raw_rows = form.to_raw(stored)[2]
-            failed = Checked(None, [FieldError(*locate(exc.field, raw_rows), exc.message)], conflict=True)
-            return _render_form(form, stored, failed, status=409, fragment=_wants_fragment())
+            failed = Checked(None, [field_error(exc.field, raw_rows, exc.message)], conflict=True)
+            return _render_form(form, stored, failed, status=409, fragment=wants_fragment())
     key = checked.definition.key
     flash(f"Saved “{checked.definition.name}”." if stored else
           f"Created “{checked.definition.name}” as a draft. Launch it when the site has the snippet.", "success")
@@ -616,7 +555,7 @@ def validate():  # type: ignore[no-untyped-def]
     stored = _editing()
     form = DefinitionForm.from_request(request.form)
     checked = check(form, stored)
-    if _wants_fragment():
+    if wants_fragment():
         return _render_form(form, stored, checked, fragment=True, oob=True)
     return _render_form(form, stored, checked)
 
@@ -630,7 +569,7 @@ def form_section(section: str):  # type: ignore[no-untyped-def]
     stored = _editing()
     form = DefinitionForm.from_request(request.form)
     focus = form.apply(request.form.get("action", ""))
-    if not _wants_fragment():
+    if not wants_fragment():
         return _render_form(form, stored, focus=focus)
     return _render_form(form, stored, focus=focus, section=section)
 
@@ -640,9 +579,9 @@ def form_section(section: str):  # type: ignore[no-untyped-def]
 def sample_size_page():  # type: ignore[no-untyped-def]
     """Units per variant and days needed; a fragment for the form's helper, or a page of its own."""
     answer = sample_size(request.args)
-    context = {"helper": answer, "values": request.args, "helper_oob": _wants_fragment(),
+    context = {"helper": answer, "values": request.args, "helper_oob": wants_fragment(),
                "errors": answer.errors if answer else {}}
-    if _wants_fragment():
+    if wants_fragment():
         return render_template("experiments/_sample_size.html", **context)
     return render_template("experiments/sample_size.html", **context), 422 if answer and answer.errors else 200
 
@@ -687,27 +626,26 @@ def lifecycle(key: str, action: str):  # type: ignore[no-untyped-def]
     Moves the lifecycle does not allow answer 409 with the registry's reason; nothing changes.
     """
     spec = LIFECYCLE[action]
-    definition, row = _stored(key)
+    definition, row = _stored(key, studies_too=True)
+    page = {"d": definition, "row": row, "action": action, "spec": spec, "home": _home(row),
+            "study": row.kind == "study"}
     try:
         registry.check_transition(definition.status, spec["status"])
         if definition.status == spec["status"]:
             raise Conflict(f"the experiment is already {definition.status}", field="status")
     except Conflict as exc:
-        return render_template("experiments/lifecycle.html", d=definition, row=row, action=action, spec=spec,
-                               refused=exc.message), 409
+        return render_template("experiments/lifecycle.html", **page, refused=exc.message), 409
     if request.method == "GET":
-        return render_template("experiments/lifecycle.html", d=definition, row=row, action=action, spec=spec,
-                               refused=None)
+        return render_template("experiments/lifecycle.html", **page, refused=None)
     with Session(get_engine()) as session:
         try:
             registry.transition(session, key, spec["status"])
             session.commit()
         except Conflict as exc:  # moved by someone else since the page was shown
             session.rollback()
-            return render_template("experiments/lifecycle.html", d=definition, row=row, action=action,
-                                   spec=spec, refused=exc.message), 409
-    flash(f"“{definition.name}” {spec['done']}.", "success")
-    return redirect(url_for("experiments.show", key=key))
+            return render_template("experiments/lifecycle.html", **page, refused=exc.message), 409
+    flash(f"“{definition.name}” {spec['study_done' if page['study'] else 'done']}.", "success")
+    return redirect(page["home"])
 
 
 @experiments.route("/<key>/install", methods=["GET", "POST"])
@@ -742,7 +680,7 @@ def qa_links(key: str):  # type: ignore[no-untyped-def]
     """htmx: the QA links for the typed site URL; without htmx, the install page with them."""
     definition, _ = _stored(key)
     site = request.args.get("site", "")
-    if not _wants_fragment():
+    if not wants_fragment():
         return redirect(url_for("experiments.install", key=key, site=site or None) + "#qa")
     links, site_error = _qa_links(definition, site)
     return render_template("experiments/_qa_links.html", d=definition, links=links, site=site,
@@ -753,6 +691,6 @@ def qa_links(key: str):  # type: ignore[no-untyped-def]
 @login_required
 def definition_toml(key: str):  # type: ignore[no-untyped-def]
     """The definition as a file for ``experiments/`` in version control, ready for ``abtest sync``."""
-    definition, _ = _stored(key)
+    definition, _ = _stored(key, studies_too=True)
     return Response(_toml(definition), mimetype="application/toml",
                     headers={"Content-Disposition": f'attachment; filename="{key}.toml"'})

@@ -273,6 +273,7 @@ def page(key: str):  # type: ignore[no-untyped-def]
         "csv_url": url_for("study_results.export", key=key),
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "plan": _plan(request.args), "plan_url": url_for("study_results.plan", key=key),
+        "lifecycle_actions": _actions(row.status),
     }
     from web.results import _formatters
 
@@ -283,6 +284,14 @@ def page(key: str):  # type: ignore[no-untyped-def]
     response.vary.add("HX-Request")
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+def _actions(status: str) -> list[str]:
+    """The lifecycle buttons a study in ``status`` offers (the experiments' moves and pages)."""
+    from abtest.registry import TRANSITIONS
+    from web.experiments import ACTION_FOR_STATUS
+
+    return [ACTION_FOR_STATUS[s] for s in TRANSITIONS.get(status, ())]
 
 
 PLAN_DEFAULTS = {"p": 0.31, "target": 0.85, "n": 5, "rate": 0.8, "margin": 0.15}

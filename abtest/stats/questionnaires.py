@@ -10,6 +10,10 @@
   and the SUS-comparable regression 0.65 × raw + 22.9.
 * NPS (Reichheld 2003): 0–10; promoters 9–10, detractors 0–6; NPS = %promoters − %detractors on
   −100..100, with the trinomial standard error √((p₊ + p₋ − (p₊ − p₋)²)/n) and a Wald interval.
+  Two designs: the difference of two independent scores, SE = √(var₁ + var₂) with each
+  trinomial variance, z-test and Wald interval; for the same participants rating both designs,
+  the paired version on each participant's difference of codes (promoter +1, passive 0,
+  detractor −1), whose mean is the NPS difference.
 * CSAT: share answering 4 or 5 on a 1–5 scale (top-2-box), with a Wilson interval.
 
 Answers outside a scale raise :class:`~abtest.errors.ValidationError` naming the item.
@@ -22,7 +26,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from abtest.errors import InsufficientData, ValidationError
-from abtest.stats.summary import Counts, Estimate, Interval, _count, check_alpha, z_quantile
+from abtest.stats.summary import (
+    Counts,
+    Effect,
+    Estimate,
+    Interval,
+    Moments,
+    _count,
+    check_alpha,
+    normal_two_sided_p,
+    z_quantile,
+)
 
 # (lower bound, grade), highest first: Sauro-Lewis curved grading scale.
 SUS_GRADES: tuple[tuple[float, str], ...] = (
@@ -116,6 +130,39 @@ def nps_category(answer: int) -> str:
     return "promoter" if a >= 9 else "passive" if a >= 7 else "detractor"
 
 
+@dataclass(frozen=True, slots=True)
+class NpsCounts:
+    """Promoters (9–10), passives (7–8) and detractors (0–6) of one design: all NPS needs."""
+
+    promoters: int
+    passives: int
+    detractors: int
+
+    def __post_init__(self) -> None:
+        for name in ("promoters", "passives", "detractors"):
+            _count(getattr(self, name), name)
+
+    @property
+    def n(self) -> int:
+        return self.promoters + self.passives + self.detractors
+
+    def score_and_variance(self) -> tuple[float, float]:
+        """(p₊ − p₋, its trinomial variance (p₊ + p₋ − (p₊ − p₋)²)/n), on the −1..1 scale."""
+        n = self.n
+        if n < 2:
+            raise InsufficientData("NPS needs at least 2 respondents", field="n")
+        pp, pd = self.promoters / n, self.detractors / n
+        score = pp - pd
+        return score, (pp + pd - score * score) / n
+
+
+NPS_METHOD = "Net Promoter Score, Wald interval with trinomial standard error"
+NPS_DIFFERENCE_METHOD = ("difference of two independent NPS: z-test and Wald interval, "
+                         "SE = √(var₁ + var₂) from each trinomial variance")
+NPS_PAIRED_METHOD = ("paired NPS difference: z-test and Wald interval on each participant's difference of "
+                     "codes (promoter +1, passive 0, detractor −1)")
+
+
 def nps(promoters: int, passives: int, detractors: int, alpha: float = 0.05) -> Estimate:
     """Net Promoter Score on −100..100 with a Wald interval from the trinomial standard error.
 
@@ -123,24 +170,55 @@ def nps(promoters: int, passives: int, detractors: int, alpha: float = 0.05) -> 
     standard error is zero, so the interval would be a point).
     """
     check_alpha(alpha)
-    pro = _count(promoters, "promoters")
-    pas = _count(passives, "passives")
-    det = _count(detractors, "detractors")
-    n = pro + pas + det
-    if n < 2:
-        raise InsufficientData("NPS needs at least 2 respondents", field="n")
-    pp, pd = pro / n, det / n
-    score = pp - pd
-    var = (pp + pd - score * score) / n
+    counts = NpsCounts(promoters, passives, detractors)
+    score, var = counts.score_and_variance()
     if var <= 0:
         raise InsufficientData("every respondent is in the same group; no spread for an interval")
     half = z_quantile(alpha) * math.sqrt(var)
-    return Estimate(
-        100 * score,
-        Interval(100 * (score - half), 100 * (score + half)),
-        n,
-        "Net Promoter Score, Wald interval with trinomial standard error",
-    )
+    return Estimate(100 * score, Interval(100 * (score - half), 100 * (score + half)), counts.n, NPS_METHOD)
+
+
+def _nps_effect(difference: float, var: float, alpha: float, method: str) -> Effect:
+    """An NPS difference (−2..2 scale) and its variance → an Effect in NPS points (−200..200)."""
+    if var <= 0:
+        raise InsufficientData("no spread in the answers: the NPS difference has no standard error")
+    se = math.sqrt(var)
+    stat = difference / se
+    half = z_quantile(alpha) * se
+    return Effect(100 * difference, "difference", Interval(100 * (difference - half), 100 * (difference + half)),
+                  normal_two_sided_p(stat), 100 * se, method, statistic=stat)
+
+
+def nps_difference(baseline: NpsCounts, treatment: NpsCounts, alpha: float = 0.05) -> Effect:
+    """NPS of ``treatment`` − NPS of ``baseline`` (different respondents), in NPS points.
+
+    Two independent trinomial samples: the variances add, SE = √(var₁ + var₂); the z statistic
+    is the difference over that SE and the interval is Wald's. Not for the same people rating
+    both designs (their answers correlate): use :func:`nps_paired_difference`.
+    """
+    check_alpha(alpha)
+    score_b, var_b = baseline.score_and_variance()
+    score_t, var_t = treatment.score_and_variance()
+    return _nps_effect(score_t - score_b, var_b + var_t, alpha, NPS_DIFFERENCE_METHOD)
+
+
+def nps_paired_difference(differences: Moments, alpha: float = 0.05) -> Effect:
+    """NPS difference when every participant rated both designs (within subjects), in NPS points.
+
+    ``differences`` are the moments of each participant's code on the treatment minus their
+    code on the baseline (codes: promoter +1, passive 0, detractor −1; each difference is in
+    −2..2). Their mean is exactly the NPS difference; its variance is the plug-in variance of
+    the differences over n, the paired analogue of the trinomial variance (which is the plug-in
+    variance of the codes), so agreement between a person's two ratings narrows the interval.
+    """
+    check_alpha(alpha)
+    n = differences.n
+    if n < 2:
+        raise InsufficientData("a paired NPS difference needs at least 2 participants who rated both designs",
+                               field="n")
+    mean = differences.total / n
+    var = max(differences.total_sq / n - mean * mean, 0.0) / n
+    return _nps_effect(mean, var, alpha, NPS_PAIRED_METHOD)
 
 
 def csat_top_two_box(top_two: int, n: int, alpha: float = 0.05) -> Estimate:

@@ -1,8 +1,10 @@
 """A designer's first session, in headless Chromium against `abtest serve --demo` on 127.0.0.1.
 
 Log in, create an experiment (first with mistakes, shown beside their fields, then fixed), launch
-it, open its install page, and read a demo result with its verdict and charts. Screenshots land
-in tests/browser/artifacts/ for a person to look at.
+it, open its install page, and read a demo result with its verdict and charts. Then define a
+two-design usability study through its form the same way: a mistake shows beside its field (as
+you type, and after Create), the fix saves it, and it appears in the list. Screenshots land in
+tests/browser/artifacts/ for a person to look at.
 """
 
 from __future__ import annotations
@@ -89,3 +91,54 @@ def test_designer_creates_launches_and_reads_results(page, demo):  # type: ignor
     # The invalid form answers 422 by design; anything else in the console is a fault.
     assert [e for e in console_errors if "status of 422" not in e] == []
     assert page.errors == []
+
+
+def test_designer_creates_a_two_design_study_through_the_form(page, demo):  # type: ignore[no-untyped-def]
+    console_errors: list[str] = []
+    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(demo.url + "/login")
+    page.fill("#email", DEMO_EMAIL)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/experiments/")
+
+    page.click("text=New study")
+    page.wait_for_url("**/studies/new")
+    page.fill("#key", "signup-study")
+    page.fill("#name", "Sign-up form study")
+    page.fill("#designs-0-key", "long")
+    page.fill("#designs-0-url", "https://example.com/signup")
+    page.fill("#designs-1-key", "short")
+    page.fill("#designs-1-url", "signup-v2")  # neither a full URL nor a path
+    page.fill("#tasks-0-key", "sign-up")
+    page.fill("#tasks-0-prompt", "Create an account with your work e-mail.")
+    page.fill("#tasks-0-time_limit", "240")
+    page.check("#questionnaire-NPS")
+    # Live validation (htmx) puts the message beside the field while the designer types.
+    page.wait_for_function("document.querySelector('#designs-1-url-error').textContent.includes('http')")
+    page.click("button:has-text('Create draft study')")
+    page.wait_for_selector("#form-problems.problems")
+    assert "must be an http(s):// URL or a path starting with /" in page.inner_text("#designs-1-url-error")
+    assert page.get_attribute("#designs-1-url", "aria-invalid") == "true"
+    assert page.input_value("#tasks-0-prompt") == "Create an account with your work e-mail."  # nothing lost
+    assert page.is_checked("#questionnaire-NPS")
+    shot(page, "study-1-error")
+
+    page.fill("#designs-1-url", "/signup-v2")
+    page.click("button:has-text('Create draft study')")
+    page.wait_for_url("**/experiments/signup-study/study-results")
+    assert "Created the study" in page.inner_text("body")
+    shot(page, "study-2-created")
+
+    page.goto(demo.url + "/experiments/")
+    row = page.inner_text("#row-signup-study")
+    assert "Sign-up form study" in row and "usability study" in row and "draft" in row.lower()
+    shot(page, "study-3-list")
+
+    # The demo study's results compare NPS between its two designs like every other metric.
+    page.goto(demo.url + "/experiments/checkout-study/study-results")
+    nps = page.locator("#metric-NPS")
+    assert "one-page vs current" in nps.inner_text() and "difference of two independent NPS" in nps.inner_text()
+    nps.screenshot(path=str(ARTIFACTS / "designer-study-4-nps.png"))
+    assert [e for e in console_errors if "status of 422" not in e] == []  # the refused Create answers 422

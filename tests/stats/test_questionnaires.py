@@ -6,16 +6,20 @@ import pytest
 
 from abtest.errors import InsufficientData, ValidationError
 from abtest.stats.questionnaires import (
+    NpsCounts,
     csat_is_top_two,
     csat_top_two_box,
     nps,
     nps_category,
+    nps_difference,
+    nps_paired_difference,
     seq_score,
     sus_grade,
     sus_percentile,
     sus_score,
     umux_lite,
 )
+from abtest.stats.summary import Moments
 
 
 def test_sus_scoring():
@@ -89,3 +93,45 @@ def test_nps_and_trinomial_se():
         nps(1, 0, 0)
     with pytest.raises(ValidationError):
         nps_category(11)
+
+
+class TestNpsDifference:
+    """Reference numbers from ``Rscript tests/stats/reference.R`` (lines ``nps_diff`` and
+    ``nps_paired``): effect, SE, p-value, CI low, CI high, all in NPS points. numpy on the same
+    answer vectors gives the same effect and SE (30.41666…, 15.93650…)."""
+
+    def test_independent_designs_use_the_sum_of_trinomial_variances(self):
+        # design A: 12 promoters, 18 passives, 10 detractors (NPS 5); B: 25 / 15 / 8 (NPS 35.4)
+        effect = nps_difference(NpsCounts(12, 18, 10), NpsCounts(25, 15, 8))
+        assert effect.effect == pytest.approx(30.4166666666667, rel=1e-6)
+        assert effect.se == pytest.approx(15.9365014211494, rel=1e-6)
+        assert effect.p_value == pytest.approx(0.0563116052999044, rel=1e-6)
+        assert effect.ci.as_tuple() == pytest.approx((-0.818302158357498, 61.6516354916908), rel=1e-6)
+        assert effect.effect_kind == "difference" and "independent" in effect.method
+        assert not effect.significant(0.05)
+
+    def test_swapping_the_designs_flips_the_sign_only(self):
+        forward = nps_difference(NpsCounts(12, 18, 10), NpsCounts(25, 15, 8))
+        backward = nps_difference(NpsCounts(25, 15, 8), NpsCounts(12, 18, 10))
+        assert backward.effect == pytest.approx(-forward.effect)
+        assert backward.p_value == pytest.approx(forward.p_value)
+
+    def test_paired_difference_uses_each_participants_change(self):
+        # 12 participants rated both designs; per-person code differences: five +1, seven 0.
+        differences = Moments.from_values([0, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0])
+        effect = nps_paired_difference(differences)
+        assert effect.effect == pytest.approx(41.6666666666667, rel=1e-6)
+        assert effect.se == pytest.approx(14.2318760638328, rel=1e-6)
+        assert effect.p_value == pytest.approx(0.00341479117811782, rel=1e-6)
+        assert effect.ci.as_tuple() == pytest.approx((13.7727021491168, 69.5606311842166), rel=1e-6)
+        assert "paired" in effect.method
+
+    def test_refuses_what_has_no_standard_error(self):
+        with pytest.raises(InsufficientData):
+            nps_difference(NpsCounts(1, 0, 0), NpsCounts(5, 3, 2))  # one respondent
+        with pytest.raises(InsufficientData):
+            nps_difference(NpsCounts(4, 0, 0), NpsCounts(6, 0, 0))  # everyone a promoter on both
+        with pytest.raises(InsufficientData):
+            nps_paired_difference(Moments.from_values([1, 1, 1]))  # every change identical
+        with pytest.raises(ValidationError):
+            NpsCounts(-1, 2, 3)
