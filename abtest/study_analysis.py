@@ -376,7 +376,7 @@ def _questionnaire_metrics(conn: sa.Connection, eid: int, study: StudyDef, desig
             comparisons = tuple(_comparison(d, base, lambda d=d: questionnaires.nps_difference(
                 groups.get(base, empty), groups.get(d, empty), ALPHA)) for d in designs[1:])
         metrics.append(MetricResult("NPS", "mean", False, questionnaires.NPS_METHOD, variants, comparisons,
-                                    unit="NPS (−100 to 100)"))
+                                    unit="NPS points"))
     return metrics
 
 
