@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from abtest import registry
+from abtest.db import snapshot
 from abtest.definitions import ExperimentDef, MetricDef
 from abtest.errors import AbtestError, InsufficientData
 from abtest.rollup import MEASURES, UNITS, Measures, Refreshed, refresh
@@ -51,7 +52,8 @@ def _cohorts(conn: sa.Connection, experiment_id: int) -> Cohorts:
                         .where(UNITS.c.experiment_id == experiment_id).group_by(bucket, UNITS.c.first_day)).all()
     cohorts: Cohorts = {}
     for b, day, n in rows:
-        cohorts.setdefault(str(b), {})[str(day)] = int(n)
+        if b is not None:  # exposures that name no variant: not analysable, not a known exclusion
+            cohorts.setdefault(str(b), {})[str(day)] = int(n)
     return cohorts
 
 
@@ -376,7 +378,7 @@ def analyze(engine: sa.Engine, key: str) -> Report:
         definition = registry.load(session, row)
     assert row.id is not None
     refresh(engine, row.id, Measures.of(definition))
-    with engine.connect() as conn:
+    with snapshot(engine) as conn:  # every aggregate from the same state of the rollups
         cohorts = _cohorts(conn, row.id)
         analysable, excluded = _unit_counts(cohorts)
         units = {k: analysable.get(k, 0) for k in definition.variant_keys}

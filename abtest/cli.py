@@ -315,6 +315,6 @@ def db_rollup(keys: tuple[str, ...]) -> None:
     _settings, engine = _open()
     for key, done in refresh_rollups(engine, list(keys) or None):
         if done.full or done.units:
-            click.echo(f"{key}: {'built' if done.full else 'updated'} ({done.units} units)")
+            click.echo(f"{key}: {done.units} units rolled up" + (" (set-based rebuild)" if done.full else ""))
         else:
             click.echo(f"{key}: up to date")

@@ -48,6 +48,27 @@ def make_engine(url: str) -> sa.Engine:
 
 
 @contextmanager
+def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A read-only connection whose statements all see one snapshot of the database.
+
+    A report reads several aggregates; read one by one, a refresh committing in between could
+    make them disagree (more conversions than units). PostgreSQL: REPEATABLE READ; SQLite: one
+    explicit read transaction (without it every SELECT sees the newest data).
+    """
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True) as conn:
+            yield conn
+            conn.rollback()
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.rollback()
+
+
+@contextmanager
 def session_scope(engine: sa.Engine) -> Iterator[Session]:
     """One unit of work: committed when the block ends, rolled back if it raises."""
     with Session(engine, expire_on_commit=False) as session:

@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from abtest.models import Event, Experiment, Variant
+from abtest.rollup import mark_dirty_first
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
@@ -255,6 +256,8 @@ def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     table = Event.__table__  # type: ignore[attr-defined]
     insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
     statement = insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+    if conn.dialect.name == "postgresql" and len(rows) > conn.dialect.insertmanyvalues_page_size:
+        mark_dirty_first(conn, {(row["experiment_id"], row["unit"]) for row in rows})  # several statements follow
     # Every writer takes the unique-index locks in the same (id) order, so two requests carrying
     # overlapping ids wait for each other instead of deadlocking.
     return len(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).all())

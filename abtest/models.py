@@ -222,8 +222,9 @@ class RollupUnit(SQLModel, table=True):
 
     experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", primary_key=True)
     unit: str = Field(max_length=200, primary_key=True)
-    variant_lo: str = Field(max_length=64)  # min and max exposure variant: equal for a clean unit
-    variant_hi: str = Field(max_length=64)
+    # min and max exposure variant: equal for a clean unit; None when no exposure names one
+    variant_lo: str | None = Field(default=None, max_length=64)
+    variant_hi: str | None = Field(default=None, max_length=64)
     forced: int = 0  # forced exposures (QA overrides)
     first_ts: datetime = _ts()
     first_day: str = Field(max_length=10)  # UTC day of first_ts, YYYY-MM-DD (the daily series)

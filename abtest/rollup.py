@@ -22,6 +22,7 @@ How the rows stay exact (they are derived data, never the source of truth):
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,6 +43,8 @@ STATE = RollupState.__table__  # type: ignore[attr-defined]
 # Every event type, spelled out so the (experiment_id, type, unit) index serves the per-unit
 # lookups of an incremental refresh (any event after N days, an exposure too, counts as a return).
 EVENT_TYPES = ("exposure", "conversion", "task", "response")
+SQLITE_CHUNK = 5_000  # units per refresh transaction on SQLite, so the write lock is held briefly
+SQLITE_PAUSE_S = 0.05  # between them: a writer waiting in SQLite's busy handler polls, it is not queued
 # Above this share of dirty units a full rebuild (hash joins over the experiment) beats recomputing
 # unit by unit through the index.
 FULL_REBUILD_SHARE = 0.2
@@ -126,40 +129,70 @@ class Refreshed:
 
 
 def refresh(engine: sa.Engine, experiment_id: int, measures: Measures) -> Refreshed:
-    """Bring one experiment's rollups up to date with its events, in one transaction."""
+    """Bring one experiment's rollups up to date with its events.
+
+    PostgreSQL: one transaction (writers are not blocked by it: batches only wait, briefly, for
+    the marks it deletes at the end). SQLite has one writer at a time, so there the work goes in
+    transactions of at most :data:`SQLITE_CHUNK` units, and ingestion gets the lock between them
+    instead of timing out behind a long build.
+    """
     if _up_to_date(engine, experiment_id, measures):
         return Refreshed(0, False)
+    postgres = engine.dialect.name == "postgresql"
+    done, stale_statistics = Refreshed(0, False), False
+    while True:
+        step, more, changed = _refresh_step(engine, experiment_id, measures, None if postgres else SQLITE_CHUNK)
+        done = Refreshed(step.units if step.full else done.units + step.units, done.full or step.full)
+        stale_statistics = stale_statistics or changed
+        if not more:
+            break
+        time.sleep(SQLITE_PAUSE_S)
+    if postgres and stale_statistics:
+        # Fresh statistics for the reports' plans, outside the refresh transaction: ANALYZE
+        # holds its table lock until commit, and inside it made refreshes of two experiments
+        # wait for each other while holding marks a batch needed (a deadlock, found in review).
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text("ANALYZE rollup_units, rollup_measures"))
+            # The marks just deleted stay as dead rows until autovacuum passes, and every
+            # report's "anything dirty?" check would wade through them (0.6 s after a 10 M build).
+            conn.execute(sa.text("VACUUM rollup_dirty"))
+    return done
+
+
+def _refresh_step(engine: sa.Engine, experiment_id: int, measures: Measures,
+                  limit: int | None) -> tuple[Refreshed, bool, bool]:
+    """One transaction of :func:`refresh`: at most ``limit`` dirty units (None: all). Answers what
+    it did, whether dirty units remain, and whether the rollups changed enough for new statistics."""
     with engine.begin() as conn:
         previous, units = _lock_state(conn, experiment_id)
         _CLAIM.create(conn)  # a failed refresh rolls its creation back with everything else
+        marks = sa.select(DIRTY.c.unit, DIRTY.c.version).where(DIRTY.c.experiment_id == experiment_id)
         conn.execute(_CLAIM.insert().from_select(
-            ["unit", "version"],
-            sa.select(DIRTY.c.unit, DIRTY.c.version).where(DIRTY.c.experiment_id == experiment_id)))
+            ["unit", "version"], marks if limit is None else marks.order_by(DIRTY.c.unit).limit(limit)))
         claimed = conn.execute(sa.select(sa.func.count()).select_from(_CLAIM)).scalar_one()
         postgres = conn.dialect.name == "postgresql"
-        full = previous is None or claimed > FULL_REBUILD_SHARE * units
+        # A set-based rebuild of everything beats per-unit lookups when most units changed; only
+        # where one long transaction does not hold up ingestion.
+        full = limit is None and (previous is None or claimed > FULL_REBUILD_SHARE * units)
         if full:
             _removed, units = _recompute(conn, experiment_id, measures, None)
         elif previous != measures or claimed:
-            assert previous is not None
-            if previous != measures:  # metrics changed: build only the measures that are new
+            if previous is not None and previous != measures:  # metrics changed: build only the new ones
                 _delete_measures(conn, experiment_id, previous.minus(measures), None)
                 _insert_measures(conn, experiment_id, measures.minus(previous), None)
             if postgres:
-                conn.execute(sa.text("ANALYZE rollup_claim"))  # row estimates for the per-unit plans
+                conn.execute(sa.text("ANALYZE rollup_claim"))  # private temp table: row estimates for the plans
             removed, added = _recompute(conn, experiment_id, measures,
                                         lambda unit: unit.in_(sa.select(_CLAIM.c.unit)))
             units += added - removed
         _clear_claimed_marks(conn, experiment_id)
         conn.execute(STATE.update().where(STATE.c.experiment_id == experiment_id)
                      .values(fingerprint=measures.fingerprint(), units=units))
-        if postgres and (full or previous != measures or claimed > 0.1 * units):
-            # Fresh statistics for the reports' plans, which would otherwise be made for the
-            # tables as they were (a join planned that way once ran 25 s instead of 14 ms).
-            conn.execute(sa.text("ANALYZE rollup_units, rollup_measures"))
         if not postgres:
             _CLAIM.drop(conn)
-        return Refreshed(units if full else int(claimed), full)
+        changed = full or previous != measures or claimed > 0.1 * units
+        return (Refreshed(units if full else int(claimed), full), limit is not None and claimed == limit,
+                changed)
 
 
 def _clear_claimed_marks(conn: sa.Connection, experiment_id: int) -> None:
@@ -167,7 +200,9 @@ def _clear_claimed_marks(conn: sa.Connection, experiment_id: int) -> None:
 
     On PostgreSQL the marks are first locked in key order, the order the trigger takes them in,
     so a refresh and a batch never wait for each other in a cycle (a deadlock, seen under load
-    when the delete locked them in whatever order its plan gave).
+    when the delete locked them in whatever order its plan gave). Row locks, not a table lock,
+    even after a rebuild that clears millions: a table lock waits for every batch in flight,
+    and one of those may be waiting for another refresh's rows.
     """
     claim = _CLAIM.alias("claim")
     claimed = sa.exists().where(claim.c.unit == DIRTY.c.unit, claim.c.version == DIRTY.c.version)
@@ -175,6 +210,22 @@ def _clear_claimed_marks(conn: sa.Connection, experiment_id: int) -> None:
         conn.execute(sa.select(DIRTY.c.unit).where(DIRTY.c.experiment_id == experiment_id, claimed)
                      .order_by(DIRTY.c.unit).with_for_update())
     conn.execute(DIRTY.delete().where(DIRTY.c.experiment_id == experiment_id, claimed))
+
+
+def mark_dirty_first(conn: sa.Connection, units: set[tuple[int, str]]) -> None:
+    """Take the dirty marks of a multi-statement batch up front, in one ascending pass.
+
+    The PostgreSQL trigger marks units statement by statement, each in key order; a batch that
+    SQLAlchemy splits into several statements would take them in several ascending runs, and a
+    refresh (or another big batch) taking them in one run can then wait on it in a cycle.
+    Marking them all first means the trigger only re-takes locks this transaction already holds.
+    """
+    ordered = sorted(units)
+    for start in range(0, len(ordered), 5000):  # bounded statement size; still ascending overall
+        chunk = ordered[start:start + 5000]
+        conn.execute(postgresql.insert(DIRTY).values([{"experiment_id": e, "unit": u, "version": 1} for e, u in chunk])
+                     .on_conflict_do_update(index_elements=[DIRTY.c.experiment_id, DIRTY.c.unit],
+                                            set_={"version": DIRTY.c.version + 1}))
 
 
 def _up_to_date(engine: sa.Engine, experiment_id: int, measures: Measures) -> bool:
@@ -227,14 +278,14 @@ def _recompute(conn: sa.Connection, experiment_id: int, measures: Measures, scop
         ["experiment_id", "unit", "variant_lo", "variant_hi", "forced", "first_ts", "first_day"],
         sa.select(ev.c.experiment_id, ev.c.unit, sa.func.min(ev.c.variant), sa.func.max(ev.c.variant),
                   sa.func.sum(sa.case((ev.c.forced, 1), else_=0)), sa.func.min(ev.c.ts), utc_day(sa.func.min(ev.c.ts)))
-        .where(ev.c.experiment_id == experiment_id, ev.c.type == "exposure", ev.c.variant.is_not(None),
-               within(ev.c.unit))
+        .where(ev.c.experiment_id == experiment_id, ev.c.type == "exposure", within(ev.c.unit))
         .group_by(ev.c.experiment_id, ev.c.unit)))
     added = unit_rows()
-    if conn.dialect.name == "postgresql" and added > 10 * max(removed, 100):
-        # Statistics for the rows just written, before the measures join them: planned from the
-        # old (empty) statistics, that join runs as nested loops.
-        conn.execute(sa.text("ANALYZE rollup_units"))
+    if conn.dialect.name == "postgresql" and scope is None:
+        # The measures join the unit rows just written, which the table's statistics do not
+        # know yet: planned from them the join runs as nested loops over every unit. Hash it.
+        # (Not ANALYZE here: its lock would be held to commit, see refresh().)
+        conn.execute(sa.text("SET LOCAL enable_nestloop = off"))
     _insert_measures(conn, experiment_id, measures, scope)
     return removed, added
 

@@ -1,7 +1,9 @@
 """Per-unit rollups stay exactly what a full scan of the events would give, however events arrive.
 
-The yardstick throughout is a full rebuild (forget the experiment's rollup state and refresh):
-after any sequence of batches and incremental refreshes, the rollup rows must equal it.
+The yardstick throughout is a rebuild from nothing (forget the experiment's rollups, mark every
+unit dirty, refresh): after any sequence of batches and incremental refreshes, the rollup rows
+must equal it. PostgreSQL builds a never-rolled-up experiment in one set-based pass; SQLite, to
+keep its single write lock short, always goes unit by unit in chunks.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from abtest import ingest, registry
+from abtest import ingest, registry, rollup
 from abtest.analysis import analyze
 from abtest.ingest import insert_events
-from abtest.rollup import DIRTY, EVENT_TYPES, MEASURES, STATE, UNITS, Measures, Refreshed, refresh
+from abtest.rollup import DIRTY, EVENT_TYPES, EVENTS, MEASURES, STATE, UNITS, Measures, Refreshed, refresh
 from tests.test_analysis import T0, create, event
 
 RETENTION = {"name": "back", "type": "retention", "days": 3}
@@ -42,9 +44,18 @@ def measured(engine: sa.Engine) -> list[tuple]:
 
 def rebuilt(engine: sa.Engine, experiment_id: int, measures: Measures) -> tuple[list[tuple], list[tuple]]:
     with engine.begin() as conn:
-        conn.execute(STATE.delete().where(STATE.c.experiment_id == experiment_id))
-    assert refresh(engine, experiment_id, measures).full
+        for table in (STATE, MEASURES, UNITS, DIRTY):
+            conn.execute(table.delete().where(table.c.experiment_id == experiment_id))
+        conn.execute(DIRTY.insert().from_select(
+            ["experiment_id", "unit", "version"],
+            sa.select(EVENTS.c.experiment_id, EVENTS.c.unit, sa.literal(1)).distinct()
+            .where(EVENTS.c.experiment_id == experiment_id)))
+    assert refresh(engine, experiment_id, measures).full == postgres(engine)
     return snapshot(engine, experiment_id)
+
+
+def postgres(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "postgresql"
 
 
 def random_batch(rng: random.Random, experiment_id: int, units: int, size: int) -> list[dict]:
@@ -87,7 +98,7 @@ def test_insert_marks_units_dirty_and_a_refresh_clears_exactly_those(engine, ses
         insert_events(conn, [event(experiment_id, "conversion", "alice", None, T0, event="purchase")])
     assert marks()["alice"] > before["alice"] and marks()["bob"] == before["bob"]  # a new insert bumps its mark
     result = refresh(engine, experiment_id, Measures.of(registry_definition(session, experiment_id)))
-    assert result.full and result.units == 2
+    assert result.full == postgres(engine) and result.units == 2
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(DIRTY)).scalar_one() == 0
     assert refresh(engine, experiment_id, Measures.of(registry_definition(session, experiment_id))).units == 0
@@ -99,7 +110,10 @@ def registry_definition(session, experiment_id: int):  # type: ignore[no-untyped
     return registry.load(session, session.get(Experiment, experiment_id))
 
 
-def test_incremental_refreshes_equal_a_full_rebuild(engine, session):
+@pytest.mark.parametrize("chunk", [10_000, 7])
+def test_incremental_refreshes_equal_a_full_rebuild(engine, session, monkeypatch, chunk):
+    monkeypatch.setattr(rollup, "SQLITE_CHUNK", chunk)  # 7: SQLite refreshes in many small transactions
+    monkeypatch.setattr(rollup, "SQLITE_PAUSE_S", 0.0)
     experiment_id = create(session, metrics=[
         {"name": "purchase", "type": "conversion", "primary": True},
         {"name": "revenue", "type": "mean", "event": "purchase"},
@@ -109,7 +123,7 @@ def test_incremental_refreshes_equal_a_full_rebuild(engine, session):
     rng = random.Random(7)
     with engine.begin() as conn:
         insert_events(conn, random_batch(rng, experiment_id, 300, 900))
-    assert refresh(engine, experiment_id, measures).full  # never rolled up: built in full
+    assert refresh(engine, experiment_id, measures).full == postgres(engine)  # never rolled up: built from all
     incremental = []
     for _ in range(6):  # small batches touch few units: recomputed one by one
         with engine.begin() as conn:
@@ -117,6 +131,7 @@ def test_incremental_refreshes_equal_a_full_rebuild(engine, session):
         result = refresh(engine, experiment_id, measures)
         incremental.append(result)
     assert not any(r.full for r in incremental) and all(0 < r.units <= 25 for r in incremental)
+    assert refresh(engine, experiment_id, measures) == Refreshed(0, False)
     assert snapshot(engine, experiment_id) == rebuilt(engine, experiment_id, measures)
 
 
@@ -154,7 +169,7 @@ def test_changing_the_metrics_builds_only_the_new_measures(engine, session):
 def test_a_refresh_with_nothing_new_recomputes_nothing(engine, session):
     experiment_id = create(session)
     measures = Measures.of(registry_definition(session, experiment_id))
-    assert refresh(engine, experiment_id, measures) == Refreshed(0, True)  # first time: the (empty) build
+    assert refresh(engine, experiment_id, measures) == Refreshed(0, postgres(engine))  # the (empty) first build
     assert refresh(engine, experiment_id, measures) == Refreshed(0, False)
     with engine.connect() as conn:
         assert conn.execute(sa.select(STATE.c.fingerprint)).scalar_one() == measures.fingerprint()
@@ -203,8 +218,6 @@ def test_refreshes_racing_concurrent_batches_lose_nothing(engine, session):
 def test_a_batch_committed_mid_refresh_keeps_its_mark(engine, session, monkeypatch):
     """The exact interleaving: a refresh has claimed a unit's mark and recomputed it, and only then
     does a batch for that unit commit. Its mark must survive, so the next refresh counts it."""
-    import abtest.rollup as rollup
-
     experiment_id = create(session)
     measures = Measures.of(registry_definition(session, experiment_id))
     with engine.begin() as conn:
@@ -229,3 +242,83 @@ def test_a_batch_committed_mid_refresh_keeps_its_mark(engine, session, monkeypat
         assert conn.execute(sa.select(DIRTY.c.unit)).scalars().all() == ["erin"]
     refresh(engine, experiment_id, measures)
     assert measured(engine) == [("erin", "purchase", 1)]
+
+
+def test_a_report_reads_one_snapshot_while_another_refresh_commits(engine, session, monkeypatch):
+    """The unit counts and the metric sums come from separate queries; a refresh committed by
+    another request between them must not make them disagree (more buyers than units)."""
+    import abtest.analysis as analysis
+
+    experiment_id = create(session, analysis="sequential")
+    measures = Measures.of(registry_definition(session, experiment_id))
+    with engine.begin() as conn:
+        insert_events(conn, [event(experiment_id, "exposure", f"{v}-{i}", v, T0)
+                             for v in ("control", "green") for i in range(3)])
+    counted = analysis._cohorts
+
+    def cohorts_then_more_traffic(conn, experiment_id_):  # type: ignore[no-untyped-def]
+        cohorts = counted(conn, experiment_id_)
+        with engine.begin() as other:
+            insert_events(other, [event(experiment_id, "exposure", f"new-{i}", "green", T0) for i in range(6)]
+                          + [event(experiment_id, "conversion", f"new-{i}", None, T0 + timedelta(minutes=1),
+                                   event="purchase") for i in range(6)])
+        refresh(engine, experiment_id, measures)
+        return cohorts
+
+    monkeypatch.setattr(analysis, "_cohorts", cohorts_then_more_traffic)
+    report = analysis.analyze(engine, "checkout-button")
+    purchase = next(m for m in report.metrics if m.name == "purchase")
+    assert [(v.n, v.value) for v in purchase.variants] == [(3, 0.0), (3, 0.0)]
+    monkeypatch.setattr(analysis, "_cohorts", counted)
+    purchase = next(m for m in analysis.analyze(engine, "checkout-button").metrics if m.name == "purchase")
+    assert [(v.n, v.value) for v in purchase.variants] == [(3, 0.0), (9, 6 / 9)]
+
+
+@pytest.mark.parametrize("engine", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
+def test_a_batch_split_over_statements_and_a_refresh_do_not_deadlock(engine, session):
+    """1,500 rows go out as two INSERT statements. Sorted by id, the first carries unit "z" and the
+    second unit "a"; a refresh between the two wants "a" then "z". With the marks taken per
+    statement that is a lock cycle; the batch must take them all first, in order."""
+    import time
+
+    experiment_id = create(session)
+    measures = Measures.of(registry_definition(session, experiment_id))
+    with engine.begin() as conn:
+        insert_events(conn, [event(experiment_id, "exposure", f"u{i:02d}", "control", T0) for i in range(20)]
+                      + [event(experiment_id, "exposure", u, "control", T0) for u in ("a", "z")])
+    refresh(engine, experiment_id, measures)
+    with engine.begin() as conn:  # "a" and "z" dirty again
+        insert_events(conn, [event(experiment_id, "conversion", u, None, T0 + timedelta(hours=1), event="purchase")
+                             for u in ("a", "z")])
+    big = ([dict(event(experiment_id, "conversion", "z", None, T0, event="purchase"), event_id=f"0-{i:05d}")
+            for i in range(1000)]
+           + [dict(event(experiment_id, "conversion", "a", None, T0, event="purchase"), event_id=f"1-{i:05d}")
+              for i in range(500)])
+    between, errors, inserts = threading.Event(), [], []
+
+    def report_meanwhile() -> None:
+        between.wait(10)
+        try:
+            refresh(engine, experiment_id, measures)
+        except Exception as exc:  # noqa: BLE001 - asserted below
+            errors.append(repr(exc))
+
+    thread = threading.Thread(target=report_meanwhile)
+    thread.start()
+    try:
+        with engine.begin() as conn:
+            @sa.event.listens_for(conn, "before_cursor_execute")
+            def _second_page(conn_, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+                if statement.startswith("INSERT INTO events"):
+                    inserts.append(statement)
+                    if len(inserts) == 2:  # the first page and its trigger are done: let the refresh run
+                        between.set()
+                        time.sleep(1.0)
+            insert_events(conn, big)
+    except Exception as exc:  # noqa: BLE001
+        errors.append(repr(exc))
+    between.set()
+    thread.join()
+    assert len(inserts) == 2 and errors == []
+    refresh(engine, experiment_id, measures)
+    assert snapshot(engine, experiment_id) == rebuilt(engine, experiment_id, measures)

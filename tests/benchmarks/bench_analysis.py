@@ -105,10 +105,8 @@ def insert_sql(dialect: str, units: int, experiment_id: int) -> str:
     return sql.replace(" MOD ", " %% " if pg else " % ")
 
 
-def prepare(url: str, events: int) -> dict[str, float]:
-    """Schema, experiment and ~``events`` rows; returns the row count and load timings."""
-    import sqlalchemy as sa
-
+def migrated_with_experiment(url: str):  # type: ignore[no-untyped-def]
+    """An engine on a freshly migrated database holding the checkout-button experiment, and its id."""
     from abtest import registry
     from abtest.db import make_engine, session_scope, upgrade
     from abtest.definitions import load_toml
@@ -119,6 +117,14 @@ def prepare(url: str, events: int) -> dict[str, float]:
         registry.sync(session, [load_toml(EXPERIMENT_FILE)])
     with session_scope(engine) as session:
         experiment_id = registry.get_row(session, KEY).id
+    return engine, experiment_id
+
+
+def prepare(url: str, events: int) -> dict[str, float]:
+    """Schema, experiment and ~``events`` rows; returns the row count and load timings."""
+    import sqlalchemy as sa
+
+    engine, experiment_id = migrated_with_experiment(url)
     pg = engine.dialect.name == "postgresql"
     t0 = time.perf_counter()
     with engine.begin() as conn:
@@ -315,6 +321,10 @@ def _first_words(sql: str) -> str:
             return label
     if text.startswith("SELECT count(*) AS count_1 FROM rollup"):
         return "rollup: count"
+    if text.startswith("ANALYZE"):
+        return "rollup: ANALYZE"
+    if text.startswith("SELECT rollup_dirty.unit"):
+        return "rollup: lock marks"
     if "rollup_units" in text or "rollup_measures" in text:
         if "converted_day" in text:
             return "report: daily series"

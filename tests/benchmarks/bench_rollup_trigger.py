@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_analysis import DEFAULT_PG, EXPERIMENT_FILE, KEY, pg_database  # noqa: E402
+from bench_analysis import DEFAULT_PG, migrated_with_experiment, pg_database  # noqa: E402
 
 
 def batch(experiment_id: int, round_: int, i: int) -> list[dict]:
@@ -61,17 +61,9 @@ def trigger_sql(engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def run(url: str, batches: int, rounds: int) -> dict[str, float]:
-    from abtest import registry
-    from abtest.db import make_engine, session_scope, upgrade
-    from abtest.definitions import load_toml
     from abtest.ingest import insert_events
 
-    engine = make_engine(url)
-    upgrade(engine)
-    with session_scope(engine) as session:
-        registry.sync(session, [load_toml(EXPERIMENT_FILE)])
-    with session_scope(engine) as session:
-        experiment_id = registry.get_row(session, KEY).id
+    engine, experiment_id = migrated_with_experiment(url)
     create = trigger_sql(engine)
     drop = "DROP TRIGGER events_mark_rollup_dirty" + (" ON events" if engine.dialect.name == "postgresql" else "")
     times: dict[str, list[float]] = {"with trigger": [], "without trigger": []}

@@ -47,8 +47,8 @@ def upgrade() -> None:
     op.create_table('rollup_units',
     sa.Column('experiment_id', sa.Integer(), nullable=False),
     sa.Column('unit', sqlmodel.sql.sqltypes.AutoString(length=200), nullable=False),
-    sa.Column('variant_lo', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('variant_hi', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('variant_lo', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('variant_hi', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('forced', sa.Integer(), nullable=False),
     sa.Column('first_ts', abtest.models.UTCDateTime(), nullable=False),
     sa.Column('first_day', sqlmodel.sql.sqltypes.AutoString(length=10), nullable=False),
@@ -92,8 +92,10 @@ def upgrade() -> None:
         op.execute(_PG_TRIGGER)
     else:
         op.execute(_SQLITE_TRIGGER)
-    # Existing events need no marks: an experiment without a rollup_state row is rebuilt in full
-    # on its first report.
+    # Events stored before this migration: every unit starts dirty, so the first refresh of each
+    # experiment builds its rollups (run `abtest db rollup` to do that ahead of the first report).
+    op.execute('INSERT INTO rollup_dirty (experiment_id, unit, version) '
+               'SELECT DISTINCT experiment_id, unit, 1 FROM events')
 
 
 def downgrade() -> None:
