@@ -307,7 +307,7 @@ def db_rollup(keys: tuple[str, ...]) -> None:
     """Bring the per-unit rollups of experiments KEYS (default: all) up to date.
 
     Every report does this itself for the units that changed; run it once after upgrading a
-    database that already holds many events (the first build reads them all: about 8 s per
+    database that already holds many events (the first build reads them all: about 5 s per
     million events on a small server), so no results page waits for it.
     """
     from abtest.analysis import refresh_rollups

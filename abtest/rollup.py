@@ -204,8 +204,9 @@ def _clear_claimed_marks(conn: sa.Connection, experiment_id: int) -> None:
     even after a rebuild that clears millions: a table lock waits for every batch in flight,
     and one of those may be waiting for another refresh's rows.
     """
-    claim = _CLAIM.alias("claim")
-    claimed = sa.exists().where(claim.c.unit == DIRTY.c.unit, claim.c.version == DIRTY.c.version)
+    # A row-value IN, not a correlated EXISTS: SQLite then probes the marks' key per claimed unit
+    # instead of testing every mark of the experiment (2.1 s of a 1 M-event build in chunks).
+    claimed = sa.tuple_(DIRTY.c.unit, DIRTY.c.version).in_(sa.select(_CLAIM.c.unit, _CLAIM.c.version))
     if conn.dialect.name == "postgresql":
         conn.execute(sa.select(DIRTY.c.unit).where(DIRTY.c.experiment_id == experiment_id, claimed)
                      .order_by(DIRTY.c.unit).with_for_update())
