@@ -250,6 +250,9 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(where, f"must be a string, not {type(value).__name__}")
             return default
+        if "\x00" in value:  # PostgreSQL cannot store it: refuse here, by name, not with a 500
+            self.fail(where, "must not contain a NUL character")
+            return default
         return value
 
     def number(self, table: Mapping[str, Any], name: str, where: str, default: float | None = None,

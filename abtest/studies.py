@@ -304,12 +304,21 @@ def store_settings(session: Session, definitions: Sequence[ExperimentDef]) -> No
 
 def check_launched(old: StudyDef, new: StudyDef) -> None:
     """Refuse what would break a launched study's data: participants are midway through its list of
-    steps, so the design mode, the tasks (keys and order) and the questionnaires stay as they are.
+    steps, so the design mode, the tasks (keys and order) and the questionnaires stay as they are,
+    and so does how each task's success is judged (its success URL and time limit): otherwise
+    earlier and later participants would be scored by different rules and then pooled.
     Reads nothing, so a form can ask it while the designer types."""
     if old.within_subjects != new.within_subjects:
         raise Conflict("within_subjects of a launched study cannot change", field="within_subjects")
     if [t.key for t in old.tasks] != [t.key for t in new.tasks]:
         raise Conflict("the tasks of a launched study cannot be added, removed or reordered", field="tasks")
+    for i, (before, after) in enumerate(zip(old.tasks, new.tasks, strict=True)):
+        if before.success_url != after.success_url:
+            raise Conflict("how success is judged cannot change once participants have done the task",
+                           field=f"tasks[{i}].success_url")
+        if before.time_limit != after.time_limit:
+            raise Conflict("the time limit decides success, so it cannot change once participants have done "
+                           "the task", field=f"tasks[{i}].time_limit")
     if old.questionnaires != new.questionnaires or old.comment != new.comment:
         raise Conflict("the questionnaires of a launched study cannot change", field="questionnaires")
 

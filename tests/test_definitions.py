@@ -88,6 +88,7 @@ def test_definition_round_trips_through_to_dict():
     (valid(plan={"power": 0.9}), "plan", "both baseline and mde"),
     (valid(plan={"baseline": 0.95, "mde": 0.1}), "plan.mde", "must stay below 1"),
     (valid(analysis="fixed"), "plan", "fixed-horizon analysis needs its planned sample"),
+    (valid(name="Green\x00button"), "name", "NUL character"),
 ])
 def test_each_rule_names_its_field(raw, field, fragment):
     found = problems(raw)

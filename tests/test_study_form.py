@@ -100,6 +100,7 @@ INVALID: dict[str, tuple[dict[str, Any], list[tuple[str, str, str | None]]]] = {
     "self-report and a url": ({"tasks-1-success_url": "*/done"},
                               [("tasks-1-success_url", "not both", "tasks-1-success_url")]),
     "bad key": ({"key": "Sign Up"}, [("key", "must match", "key")]),
+    "NUL in a prompt": ({"tasks-0-prompt": "Sign\x00up"}, [("tasks-0-prompt", "NUL character", "tasks-0-prompt")]),
     "unknown questionnaire": ({"questionnaires": ["SUS", "CSAT"]}, [("questionnaires", "is not one of", None)]),
     "no tasks": ({f"tasks-{i}-{n}": "" for i in (0, 1) for n in ("key", "prompt", "start_url", "success_url",
                                                                   "time_limit")},
@@ -203,6 +204,11 @@ def test_a_running_studys_designs_and_tasks_cannot_change(logged_in, engine):
     assert reweighted.status_code == 409
     assert_error_beside(reweighted.get_data(as_text=True), "designs", "cannot change")
     assert [t.key for t in stored(engine, "checkout-study").tasks] == ["buy", "address"]
+    for change, slot in (({"tasks-0-time_limit": "5"}, "tasks-0-time_limit"),
+                         ({"tasks-0-success": "url", "tasks-0-success_url": "*/done"}, "tasks-0-success_url")):
+        rescored = send(logged_in, "/studies/checkout-study/edit", {**fields, **change})
+        assert rescored.status_code == 409, change  # earlier participants were judged by the old rule
+        assert_error_beside(rescored.get_data(as_text=True), slot, "cannot change")
     reworded = send(logged_in, "/studies/checkout-study/edit", {**fields, "tasks-0-prompt": "Buy the red shoes"})
     assert reworded.status_code == 302
     assert stored(engine, "checkout-study").tasks[0].prompt == "Buy the red shoes"

@@ -114,21 +114,27 @@ lo <- uniroot(function(t0) lr(t0) - 1 / a, c(th - 0.2, th), tol = 1e-14)$root
 hi <- uniroot(function(t0) lr(t0) - 1 / a, c(th, th + 0.2), tol = 1e-14)$root
 out("msprt", 1 / lr(0), lo, hi)
 
-## NPS difference of two designs. Independent samples: trinomial variance per design,
-## (p+ + p- - (p+ - p-)^2) / n, SE = sqrt(var1 + var2), z-test and Wald CI (in NPS points).
-## Paired (same participants): codes promoter +1, passive 0, detractor -1; per-participant
-## differences d, plug-in variance mean(d^2) - mean(d)^2 over n.
+## NPS difference of two designs. Independent samples, adjusted-Wald (Rocks 2016): per design
+## p+ = (promoters + 3/4) / (n + 3), p- = (detractors + 3/4) / (n + 3), variance
+## (p+ + p- - (p+ - p-)^2) / (n + 3); SE = sqrt(var1 + var2); z-test and interval around the
+## adjusted difference; the effect reported is the plain difference of the scores (NPS points).
+## Paired (same participants): codes promoter +1, passive 0, detractor -1; R's paired t.test.
 code <- function(s) ifelse(s >= 9, 1, ifelse(s <= 6, -1, 0))
+adjusted <- function(s) {
+  n <- length(s) + 3; pp <- (sum(s >= 9) + 0.75) / n; pd <- (sum(s <= 6) + 0.75) / n
+  c(pp - pd, (pp + pd - (pp - pd)^2) / n)
+}
+nps_diff <- function(name, a, b) {
+  raw <- mean(code(b)) - mean(code(a)); A <- adjusted(a); B <- adjusted(b)
+  se <- sqrt(A[2] + B[2]); centre <- B[1] - A[1]
+  out(name, 100 * raw, 100 * se, 2 * pnorm(-abs(centre / se)),
+      100 * (centre - qnorm(0.975) * se), 100 * (centre + qnorm(0.975) * se))
+}
 nps_a <- c(rep(10, 7), rep(9, 5), rep(8, 10), rep(7, 8), rep(5, 6), rep(2, 4))   # 12 / 18 / 10
 nps_b <- c(rep(10, 15), rep(9, 10), rep(8, 9), rep(7, 6), rep(6, 5), rep(0, 3))  # 25 / 15 / 8
-ca <- code(nps_a); cb <- code(nps_b)
-va <- mean(ca^2) - mean(ca)^2; vb <- mean(cb^2) - mean(cb)^2
-diff <- mean(cb) - mean(ca); se <- sqrt(va / length(ca) + vb / length(cb))
-out("nps_diff", 100 * diff, 100 * se, 2 * pnorm(-abs(diff / se)),
-    100 * (diff - qnorm(0.975) * se), 100 * (diff + qnorm(0.975) * se))
+nps_diff("nps_diff", nps_a, nps_b)
+nps_diff("nps_diff_all_promoters", rep(10, 4), rep(9, 6))  # 4 / 0 / 0 vs 6 / 0 / 0
 pa <- c(10, 9, 6, 7, 3, 8, 10, 5, 9, 2, 8, 7)
 pb <- c(10, 10, 8, 9, 6, 9, 9, 7, 10, 6, 10, 8)
-d <- code(pb) - code(pa); n <- length(d)
-sep <- sqrt((mean(d^2) - mean(d)^2) / n)
-out("nps_paired", 100 * mean(d), 100 * sep, 2 * pnorm(-abs(mean(d) / sep)),
-    100 * (mean(d) - qnorm(0.975) * sep), 100 * (mean(d) + qnorm(0.975) * sep))
+tt <- t.test(code(pb), code(pa), paired = TRUE)
+out("nps_paired", 100 * tt$estimate, 100 * tt$stderr, tt$p.value, 100 * tt$conf.int)

@@ -96,19 +96,26 @@ def test_nps_and_trinomial_se():
 
 
 class TestNpsDifference:
-    """Reference numbers from ``Rscript tests/stats/reference.R`` (lines ``nps_diff`` and
-    ``nps_paired``): effect, SE, p-value, CI low, CI high, all in NPS points. numpy on the same
-    answer vectors gives the same effect and SE (30.41666…, 15.93650…)."""
+    """Reference numbers from ``Rscript tests/stats/reference.R`` (lines ``nps_diff…`` and
+    ``nps_paired``): effect, SE, p-value, CI low, CI high, all in NPS points. The paired line is
+    R's own ``t.test(paired = TRUE)``; the independent lines follow Rocks' (2016) adjusted-Wald."""
 
-    def test_independent_designs_use_the_sum_of_trinomial_variances(self):
+    def test_independent_designs_use_adjusted_wald(self):
         # design A: 12 promoters, 18 passives, 10 detractors (NPS 5); B: 25 / 15 / 8 (NPS 35.4)
         effect = nps_difference(NpsCounts(12, 18, 10), NpsCounts(25, 15, 8))
-        assert effect.effect == pytest.approx(30.4166666666667, rel=1e-6)
-        assert effect.se == pytest.approx(15.9365014211494, rel=1e-6)
-        assert effect.p_value == pytest.approx(0.0563116052999044, rel=1e-6)
-        assert effect.ci.as_tuple() == pytest.approx((-0.818302158357498, 61.6516354916908), rel=1e-6)
-        assert effect.effect_kind == "difference" and "independent" in effect.method
+        assert effect.effect == pytest.approx(30.4166666666667, rel=1e-6)  # the plain difference
+        assert effect.se == pytest.approx(15.4093292034533, rel=1e-6)
+        assert effect.p_value == pytest.approx(0.0626946234110406, rel=1e-6)
+        assert effect.ci.as_tuple() == pytest.approx((-1.51955972205404, 58.8839008073254), rel=1e-6)
+        assert effect.effect_kind == "difference" and "adjusted-Wald" in effect.method
         assert not effect.significant(0.05)
+
+    def test_adjusted_wald_has_an_interval_even_when_everyone_is_a_promoter(self):
+        effect = nps_difference(NpsCounts(4, 0, 0), NpsCounts(6, 0, 0))
+        assert effect.effect == 0.0
+        assert effect.se == pytest.approx(32.9859885681321, rel=1e-6)
+        assert effect.p_value == pytest.approx(0.7727934545148, rel=1e-6)
+        assert effect.ci.as_tuple() == pytest.approx((-55.1275400641792, 74.1751591117983), rel=1e-6)
 
     def test_swapping_the_designs_flips_the_sign_only(self):
         forward = nps_difference(NpsCounts(12, 18, 10), NpsCounts(25, 15, 8))
@@ -116,21 +123,31 @@ class TestNpsDifference:
         assert backward.effect == pytest.approx(-forward.effect)
         assert backward.p_value == pytest.approx(forward.p_value)
 
-    def test_paired_difference_uses_each_participants_change(self):
+    def test_paired_difference_is_a_paired_t_test_on_the_codes(self):
         # 12 participants rated both designs; per-person code differences: five +1, seven 0.
         differences = Moments.from_values([0, 0, 1, 1, 0, 1, 0, 1, 0, 0, 1, 0])
         effect = nps_paired_difference(differences)
         assert effect.effect == pytest.approx(41.6666666666667, rel=1e-6)
-        assert effect.se == pytest.approx(14.2318760638328, rel=1e-6)
-        assert effect.p_value == pytest.approx(0.00341479117811782, rel=1e-6)
-        assert effect.ci.as_tuple() == pytest.approx((13.7727021491168, 69.5606311842166), rel=1e-6)
-        assert "paired" in effect.method
+        assert effect.se == pytest.approx(14.8647097502641, rel=1e-6)
+        assert effect.p_value == pytest.approx(0.0171804873430132, rel=1e-6)
+        assert effect.ci.as_tuple() == pytest.approx((8.94966109726594, 74.3836722360674), rel=1e-6)
+        assert "paired t-test" in effect.method
+
+    def test_false_positive_rate_at_usability_sample_sizes(self):
+        """A/A: 8 respondents per design drawn from the same 30/40/30 split, 4,000 times. The
+        adjusted-Wald test must stay at or under α (binomial 99.7 % band); plain Wald gave 8 %."""
+        import numpy as np
+
+        rng = np.random.default_rng(20261201)
+        a = rng.multinomial(8, [0.3, 0.4, 0.3], size=4000)
+        b = rng.multinomial(8, [0.3, 0.4, 0.3], size=4000)
+        rejected = sum(nps_difference(NpsCounts(*map(int, x)), NpsCounts(*map(int, y))).p_value < 0.05
+                       for x, y in zip(a, b, strict=True))
+        assert rejected / 4000 <= 0.05 + 3 * (0.05 * 0.95 / 4000) ** 0.5
 
     def test_refuses_what_has_no_standard_error(self):
         with pytest.raises(InsufficientData):
             nps_difference(NpsCounts(1, 0, 0), NpsCounts(5, 3, 2))  # one respondent
-        with pytest.raises(InsufficientData):
-            nps_difference(NpsCounts(4, 0, 0), NpsCounts(6, 0, 0))  # everyone a promoter on both
         with pytest.raises(InsufficientData):
             nps_paired_difference(Moments.from_values([1, 1, 1]))  # every change identical
         with pytest.raises(ValidationError):
