@@ -27,7 +27,7 @@ from abtest import registry
 from abtest.db import snapshot
 from abtest.definitions import ExperimentDef, MetricDef
 from abtest.errors import AbtestError, InsufficientData
-from abtest.rollup import MEASURES, UNITS, Measures, Refreshed, refresh
+from abtest.rollup import MEASURES, UNITS, Measures, Refreshed, analysable, refresh
 from abtest.report import Comparison, MetricResult, PowerResult, Report, SeriesPoint, SrmResult, VariantResult, verdict
 from abtest.stats.cuped import CovariateMoments
 from abtest.stats.summary import Counts, Effect, Estimate, Moments
@@ -37,7 +37,8 @@ DEFAULT_PLANNED_N = 10_000  # tunes the always-valid test when the experiment st
 
 # ---- SQL: sufficient statistics ----------------------------------------------------------------
 
-Cohorts = dict[str, dict[str, int]]  # bucket (variant, "forced", "multiple_variants") → UTC day → units
+Cohorts = dict[str, dict[str, int]]  # bucket (a variant or one of EXCLUSIONS) → UTC day → units
+EXCLUSIONS = ("forced", "multiple_variants")  # why a unit is left out of every metric
 
 
 def _cohorts(conn: sa.Connection, experiment_id: int) -> Cohorts:
@@ -60,7 +61,7 @@ def _cohorts(conn: sa.Connection, experiment_id: int) -> Cohorts:
 def _unit_counts(cohorts: Cohorts) -> tuple[dict[str, int], dict[str, int]]:
     """Analysable units per variant, and how many were excluded (forced, or seen in several variants)."""
     counts = {b: sum(days.values()) for b, days in cohorts.items()}
-    excluded = {"forced": counts.pop("forced", 0), "multiple_variants": counts.pop("multiple_variants", 0)}
+    excluded = {reason: counts.pop(reason, 0) for reason in EXCLUSIONS}
     return counts, excluded
 
 
@@ -107,8 +108,7 @@ def _retention_stats(conn: sa.Connection, experiment_id: int, days: int, now: da
     cutoff = now - timedelta(days=days)
     exposed = dict(conn.execute(
         sa.select(UNITS.c.variant_lo, sa.func.count())
-        .where(UNITS.c.experiment_id == experiment_id, UNITS.c.variant_lo == UNITS.c.variant_hi,
-               UNITS.c.forced == 0, UNITS.c.first_ts <= cutoff)
+        .where(UNITS.c.experiment_id == experiment_id, analysable(), UNITS.c.first_ts <= cutoff)
         .group_by(UNITS.c.variant_lo)).all())
     back = dict(conn.execute(
         _measure(experiment_id, "retention", str(days)).add_columns(MEASURES.c.variant, sa.func.count())
@@ -143,7 +143,7 @@ def _daily_conversions(conn: sa.Connection, experiment_id: int, event: str,
     for variant, days in cohorts.items():
         for day, n in days.items():
             rest = n - converted.get((variant, day), 0)
-            if rest and variant not in ("forced", "multiple_variants"):
+            if rest and variant not in EXCLUSIONS:
                 out.append((variant, day, None, rest))
     return out
 

@@ -47,6 +47,13 @@ def make_engine(url: str) -> sa.Engine:
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
 
 
+def dialect_insert(conn: sa.Connection, table: sa.Table) -> sa.dialects.postgresql.Insert:
+    """``INSERT`` with the dialect's ``ON CONFLICT`` clauses (PostgreSQL's and SQLite's share them)."""
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)  # type: ignore[return-value]
+
+
 @contextmanager
 def snapshot(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A read-only connection whose statements all see one snapshot of the database.

@@ -18,9 +18,8 @@ from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from abtest.db import dialect_insert
 from abtest.models import Event, Experiment, Variant
 from abtest.rollup import mark_dirty_first
 
@@ -254,8 +253,7 @@ def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     table = Event.__table__  # type: ignore[attr-defined]
-    insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = insert(table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
+    statement = dialect_insert(conn, table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
     if conn.dialect.name == "postgresql" and len(rows) > conn.dialect.insertmanyvalues_page_size:
         mark_dirty_first(conn, {(row["experiment_id"], row["unit"]) for row in rows})  # several statements follow
     # Every writer takes the unique-index locks in the same (id) order, so two requests carrying

@@ -267,7 +267,7 @@ class RollupDirty(SQLModel, table=True):
 
 
 class RollupState(SQLModel, table=True):
-    """Which measures an experiment's rollups hold; a different set means a full rebuild."""
+    """Which measures an experiment's rollups hold (metrics changed: the new ones are built)."""
 
     __tablename__ = "rollup_state"
 

@@ -14,23 +14,25 @@ How the rows stay exact (they are derived data, never the source of truth):
   mark bumped meanwhile by a concurrent batch stays, and that unit is recomputed next time.
 - Refreshes of one experiment take turns: each starts by writing the experiment's
   ``rollup_state`` row (a row lock on PostgreSQL, the database write lock on SQLite).
-- The measures the rollups hold follow from the experiment's metrics; when that set changes, or
-  when most units are dirty (one set-based pass is then cheaper than per-unit lookups), the
-  experiment's rollups are rebuilt in full.
+- The measures the rollups hold follow from the experiment's metrics; when that set changes, only
+  the new measures are built. On PostgreSQL an experiment never rolled up, or one with most units
+  dirty, is rebuilt in one set-based pass; SQLite always goes in short chunks of units.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from abtest.db import dialect_insert
 from abtest.definitions import ExperimentDef
 from abtest.models import Event, RollupDirty, RollupMeasure, RollupState, RollupUnit, utcnow
 
@@ -106,18 +108,16 @@ class Measures:
                 + [("retention", str(d)) for d in self.retention_days])
 
     def fingerprint(self) -> str:
-        return json.dumps({"events": self.events, "tasks": self.tasks, "retention_days": self.retention_days})
+        return json.dumps(dataclasses.asdict(self))
 
     @classmethod
     def from_fingerprint(cls, text: str) -> Measures:
-        stored = json.loads(text)
-        return cls(tuple(stored["events"]), tuple(stored["tasks"]), tuple(stored["retention_days"]))
+        return cls(**{name: tuple(values) for name, values in json.loads(text).items()})
 
     def minus(self, other: Measures) -> Measures:
         """The measures held here and not in ``other``."""
-        return Measures(tuple(e for e in self.events if e not in other.events),
-                        tuple(t for t in self.tasks if t not in other.tasks),
-                        tuple(d for d in self.retention_days if d not in other.retention_days))
+        return Measures(*(tuple(x for x in mine if x not in theirs)
+                          for mine, theirs in zip(dataclasses.astuple(self), dataclasses.astuple(other), strict=True)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,7 @@ def refresh(engine: sa.Engine, experiment_id: int, measures: Measures) -> Refres
     done, stale_statistics = Refreshed(0, False), False
     while True:
         step, more, changed = _refresh_step(engine, experiment_id, measures, None if postgres else SQLITE_CHUNK)
-        done = Refreshed(step.units if step.full else done.units + step.units, done.full or step.full)
+        done = Refreshed(done.units + step.units, done.full or step.full)
         stale_statistics = stale_statistics or changed
         if not more:
             break
@@ -232,25 +232,29 @@ def mark_dirty_first(conn: sa.Connection, units: set[tuple[int, str]]) -> None:
 def _up_to_date(engine: sa.Engine, experiment_id: int, measures: Measures) -> bool:
     """Read-only check first, so a report on unchanged data writes nothing (on SQLite it would
     otherwise queue for the write lock behind ingestion on every page view)."""
+    stored = sa.select(STATE.c.fingerprint).where(STATE.c.experiment_id == experiment_id).scalar_subquery()
+    dirty = sa.exists().where(DIRTY.c.experiment_id == experiment_id)
     with engine.connect() as conn:
-        stored = conn.execute(sa.select(STATE.c.fingerprint).where(STATE.c.experiment_id == experiment_id)
-                              ).scalar_one_or_none()
-        dirty = conn.execute(sa.select(sa.exists().where(DIRTY.c.experiment_id == experiment_id))).scalar_one()
-    return stored == measures.fingerprint() and not dirty
+        fingerprint, any_dirty = conn.execute(sa.select(stored, dirty)).one()
+    return fingerprint == measures.fingerprint() and not any_dirty
 
 
 def _lock_state(conn: sa.Connection, experiment_id: int) -> tuple[Measures | None, int]:
     """Write the experiment's state row first: concurrent refreshes then take turns (a row lock on
     PostgreSQL; on SQLite the transaction starts as the writer). Answers the measures the rollups
     held before (None for an experiment never rolled up) and how many units they hold."""
-    insert = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(STATE)
     now = utcnow()
     fingerprint, units = conn.execute(
-        insert.values(experiment_id=experiment_id, fingerprint="", units=0, refreshed_at=now)
+        dialect_insert(conn, STATE).values(experiment_id=experiment_id, fingerprint="", units=0, refreshed_at=now)
         .on_conflict_do_update(index_elements=[STATE.c.experiment_id], set_={"refreshed_at": now})
         .returning(STATE.c.fingerprint, STATE.c.units)
     ).one()
     return (Measures.from_fingerprint(fingerprint) if fingerprint else None), int(units)
+
+
+def analysable(units: sa.Table = UNITS) -> sa.ColumnElement[bool]:
+    """A unit every metric counts: exposed to exactly one variant, never forced."""
+    return sa.and_(units.c.variant_lo == units.c.variant_hi, units.c.forced == 0)
 
 
 def utc_day(column: sa.ColumnElement[object]) -> sa.ColumnElement[str]:
@@ -268,7 +272,7 @@ def _recompute(conn: sa.Connection, experiment_id: int, measures: Measures, scop
     def unit_rows() -> int:  # counted: SQLAlchemy reports no rowcount for INSERT … SELECT on psycopg
         return int(conn.execute(sa.select(sa.func.count()).select_from(UNITS).where(*in_scope)).scalar_one())
 
-    removed = unit_rows()
+    removed = 0 if scope is None else unit_rows()  # a full rebuild's caller needs only what came
     if scope is None:  # everything, measures no longer held included
         conn.execute(MEASURES.delete().where(MEASURES.c.experiment_id == experiment_id))
     else:
@@ -310,7 +314,7 @@ def _insert_measures(conn: sa.Connection, experiment_id: int, measures: Measures
     """
     within, ev = _within(scope), EVENTS
     joined = ev.join(UNITS, sa.and_(UNITS.c.experiment_id == ev.c.experiment_id, UNITS.c.unit == ev.c.unit,
-                                    UNITS.c.variant_lo == UNITS.c.variant_hi, UNITS.c.forced == 0))
+                                    analysable()))
     after = ev.c.ts >= UNITS.c.first_ts
     columns = ["experiment_id", "kind", "name", "unit", "variant", "first_ts", "first_day",
                "k", "post", "pre", "converted_day", "log_n", "log_sum"]

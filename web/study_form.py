@@ -122,11 +122,9 @@ class StudyForm:
             raw["key"] = stored.key if stored else self.key
         if stored:
             raw["status"] = stored.status
-        for name in ("name", "hypothesis", "completion_code"):
+        for name in ("name", "hypothesis", "completion_code", "consent"):
             if getattr(self, name).strip():
                 raw[name] = getattr(self, name).strip()
-        if self.consent.strip():
-            raw["consent"] = self.consent.strip()
         raw["within_subjects"] = self.within_subjects
         raw["comment"] = self.comment
         raw["questionnaires"] = list(self.questionnaires)
