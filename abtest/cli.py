@@ -288,7 +288,7 @@ def user_create(email: str, password_stdin: bool) -> None:
 
 @main.group()
 def db() -> None:
-    """Database schema commands."""
+    """Database schema and rollup commands."""
 
 
 @db.command("upgrade")
