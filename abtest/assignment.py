@@ -8,11 +8,11 @@ definition and the unit id: any number of servers and browsers agree without tal
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from fnv_hash_fast import fnv1a_32 as _fnv1a_32_bytes
 
-from abtest.definitions import ExperimentDef, canonical_attribute
+from abtest.attributes import canonical_attribute
 from abtest.errors import ValidationError
 
 _FNV_OFFSET = 2166136261
@@ -91,7 +91,7 @@ class Assignment(NamedTuple):
     experiment: str
     variant: str | None
     in_experiment: bool
-    reason: str  # assigned | override | not_running | targeting | namespace | coverage
+    reason: str  # assigned | override | not_running | targeting | namespace | coverage | a kind's own
     bucket: float | None = None
     forced: bool = False
     note: str = ""  # what the sentence in ``detail`` needs: the status, attribute or namespace
@@ -108,6 +108,8 @@ class Assignment(NamedTuple):
             return f"outside the experiment's share of namespace {self.note}"
         if self.reason == "coverage":
             return f"bucket {self.bucket} is outside the share of traffic in the test"
+        if self.reason not in ("assigned",):  # a kind's own reason says it in its note
+            return self.note
         return f"bucket {self.bucket} falls in {self.variant!r}"
 
     def to_dict(self) -> dict[str, object]:
@@ -115,8 +117,26 @@ class Assignment(NamedTuple):
                 "reason": self.reason, "detail": self.detail, "bucket": self.bucket, "forced": self.forced}
 
 
+class Assignable(Protocol):
+    """What assignment reads of an experiment definition (:class:`abtest.definitions.ExperimentDef`)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def seed(self) -> str: ...
+    @property
+    def variants(self) -> Sequence[Any]: ...
+    @property
+    def variant_keys(self) -> tuple[str, ...]: ...
+    targeting: Mapping[str, tuple[str, ...]]
+    namespace: Any
+    ranges: tuple[tuple[float, float], ...]
+
+
 def assign(
-    definition: ExperimentDef,
+    definition: Assignable,
     unit: str,
     attributes: Mapping[str, object] | None = None,
     overrides: Mapping[str, str] | None = None,

@@ -1,7 +1,10 @@
 """The ``abtest`` command (click): parse, call the library, print. No logic of its own.
 
+Every command but ``serve``, which the web package adds (:mod:`web.cli`, the console script's
+entry point), so this core package never imports the web app.
+
 Exit codes: 0 success, 2 usage error (click), 1 a domain error printed as one line on stderr.
-Heavy modules (Flask, statsmodels, the server) are imported inside the commands that need them,
+Heavy modules (statsmodels, the database layer) are imported inside the commands that need them,
 so ``abtest --help`` and ``abtest assign`` start fast.
 """
 
@@ -44,7 +47,7 @@ def main() -> None:
     """
 
 
-def _open(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
+def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
     from abtest.db import make_engine, pending_migrations, upgrade
 
@@ -57,31 +60,7 @@ def _open(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     return settings, engine
 
 
-@main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(1, 64), help="Worker processes.")
-@click.option("--demo", is_flag=True, help="On an empty database, seed demo experiments with simulated data and a demo login.")
-def serve(host: str, port: int, workers: int, demo: bool) -> None:
-    """Run the web app and API with a production WSGI server.
-
-    On the default SQLite database pending migrations are applied first; other databases need
-    `abtest db upgrade`.
-    """
-    from abtest.server import run
-
-    settings, engine = _open()
-    if demo:
-        from abtest.demo import seed_demo
-
-        for line in seed_demo(engine):
-            click.echo(line)
-    click.echo(f"abtest {__version__} on http://{host}:{port}/  (database: {_safe_url(settings.database_url)})")
-    engine.dispose()
-    run(settings, host=host, port=port, workers=workers)
-
-
-def _safe_url(url: str) -> str:
+def safe_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
@@ -103,15 +82,15 @@ def _definition_files(paths: tuple[Path, ...]) -> list[Path]:
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def sync(paths: tuple[Path, ...]) -> None:
-    """Load experiment definitions from TOML files or folders into the registry.
+    """Load definitions (experiments and studies) from TOML files or folders into the registry.
 
     Every file is validated first; if any is invalid, nothing is written and each problem is
     printed as `file: field: message`.
     """
-    from abtest import registry
+    from abtest import pipeline
+    from abtest.checks import InvalidDefinition
     from abtest.db import session_scope
-    from abtest.definitions import InvalidDefinition, load_toml
-    from abtest import studies
+    from abtest.kinds import load_toml
 
     files = _definition_files(paths)
     problems: list[str] = []
@@ -121,7 +100,7 @@ def sync(paths: tuple[Path, ...]) -> None:
             parsed.append((file, load_toml(file)))
         except InvalidDefinition as exc:
             problems.extend(exc.lines())
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
         keys: dict[str, Path] = {}
         for file, definition in parsed:
@@ -130,7 +109,7 @@ def sync(paths: tuple[Path, ...]) -> None:
                 continue
             keys[definition.key] = file
             try:
-                registry.plan_sync(session, [definition])
+                pipeline.plan_sync(session, [definition])
             except AbtestError as exc:
                 problems.append(f"{file}: {exc.field or '(file)'}: {exc.message}")
         if problems:
@@ -138,7 +117,7 @@ def sync(paths: tuple[Path, ...]) -> None:
                 click.echo(line, err=True)
             click.echo(f"nothing written: {len(problems)} problem(s) in {len(files)} file(s)", err=True)
             sys.exit(1)
-        results = studies.sync(session, [d for _f, d in parsed])
+        results = pipeline.sync(session, [d for _f, d in parsed])
     for result, (file, definition) in zip(results, parsed):
         click.echo(f"{result.action:9} {result.key} ({definition.status})  <- {file}")
 
@@ -163,15 +142,15 @@ def assign(key: str, unit: str, attrs: tuple[str, ...], force: str | None) -> No
 
     The first line is the variant key (or `none`), the second the reason.
     """
-    from abtest import registry
-    from abtest.assignment import assign as decide
+    from abtest import pipeline
     from abtest.db import session_scope
+    from abtest.kinds import KINDS
 
     attributes = _attributes(attrs)
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
-        definition = registry.get(session, key)
-    result = decide(definition, unit, attributes, {key: force} if force else None)
+        _row, definition = pipeline.load(session, key)
+    result = KINDS[definition.kind].assign(definition, unit, attributes, {key: force} if force else None)
     click.echo(result.variant or "none")
     click.echo(f"reason: {result.reason}: {result.detail}")
 
@@ -180,15 +159,16 @@ def assign(key: str, unit: str, attrs: tuple[str, ...], force: str | None) -> No
 @click.argument("key")
 @click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="text: tables for a terminal; json: the same document as the results API.")
-def analyze(key: str, output: str) -> None:
-    """Print the results of experiment KEY: effects with intervals, tests, sample ratio, verdict."""
+@click.option("--by", metavar="ATTRIBUTE", help="Break every metric down by this attribute (exploratory).")
+def analyze(key: str, output: str, by: str | None) -> None:
+    """Print the results of KEY (an experiment or a study): effects with intervals, tests, verdict."""
     import json
 
-    from abtest.analysis import analyze as run_analysis
+    from abtest import pipeline
     from abtest.report import to_text
 
-    _settings, engine = _open()
-    report = run_analysis(engine, key)
+    _settings, engine = open_database()
+    report = pipeline.analyze(engine, key, by=by)
     click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False) if output == "json" else to_text(report), nl=False)
     if output == "json":
         click.echo()
@@ -229,7 +209,7 @@ def token_create(public: bool, name: str) -> None:
     from abtest.accounts import create_token
     from abtest.db import session_scope
 
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
         new = create_token(session, "public" if public else "secret", name)
     kind = "public key" if public else "secret token"
@@ -243,7 +223,7 @@ def token_list() -> None:
     from abtest.accounts import list_tokens
     from abtest.db import session_scope
 
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
         for row in list_tokens(session):
             state = "revoked" if row.revoked_at else "active"
@@ -257,7 +237,7 @@ def token_revoke(prefix: str) -> None:
     from abtest.accounts import revoke_token
     from abtest.db import session_scope
 
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
         row = revoke_token(session, prefix)
     click.echo(f"revoked {row.prefix}… ({row.kind}) {row.name}")
@@ -280,7 +260,7 @@ def user_create(email: str, password_stdin: bool) -> None:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _settings, engine = _open()
+    _settings, engine = open_database()
     with session_scope(engine) as session:
         created = create_user(session, email, password)
     click.echo(f"created designer login {created.email}")
@@ -298,7 +278,7 @@ def db_upgrade() -> None:
 
     settings = load_settings()
     upgrade(make_engine(settings.database_url))
-    click.echo(f"database schema is up to date: {_safe_url(settings.database_url)}")
+    click.echo(f"database schema is up to date: {safe_url(settings.database_url)}")
 
 
 @db.command("rollup")
@@ -310,9 +290,9 @@ def db_rollup(keys: tuple[str, ...]) -> None:
     database that already holds many events (the first build reads them all: about 5 s per
     million events on a small server), so no results page waits for it.
     """
-    from abtest.analysis import refresh_rollups
+    from abtest.pipeline import refresh_rollups
 
-    _settings, engine = _open()
+    _settings, engine = open_database()
     for key, done in refresh_rollups(engine, list(keys) or None):
         if done.full or done.units:
             click.echo(f"{key}: {done.units} units rolled up" + (" (set-based rebuild)" if done.full else ""))

@@ -16,13 +16,14 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, select
 
-from abtest import registry
+from abtest import pipeline
 from abtest.accounts import create_user
 from abtest.assignment import assign
 from abtest.db import session_scope
-from abtest.definitions import ExperimentDef, parse_definition
-from abtest.models import Event, Experiment, User, utcnow
-from abtest.studies import seed_demo_study
+from abtest.definitions import ExperimentDef, parse_experiment
+from abtest.models import Experiment, User, utcnow
+from abtest.store.events import event_row, write_events
+from abtest.studies.demo import seed_demo_study
 
 DEMO_EMAIL = "demo@abtest.local"
 DEMO_PASSWORD = "demo-password"
@@ -58,12 +59,13 @@ _CHECKOUT_TRUTH = {"control": (0.10, 42.0, 64.0), "green": (0.125, 42.0, 55.0)}
 _ONBOARDING_TRUTH = {"control": 0.20, "short": 0.28, "bullets": 0.21}
 
 
-def _event(rng: random.Random, experiment_id: int, variant: str, unit: str, ts: datetime,
+DEVICES = ("desktop", "mobile", "tablet")
+
+
+def _event(rng: random.Random, experiment_id: int, variant: str, unit: str, ts: datetime, type_: str,
            **fields: object) -> dict[str, object]:
-    return {"event_id": str(uuid.UUID(int=rng.getrandbits(128))), "experiment_id": experiment_id,
-            "variant": variant, "unit": unit, "ts": ts, "received_at": ts, "forced": False,
-            "event": None, "value": None, "task": None, "success": None, "duration_ms": None,
-            "questionnaire": None, "answers": None, **fields}
+    return event_row(experiment_id, str(uuid.UUID(int=rng.getrandbits(128))), type_, unit, ts, variant=variant,
+                     **fields)
 
 
 def _simulate(rng: random.Random, definition: ExperimentDef, experiment_id: int, units: int,
@@ -75,7 +77,9 @@ def _simulate(rng: random.Random, definition: ExperimentDef, experiment_id: int,
         if result.variant is None:
             continue
         seen = start + timedelta(seconds=rng.uniform(0, days * 86400 - 3600))
-        yield _event(rng, experiment_id, result.variant, unit, seen, type="exposure")
+        # The device the snippet would report, so the demo's results can be broken down by it.
+        device = {"device": DEVICES[i % 7 % 3]}
+        yield _event(rng, experiment_id, result.variant, unit, seen, type_="exposure", attributes=device)
         yield from outcome(rng, experiment_id, result.variant, unit, seen)
 
 
@@ -83,18 +87,18 @@ def _checkout_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[
     rate, mean_value, geo_seconds = _CHECKOUT_TRUTH[variant]
     if rng.random() < 0.6:  # most visitors start the checkout task
         seconds = math.exp(rng.gauss(math.log(geo_seconds), 0.5))
-        yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=seconds), type="task",
+        yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=seconds), type_="task",
                      task="checkout", success=True, duration_ms=round(seconds * 1000))
     if rng.random() < rate:
         value = round(rng.expovariate(1 / mean_value), 2)
         yield _event(rng, experiment_id, variant, unit, seen + timedelta(minutes=rng.uniform(1, 30)),
-                     type="conversion", event="purchase", value=value)
+                     type_="conversion", event="purchase", value=value)
 
 
 def _onboarding_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
     if rng.random() < _ONBOARDING_TRUTH[variant]:
         yield _event(rng, experiment_id, variant, unit, seen + timedelta(minutes=rng.uniform(1, 10)),
-                     type="conversion", event="signup")
+                     type_="conversion", event="signup")
 
 
 def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
@@ -109,19 +113,18 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
     lines = []
     if empty:
         rng = random.Random(seed)
-        table = Event.__table__  # type: ignore[attr-defined]
         plans = ((CHECKOUT, 4000, 14, _checkout_outcome), (ONBOARDING, 5400, 21, _onboarding_outcome),
                  (PRICING, 0, 0, None))
         with session_scope(engine) as session:
             for raw, units, days, outcome in plans:
-                definition = parse_definition(raw)
-                row = registry.create(session, definition)
+                definition = parse_experiment(raw)
+                row = pipeline.create(session, definition)
                 if outcome is None:
                     continue
-                rows = list(_simulate(rng, definition, row.id, units, days, outcome))
-                session.connection().execute(sa.insert(table), rows)
+                assert row.id is not None
+                write_events(session.connection(), list(_simulate(rng, definition, row.id, units, days, outcome)))
                 lines.append(f"demo: {definition.key} with {units} simulated visitors")
-            registry.transition(session, ONBOARDING["key"], "stopped")
+            pipeline.transition(session, ONBOARDING["key"], "stopped")
             lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
         lines.append(seed_demo_study(engine, rng))
     if not has_demo_user:

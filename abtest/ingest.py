@@ -1,15 +1,13 @@
-"""Validate and store event batches idempotently (DESIGN §4.4).
+"""Validate event batches from the API and store them idempotently (DESIGN §4.4).
 
 Each event is checked on its own: a bad one is rejected with its index and reason while the good
-ones of the same batch are kept. Good events are written in one transaction through SQLAlchemy
-Core with ``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING``: the database's unique
-constraint, not a read-then-write check, decides what is a duplicate, so two racing requests
-carrying the same ids store each event once.
+ones of the same batch are kept. Good events are written in one transaction through the one write
+path (:func:`abtest.store.events.write_events`), where the database's unique constraint decides
+what is a duplicate.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,14 +17,13 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from abtest.db import dialect_insert
-from abtest.models import Event, Experiment, Variant
-from abtest.rollup import mark_dirty_first
+from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
+from abtest.models import Experiment, Variant
+from abtest.store.events import MAX_DURATION_MS, event_row, write_events
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
 MAX_FUTURE = timedelta(minutes=5)
-MAX_DURATION_MS = 24 * 3600 * 1000  # a task timed for over a day is a stuck timer, not a measurement
 # Values are summed and squared in SQL: an absurd one (anyone can send events with the public key)
 # would overflow the sums and break the experiment's results for good, so it is refused here.
 MAX_ABS_VALUE = 1e9
@@ -34,7 +31,9 @@ MAX_ABS_VALUE = 1e9
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class _FieldError(ValueError):
+class FieldProblem(ValueError):
+    """A validation problem naming its field, raised inside pydantic validators (see :func:`explain`)."""
+
     def __init__(self, field_name: str, message: str) -> None:
         super().__init__(f"{field_name}: {message}")
         self.field_name = field_name
@@ -44,7 +43,7 @@ class _FieldError(ValueError):
 def reject_nul(data: Any, where: str = "") -> Any:
     """Refuse NUL characters anywhere in a JSON body: PostgreSQL cannot store them in text."""
     if isinstance(data, str) and "\x00" in data:
-        raise _FieldError(where or "body", "must not contain NUL characters")
+        raise FieldProblem(where or "body", "must not contain NUL characters")
     if isinstance(data, dict):
         for key, value in data.items():
             reject_nul(key, where or str(key))
@@ -83,7 +82,20 @@ class EventIn(StrictBody):
     questionnaire: Annotated[str, Field(min_length=1, max_length=32)] | None = None
     answers: Annotated[list[float | int | str], Field(max_length=100)] | None = None
     forced: bool = False
+    attributes: dict[str, Any] | None = Field(default=None, description=(
+        "visitor attributes (≤ 20; string, number or boolean values ≤ 200 characters); an exposure's "
+        "define the unit's segments"))
     ts: datetime = Field(description="ISO 8601 with Z or an offset; up to 30 days old, 5 minutes ahead")
+
+    @field_validator("attributes", mode="before")
+    @classmethod
+    def _attributes(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return clean_attributes(value)
+        except BadAttribute as exc:
+            raise FieldProblem(exc.field, exc.message) from None
 
     @field_validator("value", "duration_ms", mode="before")
     @classmethod
@@ -117,12 +129,12 @@ class EventIn(StrictBody):
                  "response": ("questionnaire", "answers")}[self.type]
         for name in needs:
             if getattr(self, name) is None:
-                raise _FieldError(name, f"is required for {self.type} events")
+                raise FieldProblem(name, f"is required for {self.type} events")
         allowed = {"exposure": {"forced"}, "conversion": {"event", "value"},
                    "task": {"task", "duration_ms", "success"}, "response": {"questionnaire", "answers", "task"}}
         for name in ("event", "value", "task", "success", "duration_ms", "questionnaire", "answers"):
             if getattr(self, name) is not None and name not in allowed[self.type]:
-                raise _FieldError(name, f"does not belong to {self.type} events")
+                raise FieldProblem(name, f"does not belong to {self.type} events")
         return self
 
 
@@ -158,7 +170,7 @@ def explain(error: ValidationError) -> tuple[str | None, str]:
     """The first problem pydantic found, as (field, message) in our words."""
     first = error.errors()[0]
     ctx_error = (first.get("ctx") or {}).get("error")
-    if isinstance(ctx_error, _FieldError):
+    if isinstance(ctx_error, FieldProblem):
         return ctx_error.field_name, ctx_error.message
     loc = [str(part) for part in first["loc"] if not str(part).startswith("function-")]
     name = ".".join(loc) or None
@@ -177,13 +189,13 @@ class _Target:
     variants: frozenset[str]
 
 
-def _targets(conn: sa.Connection, keys: set[str]) -> dict[str, _Target]:
+def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target]:
     experiments, variants = Experiment.__table__, Variant.__table__  # type: ignore[attr-defined]
     rows = conn.execute(
         sa.select(experiments.c.key, experiments.c.id, experiments.c.status, variants.c.key)
         .join(variants, variants.c.experiment_id == experiments.c.id)
-        # Study events come from the participant runner only; the public API cannot write them.
-        .where(experiments.c.key.in_(keys), experiments.c.kind == "experiment")
+        # Only the kinds the API may write (A/B experiments): a study's events come from its runner.
+        .where(experiments.c.key.in_(keys), experiments.c.kind.in_(kinds))
     ).all()
     found: dict[str, tuple[int, str, set[str]]] = {}
     for key, experiment_id, status, variant in rows:
@@ -191,12 +203,13 @@ def _targets(conn: sa.Connection, keys: set[str]) -> dict[str, _Target]:
     return {k: _Target(i, s, frozenset(v)) for k, (i, s, v) in found.items()}
 
 
-def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ...] = ("running",),
-           now: datetime | None = None) -> IngestResult:
+def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
+           statuses: tuple[str, ...] = ("running",), now: datetime | None = None) -> IngestResult:
     """Validate each event, store the good ones in one transaction, and count duplicates.
 
-    ``statuses`` are the experiment states that accept events (public keys: running only).
-    Returns only after the commit, so a 202 built from it means the events are durable.
+    ``kinds`` are the kinds of test the caller may write to (:func:`abtest.kinds.snippet_kinds`),
+    ``statuses`` the states that accept events (public keys: running only). Returns only after
+    the commit, so a 202 built from it means the events are durable.
     """
     now = now or datetime.now(UTC)
     rejected: list[Rejection] = []
@@ -216,7 +229,7 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ..
         valid.append((index, event))
 
     with engine.begin() as conn:
-        targets = _targets(conn, {e.experiment for _i, e in valid}) if valid else {}
+        targets = _targets(conn, {e.experiment for _i, e in valid}, kinds) if valid else {}
         rows: dict[str, dict[str, Any]] = {}
         in_batch_duplicates = 0
         for index, event in valid:
@@ -232,36 +245,11 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], statuses: tuple[str, ..
             if event.id in rows:
                 in_batch_duplicates += 1
                 continue
-            rows[event.id] = {
-                "event_id": event.id, "type": event.type, "experiment_id": target.id, "variant": event.variant,
-                "unit": event.unit, "event": event.event, "value": event.value, "task": event.task,
-                "success": event.success, "duration_ms": event.duration_ms, "questionnaire": event.questionnaire,
-                "answers": event.answers, "forced": event.forced, "ts": event.ts, "received_at": now,
-            }
-        accepted = insert_events(conn, list(rows.values()))
+            rows[event.id] = event_row(
+                target.id, event.id, event.type, event.unit, event.ts, variant=event.variant, forced=event.forced,
+                received_at=now, attributes=segment_attributes(event.attributes), event=event.event,
+                value=event.value, task=event.task, success=event.success, duration_ms=event.duration_ms,
+                questionnaire=event.questionnaire, answers=event.answers)
+        accepted = write_events(conn, list(rows.values()))
     rejected.sort(key=lambda r: r.index)
     return IngestResult(accepted, len(rows) - accepted + in_batch_duplicates, rejected)
-
-
-def insert_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert event rows, skipping ids already stored; returns how many were new.
-
-    One cached statement executed with many parameter sets (SQLAlchemy's "insertmanyvalues"
-    batches them and keeps RETURNING): building a multi-row VALUES statement per request instead
-    was measured 2-3x slower, because it is compiled afresh every time.
-    """
-    if not rows:
-        return 0
-    table = Event.__table__  # type: ignore[attr-defined]
-    statement = dialect_insert(conn, table).on_conflict_do_nothing(index_elements=["event_id"]).returning(table.c.event_id)
-    if conn.dialect.name == "postgresql" and len(rows) > conn.dialect.insertmanyvalues_page_size:
-        mark_dirty_first(conn, {(row["experiment_id"], row["unit"]) for row in rows})  # several statements follow
-    # Every writer takes the unique-index locks in the same (id) order, so two requests carrying
-    # overlapping ids wait for each other instead of deadlocking.
-    return len(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).all())
-
-
-def exposure_id(experiment: str, variant: str, unit: str, forced: bool) -> str:
-    """A deterministic id for server-recorded exposures: a unit's repeated exposures store once."""
-    digest = hashlib.sha256(f"{experiment}\x00{variant}\x00{int(forced)}\x00{unit}".encode()).hexdigest()
-    return "srv_" + digest[:40]

@@ -1,7 +1,7 @@
 """Registry tables (SQLModel). Alembic migrations under ``abtest/migrations`` create them.
 
 Configuration rows are read and written through SQLModel; events are written and aggregated
-through SQLAlchemy Core (see ``abtest.ingest`` and ``abtest.analysis``) because the ORM is 10-20x
+through SQLAlchemy Core (see ``abtest.store.events`` and ``abtest.aggregates``) because the ORM is 10-20x
 slower for bulk inserts.
 """
 
@@ -95,9 +95,7 @@ class Metric(SQLModel, table=True):
     position: int
     name: str = Field(max_length=64)
     type: str = Field(max_length=16)
-    event: str | None = Field(default=None, max_length=64)
-    task: str | None = Field(default=None, max_length=64)
-    days: int | None = None  # retention metrics: "came back at least this many days later"
+    params: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)  # the type's own (event, task, days…)
     primary: bool = False
 
 
@@ -125,6 +123,8 @@ class Event(SQLModel, table=True):
     duration_ms: float | None = None
     questionnaire: str | None = Field(default=None, max_length=32)
     answers: list[Any] | None = Field(default=None, sa_type=sa.JSON)
+    # Visitor attributes in canonical string form (abtest.attributes); an exposure's define segments.
+    attributes: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
     forced: bool = False
     ts: datetime = _ts()
     received_at: datetime = _ts()
@@ -211,7 +211,7 @@ class StudyParticipant(SQLModel, table=True):
     abandoned_at: datetime | None = _ts(nullable=True)
 
 
-# --- Per-unit rollups (abtest.rollup): what each exposed unit did, kept fresh from the events so a
+# --- Per-unit rollups (abtest.aggregates.rollup): what each exposed unit did, kept fresh from the events so a
 # report reads one row per unit instead of scanning every event. Derived data: rebuilt at will.
 
 
@@ -228,6 +228,7 @@ class RollupUnit(SQLModel, table=True):
     forced: int = 0  # forced exposures (QA overrides)
     first_ts: datetime = _ts()
     first_day: str = Field(max_length=10)  # UTC day of first_ts, YYYY-MM-DD (the daily series)
+    attributes: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))  # first exposure's
 
 
 class RollupMeasure(SQLModel, table=True):

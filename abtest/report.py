@@ -1,8 +1,10 @@
 """The results document (DESIGN §4.5) as small immutable records, and its plain-language verdict.
 
-Records hold numbers already computed by :mod:`abtest.analysis`; ``to_dict()`` gives the JSON of
-the results API and ``abtest analyze --format json``. A number that could not be computed is
-``None`` with a ``reason`` beside it: the document never carries NaN or infinity.
+One document for every kind of test: each kind's analysis (:mod:`abtest.kinds`) fills the same
+records, and a kind's own readings (a study's participants and comments) travel in ``details``.
+``to_dict()`` gives the JSON of the results API and ``abtest analyze --format json``. A number
+that could not be computed is ``None`` with a ``reason`` beside it: the document never carries
+NaN or infinity.
 """
 
 from __future__ import annotations
@@ -69,6 +71,19 @@ class Comparison:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentResult:
+    """One metric within one segment (exploratory: p-values Holm-adjusted across segments)."""
+
+    segment: str
+    variants: tuple[VariantResult, ...]
+    comparisons: tuple[Comparison, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segment": self.segment, "variants": [v.to_dict() for v in self.variants],
+                "comparisons": [c.to_dict() for c in self.comparisons]}
+
+
+@dataclass(frozen=True, slots=True)
 class MetricResult:
     name: str
     type: str
@@ -79,14 +94,18 @@ class MetricResult:
     adjustment: str | None = None  # multiple-comparison correction applied to p_adjusted
     unit: str = ""  # how to read `value`: "rate", "seconds (geometric mean)", …
     reason: str | None = None  # why the metric has no numbers at all
+    segments: tuple[SegmentResult, ...] = ()
+    label: str = ""  # how a page names it ("buy-shoes: success"); the name when empty
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, with_segments: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "primary": self.primary, "method": self.method,
                                "unit": self.unit, "adjustment": self.adjustment,
                                "variants": [v.to_dict() for v in self.variants],
                                "comparisons": [c.to_dict() for c in self.comparisons]}
         if self.reason:
             out["reason"] = self.reason
+        if with_segments:
+            out["segments"] = [s.to_dict() for s in self.segments]
         return out
 
 
@@ -131,6 +150,41 @@ class SeriesPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class SegmentUnits:
+    """One segment of a breakdown: its units per variant and its own sample-ratio check."""
+
+    segment: str
+    units: dict[str, int]
+    srm: SrmResult
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"segment": self.segment, "units": dict(self.units), "srm": self.srm.to_dict()}
+
+
+@dataclass(frozen=True, slots=True)
+class Breakdown:
+    """Results split by one attribute (the value on each unit's first exposure)."""
+
+    by: str
+    segments: tuple[SegmentUnits, ...]
+    message: str | None = None  # e.g. no unit carried the attribute
+    method: str = ("exploratory: each segment's p-values Holm-adjusted across segments and variants; "
+                   "the 20 largest segments, the rest pooled as (other)")
+
+    @classmethod
+    def nothing_carried(cls, by: str) -> Breakdown:
+        return cls(by, (), f"no unit's first exposure carried the attribute {by!r}, so there is nothing to break "
+                           "down by it")
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"by": self.by, "exploratory": True, "method": self.method,
+                               "segments": [s.to_dict() for s in self.segments]}
+        if self.message:
+            out["message"] = self.message
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class Report:
     experiment: str
     status: str
@@ -144,15 +198,24 @@ class Report:
     excluded: dict[str, int] = field(default_factory=dict)
     series: tuple[SeriesPoint, ...] = ()
     horizon_reached: bool = True  # False: a fixed-horizon test short of its plan may not call a winner
+    kind: str = "experiment"
+    breakdown: Breakdown | None = None
+    details: Any = None  # the kind's own readings (a record with to_dict), e.g. a study's participants
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "experiment": self.experiment, "status": self.status, "analysis": self.analysis, "alpha": self.alpha,
-            "units": dict(self.units), "excluded": dict(self.excluded), "srm": self.srm.to_dict(),
-            "metrics": [m.to_dict() for m in self.metrics], "power": self.power.to_dict(),
-            "verdict": self.verdict, "horizon_reached": self.horizon_reached,
+        out = {
+            "experiment": self.experiment, "kind": self.kind, "status": self.status, "analysis": self.analysis,
+            "alpha": self.alpha, "units": dict(self.units), "excluded": dict(self.excluded),
+            "srm": self.srm.to_dict(),
+            "metrics": [m.to_dict(with_segments=self.breakdown is not None) for m in self.metrics],
+            "power": self.power.to_dict(), "verdict": self.verdict, "horizon_reached": self.horizon_reached,
             "series": [p.to_dict() for p in self.series],
         }
+        if self.breakdown is not None:
+            out["breakdown"] = self.breakdown.to_dict()
+        if self.details is not None:
+            out.update(self.details.to_dict())
+        return out
 
     @property
     def primary(self) -> MetricResult | None:

@@ -142,11 +142,11 @@ def seeded_experiment(session: Session):  # type: ignore[no-untyped-def]
     """A running 50/50 checkout-button experiment stored in the registry."""
     import tomllib
 
-    from abtest import registry
-    from abtest.definitions import parse_definition
+    from abtest import pipeline
+    from abtest.kinds import parse_definition
 
     definition = parse_definition(tomllib.loads(CHECKOUT_TOML))
-    registry.create(session, definition)
+    pipeline.create(session, definition)
     session.commit()
     return definition
 

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-ABTEST = [sys.executable, "-c", "from abtest.cli import main; main()"]
+ABTEST = [sys.executable, "-c", "from web.cli import main; main()"]
 
 
 def free_port() -> int:

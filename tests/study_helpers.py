@@ -22,10 +22,11 @@ def study_raw(**changes: Any) -> dict[str, Any]:
 
 
 def store_study(session, **changes: Any):  # type: ignore[no-untyped-def]
-    from abtest.studies import create_study, parse_study
+    from abtest import pipeline
+    from abtest.studies.definition import parse_study
 
     definition = parse_study(study_raw(**changes))
-    create_study(session, definition)
+    pipeline.create(session, definition)
     session.commit()
     return definition
 

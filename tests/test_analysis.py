@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import sqlalchemy as sa
 
-from abtest import registry
-from abtest.analysis import analyze
-from abtest.definitions import parse_definition
+from abtest import pipeline
+from abtest.pipeline import analyze
+from abtest.kinds import parse_definition
 from abtest.errors import NotFound
-from abtest.ingest import insert_events
+from abtest.store.events import write_events
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 
@@ -38,7 +38,7 @@ def create(session, **changes):  # type: ignore[no-untyped-def]
                        {"name": "revenue", "type": "mean", "event": "purchase"},
                        {"name": "checkout-time", "type": "duration", "task": "checkout"}]}
     raw.update(changes)
-    row = registry.create(session, parse_definition(raw))
+    row = pipeline.create(session, parse_definition(raw))
     session.commit()
     return row.id
 
@@ -70,7 +70,7 @@ def seed_known_outcomes(engine, experiment_id: int) -> None:  # type: ignore[no-
         rows.append(event(experiment_id, "exposure", f"both-{i}", "control", T0))
         rows.append(event(experiment_id, "exposure", f"both-{i}", "green", T0 + timedelta(hours=1)))
     with engine.begin() as conn:
-        insert_events(conn, rows)
+        write_events(conn, rows)
 
 
 def metric(report, name):  # type: ignore[no-untyped-def]
@@ -142,7 +142,7 @@ def test_many_variants_get_holm_adjustment(engine, session):
                                               {"key": "blue", "weight": 0.33}])
     seed_known_outcomes(engine, experiment_id)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", f"blue-{i}", "blue", T0) for i in range(150)])
+        write_events(conn, [event(experiment_id, "exposure", f"blue-{i}", "blue", T0) for i in range(150)])
     report = analyze(engine, "checkout-button")
     purchase = metric(report, "purchase")
     assert purchase.adjustment == "Holm"
@@ -167,7 +167,7 @@ def test_empty_experiment_reports_reasons_not_numbers(engine, session):
 def test_zero_variance_is_explained(engine, session):
     experiment_id = create(session)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", f"u{i}", "control" if i % 2 else "green", T0)
+        write_events(conn, [event(experiment_id, "exposure", f"u{i}", "control" if i % 2 else "green", T0)
                              for i in range(20)])
     report = analyze(engine, "checkout-button")
     comparison = metric(report, "purchase").comparisons[0]
@@ -178,7 +178,7 @@ def test_zero_variance_is_explained(engine, session):
 def test_sample_ratio_mismatch_raises_the_alarm(engine, session):
     experiment_id = create(session)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", f"u{i}", "control" if i < 600 else "green", T0)
+        write_events(conn, [event(experiment_id, "exposure", f"u{i}", "control" if i < 600 else "green", T0)
                              for i in range(1000)])
     report = analyze(engine, "checkout-button")
     assert report.srm.alarm and report.srm.p_value < 1e-9
@@ -222,7 +222,7 @@ def test_cuped_uses_pre_exposure_values(engine, session):
             rows.append(event(experiment_id, "conversion", unit, arm, seen + timedelta(hours=1), event="purchase",
                               value=habit + lift + (i % 3)))
     with engine.begin() as conn:
-        insert_events(conn, rows)
+        write_events(conn, rows)
     revenue = metric(analyze(engine, "checkout-button"), "revenue").comparisons[0]
     assert revenue.method.startswith("CUPED")
     assert revenue.effect == pytest.approx(2.0)
@@ -250,7 +250,7 @@ def test_retention_counts_units_that_came_back_after_n_days(engine, session):
                 rows.append(event(experiment_id, "conversion", unit, arm, T0 + timedelta(days=6, hours=22),
                                   event="purchase"))
     with engine.begin() as conn:
-        insert_events(conn, rows)
+        write_events(conn, rows)
     report = analyze(engine, "checkout-button")
     retention = metric(report, "week-back")
     assert [(v.n, v.value) for v in retention.variants] == [(100, 0.20), (100, 0.45)]
@@ -268,7 +268,7 @@ def test_daily_series_uses_only_what_was_known_by_each_day(engine, session):
         if arm == "green" and i < 60:  # green units convert, but only on day 3
             rows.append(event(experiment_id, "conversion", f"u{i}", arm, day3, event="purchase"))
     with engine.begin() as conn:
-        insert_events(conn, rows)
+        write_events(conn, rows)
     series = analyze(engine, "checkout-button").series
     assert [p.day for p in series] == ["2026-11-01", "2026-11-03"]
     assert series[0].effect is None  # nobody had converted by the end of day 1: nothing to compare
@@ -291,7 +291,7 @@ def test_a_metric_that_cannot_be_summarised_does_not_sink_the_report(engine, ses
     experiment_id = create(session)
     seed_known_outcomes(engine, experiment_id)
     with engine.begin() as conn:  # written past the API's bounds, straight into the table
-        insert_events(conn, [event(experiment_id, "conversion", "control-0", "control", T0 + timedelta(hours=1),
+        write_events(conn, [event(experiment_id, "conversion", "control-0", "control", T0 + timedelta(hours=1),
                                    event="purchase", value=1e200)])
     report = analyze(engine, "checkout-button")
     purchase = metric(report, "purchase")

@@ -234,16 +234,16 @@ def test_database_down_answers_503_and_retry_is_safe(client, tokens, session, se
     batch = {"events": [exposure("r1"), exposure("r2")]}
     import abtest.ingest
 
-    real = abtest.ingest.insert_events
+    real = abtest.store.events.write_events
 
     def failing(conn, rows):  # type: ignore[no-untyped-def]
         raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(abtest.ingest, "insert_events", failing)
+    monkeypatch.setattr(abtest.ingest, "write_events", failing)
     down = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
     assert down.status_code == 503 and down.headers["Retry-After"] == "5"
     assert stored_events(session) == []
-    monkeypatch.setattr(abtest.ingest, "insert_events", real)
+    monkeypatch.setattr(abtest.ingest, "write_events", real)
     again = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
     assert again.get_json()["accepted"] == 2
 
@@ -339,13 +339,60 @@ def test_hostile_values_are_refused_not_crashed(client, tokens, session, seeded_
     assert results.status_code == 200
 
 
-def test_studies_are_refused_by_the_experiment_api(client, tokens):
-    study = {"kind": "study", "key": "api-study", "name": "S", "designs": [{"key": "a", "url": "https://x.example/a"},
-                                                                           {"key": "b", "url": "https://x.example/b"}],
-             "tasks": [{"key": "t1", "prompt": "Do it"}]}
-    response = client.post("/api/v1/experiments", headers=tokens["sk"], json=study)
-    assert response.status_code == 422
-    assert response.get_json()["error"]["field"] in ("kind", "designs", "tasks", "designs[0].url")
+API_STUDY = {"kind": "study", "key": "api-study", "name": "S", "status": "running",
+             "designs": [{"key": "a", "url": "https://x.example/a"}, {"key": "b", "url": "https://x.example/b"}],
+             "tasks": [{"key": "t1", "prompt": "Do it"}], "questionnaires": ["SUS"]}
+
+
+def test_the_api_takes_every_kind_and_says_which(client, tokens, seeded_experiment):
+    created = client.post("/api/v1/experiments", headers=tokens["sk"], json=API_STUDY)
+    assert created.status_code == 201, created.get_json()
+    assert created.get_json()["kind"] == "study" and created.get_json()["designs"][1]["key"] == "b"
+    listed = {d["key"]: d["kind"] for d in client.get("/api/v1/experiments", headers=tokens["sk"]).get_json()["experiments"]}
+    assert listed == {"checkout-button": "experiment", "api-study": "study"}
+    one = client.get("/api/v1/experiments/api-study", headers=tokens["sk"]).get_json()
+    assert one["tasks"] == [{"key": "t1", "prompt": "Do it", "success": "self-report"}]
+    renamed = client.patch("/api/v1/experiments/api-study", headers=tokens["sk"], json={"name": "Renamed"})
+    assert renamed.status_code == 200 and renamed.get_json()["name"] == "Renamed"
+    frozen = client.patch("/api/v1/experiments/api-study", headers=tokens["sk"], json={"tasks": []})
+    assert frozen.status_code == 422  # a study needs at least one task, whatever its state
+    moved = client.patch("/api/v1/experiments/api-study", headers=tokens["sk"],
+                         json={"tasks": [{"key": "t2", "prompt": "Other"}]})
+    assert (moved.status_code, moved.get_json()["error"]["field"]) == (409, "tasks")
+
+
+def test_an_unknown_kind_is_a_field_error(client, tokens):
+    response = client.post("/api/v1/experiments", headers=tokens["sk"], json={**API_STUDY, "kind": "survey"})
+    assert (response.status_code, response.get_json()["error"]["field"]) == (422, "kind")
+    assert "experiment, study" in response.get_json()["error"]["message"]
+
+
+def test_a_study_cannot_become_an_experiment(client, tokens):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json=API_STUDY)
+    experiment = {"key": "api-study", "status": "running", "variants": [{"key": "a", "weight": 0.5},
+                                                                       {"key": "b", "weight": 0.5}]}
+    response = client.patch("/api/v1/experiments/api-study", headers=tokens["sk"], json={"kind": "experiment",
+                                                                                        **experiment})
+    assert response.status_code == 422  # study fields beside experiment ones: the experiment parser names them
+
+
+def test_a_study_is_not_reachable_with_a_public_key(client, tokens, session):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json=API_STUDY)
+    for headers in (tokens["pk"], tokens["sk"]):
+        response = client.post("/api/v1/assign", headers=headers, json={"experiment": "api-study", "unit": "u1"})
+        assert response.status_code == 404, response.get_json()
+        assert response.get_json()["error"]["message"] == "no running experiment with key 'api-study'"
+    unknown = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": "no-such-one", "unit": "u1"})
+    assert unknown.status_code == 404
+    assert stored_events(session) == []
+
+
+def test_a_study_has_its_results_in_the_results_api(client, tokens):
+    client.post("/api/v1/experiments", headers=tokens["sk"], json=API_STUDY)
+    document = client.get("/api/v1/experiments/api-study/results", headers=tokens["sk"]).get_json()
+    assert document["kind"] == "study" and document["units"] == {"a": 0, "b": 0}
+    assert [m["name"] for m in document["metrics"]] == ["t1-success", "t1-time", "t1-SEQ", "SEQ", "SUS"]
+    assert document["verdict"].startswith("No participants yet")
 
 
 def test_studies_are_invisible_to_the_snippet(client, tokens, engine):

@@ -14,7 +14,7 @@ from scipy.stats import chisquare
 from abtest.assignment import (
     assign, bucket, bucket_ranges, choose_variant, fnv1a32, namespace_position, targeting_matches,
 )
-from abtest.definitions import parse_definition
+from abtest.kinds import parse_definition
 from abtest.errors import ValidationError
 from tests import reference_assignment as ref
 

@@ -10,9 +10,9 @@ import pytest
 from click.testing import CliRunner
 from sqlmodel import select
 
-from abtest import registry
+from abtest import pipeline
 from abtest.accounts import authenticate, find_token
-from abtest.cli import main
+from web.cli import main
 from abtest.models import Experiment
 from tests.conftest import CHECKOUT_TOML
 
@@ -107,7 +107,7 @@ def test_sync_refuses_illegal_update_and_writes_nothing(run, session, tmp_path):
     result = run("sync", str(draft), str(extra))
     assert result.exit_code == 1
     assert f"{draft}: status: cannot move from running to draft" in result.stderr
-    assert [d.key for d in registry.list_definitions(session)] == ["checkout-button"]
+    assert [d.key for d in [d for _r, d in pipeline.list_all(session)]] == ["checkout-button"]
 
 
 def test_sync_same_key_in_two_files(run, session, tmp_path):

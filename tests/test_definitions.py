@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from abtest.definitions import InvalidDefinition, load_toml, parse_definition
+from abtest.checks import InvalidDefinition
+from abtest.kinds import load_toml, parse_definition
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -34,7 +35,7 @@ def test_a_valid_definition_parses_with_defaults():
     assert definition.coverage == 1.0
     assert definition.analysis == "sequential"
     assert definition.alpha == 0.05
-    assert definition.metrics[0].event == "purchase"  # a conversion counts its own name by default
+    assert definition.metrics[0].param("event") == "purchase"  # a conversion counts its own name by default
     assert definition.primary_metric is not None and definition.primary_metric.name == "purchase"
 
 
@@ -146,7 +147,7 @@ def test_retention_rules(metric, field, fragment):
 
 def test_retention_metric_round_trips():
     definition = parse_definition(valid(metrics=[{"name": "back", "type": "retention", "days": 7}]))
-    assert definition.metrics[0].days == 7
+    assert definition.metrics[0].param("days") == 7
     assert parse_definition(definition.to_dict()) == definition
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlmodel import select
 
-from abtest import registry
+from abtest import pipeline
 from abtest.demo import DEMO_EMAIL, seed_demo
 from abtest.models import Event, User
 
@@ -13,7 +13,7 @@ from abtest.models import Event, User
 def test_demo_seeds_once(engine, session):
     lines = seed_demo(engine)
     assert any("checkout-button" in line for line in lines)
-    statuses = {d.key: d.status for d in registry.list_definitions(session)}
+    statuses = {d.key: d.status for d in [d for _r, d in pipeline.list_all(session)]}
     assert statuses == {"checkout-button": "running", "onboarding-copy": "stopped", "pricing-layout": "draft",
                         "checkout-study": "running"}
     events = session.exec(select(sa.func.count()).select_from(Event)).one()
@@ -26,7 +26,7 @@ def test_demo_seeds_once(engine, session):
 def test_demo_split_follows_assignment(engine, session):
     seed_demo(engine)
     table = Event.__table__
-    checkout_id = registry.get_row(session, "checkout-button").id
+    checkout_id = pipeline.load(session, "checkout-button")[0].id
     query = sa.select(table.c.variant, sa.func.count(sa.distinct(table.c.unit))).where(
         table.c.type == "exposure", table.c.experiment_id == checkout_id).group_by(table.c.variant)
     counts = dict(session.connection().execute(query).all())

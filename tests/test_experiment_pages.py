@@ -11,8 +11,8 @@ from html.parser import HTMLParser
 import pytest
 from sqlmodel import Session, select
 
-from abtest import registry
-from abtest.definitions import parse_definition
+from abtest import pipeline
+from abtest.kinds import parse_definition
 from abtest.models import ApiToken, Experiment
 from tests.conftest import csrf_token_from
 
@@ -156,16 +156,16 @@ def store(engine, source: str, status: str | None = None):  # type: ignore[no-un
     """Create an experiment from TOML text (optionally moving it to ``status``)."""
     definition = parse_definition(tomllib.loads(source))
     with Session(engine) as session:
-        registry.create(session, definition)
+        pipeline.create(session, definition)
         if status:
-            registry.transition(session, definition.key, status)
+            pipeline.transition(session, definition.key, status)
         session.commit()
-        return registry.get(session, definition.key)
+        return pipeline.load(session, definition.key)[1]
 
 
 def stored(engine, key: str):  # type: ignore[no-untyped-def]
     with Session(engine) as session:
-        return registry.get(session, key)
+        return pipeline.load(session, key)[1]
 
 
 DRAFT_TOML = """\
@@ -258,7 +258,7 @@ def test_valid_create_saves_a_draft_and_redirects(logged_in, engine):
     assert (d.status, d.name, d.hypothesis, d.analysis, d.coverage, d.seed) == (
         "draft", "Hero copy", "Shorter copy raises sign-ups", "fixed", 0.8, "hero-copy")
     assert [(v.key, v.name, v.weight) for v in d.variants] == [("control", "Control", 0.5), ("short", "Short copy", 0.5)]
-    assert [(m.name, m.type, m.event, m.primary) for m in d.metrics] == [
+    assert [(m.name, m.type, m.param("event"), m.primary) for m in d.metrics] == [
         ("signup", "conversion", "signup", True), ("revenue", "mean", "purchase", False)]
     assert dict(d.targeting) == {"country": ("DE", "AT")}
     assert (d.namespace.name, d.namespace.start, d.namespace.end) == ("home", 0.0, 0.5)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlmodel import select
 
-from abtest import registry
-from abtest.definitions import parse_definition
+from abtest import pipeline
+from abtest.kinds import parse_definition
 from abtest.errors import Conflict, NotFound
 from abtest.models import Experiment, Variant
 
@@ -22,13 +22,13 @@ def definition(**changes):  # type: ignore[no-untyped-def]
 def test_create_and_read_back(session):
     stored = definition(namespace={"name": "n", "range": [0, 0.5]}, targeting={"country": ["DE"]},
                         plan={"units_per_variant": 100})
-    registry.create(session, stored)
+    pipeline.create(session, stored)
     session.commit()
-    assert registry.get(session, "checkout-button") == stored
+    assert pipeline.load(session, "checkout-button")[1] == stored
 
 
 def test_timestamps_are_timezone_aware_utc(session):
-    registry.create(session, definition(status="running"))
+    pipeline.create(session, definition(status="running"))
     session.commit()
     row = session.exec(select(Experiment)).one()
     session.refresh(row)
@@ -37,23 +37,23 @@ def test_timestamps_are_timezone_aware_utc(session):
 
 
 def test_keys_are_never_reused(session):
-    registry.create(session, definition())
-    registry.transition(session, "checkout-button", "archived")
+    pipeline.create(session, definition())
+    pipeline.transition(session, "checkout-button", "archived")
     with pytest.raises(Conflict) as err:
-        registry.create(session, definition())
+        pipeline.create(session, definition())
     assert err.value.field == "key"
 
 
 def test_unknown_key_is_not_found(session):
     with pytest.raises(NotFound, match="no-such"):
-        registry.get(session, "no-such")
+        pipeline.load(session, "no-such")[1]
 
 
 @pytest.mark.parametrize("path", [["running", "stopped", "archived"], ["archived"]])
 def test_legal_lifecycle(session, path):
-    registry.create(session, definition())
+    pipeline.create(session, definition())
     for status in path:
-        assert registry.transition(session, "checkout-button", status).status == status
+        assert pipeline.transition(session, "checkout-button", status).status == status
 
 
 @pytest.mark.parametrize("start, target", [
@@ -61,12 +61,12 @@ def test_legal_lifecycle(session, path):
     ("archived", "running"), ("archived", "draft"),
 ])
 def test_illegal_lifecycle_moves_are_refused(session, start, target):
-    registry.create(session, definition())
+    pipeline.create(session, definition())
     for status in {"draft": [], "running": ["running"], "stopped": ["running", "stopped"],
                    "archived": ["archived"]}[start]:
-        registry.transition(session, "checkout-button", status)
+        pipeline.transition(session, "checkout-button", status)
     with pytest.raises(Conflict) as err:
-        registry.transition(session, "checkout-button", target)
+        pipeline.transition(session, "checkout-button", target)
     assert err.value.field == "status"
     assert f"cannot move from {start} to {target}" in err.value.message
 
@@ -82,60 +82,60 @@ def test_illegal_lifecycle_moves_are_refused(session, start, target):
     ({"plan": {"units_per_variant": 40}}, "plan"),
 ])
 def test_running_experiment_split_is_frozen(session, change, field):
-    registry.create(session, definition(status="running", coverage=0.8))
+    pipeline.create(session, definition(status="running", coverage=0.8))
     with pytest.raises(Conflict) as err:
-        registry.update(session, definition(**{"status": "running", "coverage": 0.8, **change}))
+        pipeline.update(session, definition(**{"status": "running", "coverage": 0.8, **change}))
     assert err.value.field == field
 
 
 def test_running_experiment_coverage_may_rise_and_text_may_change(session):
-    registry.create(session, definition(status="running", coverage=0.5))
-    registry.update(session, definition(status="running", coverage=0.9, name="Renamed"))
-    stored = registry.get(session, "checkout-button")
+    pipeline.create(session, definition(status="running", coverage=0.5))
+    pipeline.update(session, definition(status="running", coverage=0.9, name="Renamed"))
+    stored = pipeline.load(session, "checkout-button")[1]
     assert (stored.coverage, stored.name) == (0.9, "Renamed")
 
 
 def test_draft_may_change_anything(session):
-    registry.create(session, definition())
+    pipeline.create(session, definition())
     changed = definition(variants=[{"key": "a", "weight": 0.2}, {"key": "b", "weight": 0.8}], seed="x")
-    registry.update(session, changed)
+    pipeline.update(session, changed)
     session.commit()
-    assert registry.get(session, "checkout-button") == changed
+    assert pipeline.load(session, "checkout-button")[1] == changed
     assert len(session.exec(select(Variant)).all()) == 2
 
 
 def test_sync_is_all_or_nothing(session):
-    registry.create(session, definition(status="running"))
+    pipeline.create(session, definition(status="running"))
     session.commit()
     batch = [definition(key="new-one"), definition(status="running", coverage=0.5)]  # second is refused
     with pytest.raises(Conflict):
-        registry.sync(session, batch)
+        pipeline.sync(session, batch)
     session.rollback()
-    assert [d.key for d in registry.list_definitions(session)] == ["checkout-button"]
+    assert [d.key for d in [d for _r, d in pipeline.list_all(session)]] == ["checkout-button"]
 
 
 def test_sync_reports_created_updated_unchanged(session):
-    first = registry.sync(session, [definition(), definition(key="second-one")])
+    first = pipeline.sync(session, [definition(), definition(key="second-one")])
     assert [r.action for r in first] == ["created", "created"]
-    again = registry.sync(session, [definition(status="running"), definition(key="second-one")])
+    again = pipeline.sync(session, [definition(status="running"), definition(key="second-one")])
     assert [r.action for r in again] == ["updated", "unchanged"]
-    assert registry.get(session, "checkout-button").status == "running"
+    assert pipeline.load(session, "checkout-button")[1].status == "running"
 
 
 def test_sync_refuses_the_same_key_twice(session):
     with pytest.raises(Conflict, match="defined twice"):
-        registry.sync(session, [definition(), definition()])
+        pipeline.sync(session, [definition(), definition()])
 
 
 def test_list_filters_by_status(session):
-    registry.sync(session, [definition(), definition(key="live-one", status="running")])
-    assert [d.key for d in registry.list_definitions(session, status=["running"])] == ["live-one"]
+    pipeline.sync(session, [definition(), definition(key="live-one", status="running")])
+    assert [d.key for d in [d for _r, d in pipeline.list_all(session, status=["running"])]] == ["live-one"]
 
 
 def test_stopped_experiment_split_stays_frozen(session):
-    registry.create(session, definition(status="running"))
-    registry.transition(session, "checkout-button", "stopped")
+    pipeline.create(session, definition(status="running"))
+    pipeline.transition(session, "checkout-button", "stopped")
     with pytest.raises(Conflict) as err:
-        registry.update(session, definition(status="stopped",
+        pipeline.update(session, definition(status="stopped",
                                             variants=[{"key": "control", "weight": 0.3}, {"key": "green", "weight": 0.7}]))
     assert err.value.field == "variants"

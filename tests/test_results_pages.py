@@ -14,11 +14,11 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from abtest import registry
-from abtest.analysis import analyze
-from abtest.definitions import parse_definition
+from abtest import pipeline
+from abtest.pipeline import analyze
+from abtest.kinds import parse_definition
 from abtest.demo import seed_demo
-from abtest.ingest import insert_events
+from abtest.store.events import write_events
 
 T0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
 
@@ -38,7 +38,7 @@ def create(session, **changes) -> int:  # type: ignore[no-untyped-def]
            "metrics": [{"name": "purchase", "type": "conversion", "primary": True},
                        {"name": "checkout-time", "type": "duration", "task": "checkout"}]}
     raw.update(changes)
-    row = registry.create(session, parse_definition(raw))
+    row = pipeline.create(session, parse_definition(raw))
     session.commit()
     assert row.id is not None
     return row.id
@@ -55,7 +55,7 @@ def write(engine, experiment_id: int, exposed: dict[str, int], converted: dict[s
                 rows.append(event(experiment_id, "conversion", unit, variant, seen + timedelta(minutes=2),
                                   event="purchase", value=10.0))
     with engine.begin() as conn:
-        insert_events(conn, rows)
+        write_events(conn, rows)
 
 
 def page(client, key: str, **headers: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]

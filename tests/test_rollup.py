@@ -16,10 +16,11 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from abtest import ingest, registry, rollup
-from abtest.analysis import analyze
-from abtest.ingest import insert_events
-from abtest.rollup import DIRTY, EVENT_TYPES, EVENTS, MEASURES, STATE, UNITS, Measures, Refreshed, refresh
+from abtest import analysis, ingest, pipeline
+from abtest.aggregates import rollup
+from abtest.pipeline import analyze
+from abtest.store.events import write_events
+from abtest.aggregates.rollup import DIRTY, EVENT_TYPES, EVENTS, MEASURES, STATE, UNITS, Measures, Refreshed, refresh
 from tests.test_analysis import T0, create, event
 
 RETENTION = {"name": "back", "type": "retention", "days": 3}
@@ -85,7 +86,7 @@ def test_event_types_match_what_ingestion_accepts():
 def test_insert_marks_units_dirty_and_a_refresh_clears_exactly_those(engine, session):
     experiment_id = create(session)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", "alice", "control", T0),
+        write_events(conn, [event(experiment_id, "exposure", "alice", "control", T0),
                              event(experiment_id, "exposure", "alice", "control", T0 + timedelta(hours=1)),
                              event(experiment_id, "exposure", "bob", "green", T0)])
     def marks() -> dict[str, int]:
@@ -95,7 +96,7 @@ def test_insert_marks_units_dirty_and_a_refresh_clears_exactly_those(engine, ses
     before = marks()
     assert set(before) == {"alice", "bob"}
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "conversion", "alice", None, T0, event="purchase")])
+        write_events(conn, [event(experiment_id, "conversion", "alice", None, T0, event="purchase")])
     assert marks()["alice"] > before["alice"] and marks()["bob"] == before["bob"]  # a new insert bumps its mark
     result = refresh(engine, experiment_id, Measures.of(registry_definition(session, experiment_id)))
     assert result.full == postgres(engine) and result.units == 2
@@ -105,9 +106,10 @@ def test_insert_marks_units_dirty_and_a_refresh_clears_exactly_those(engine, ses
 
 
 def registry_definition(session, experiment_id: int):  # type: ignore[no-untyped-def]
+    """What the stored experiment's report asks of the rollups."""
     from abtest.models import Experiment
 
-    return registry.load(session, session.get(Experiment, experiment_id))
+    return analysis.requests(pipeline.definition_of(session, session.get(Experiment, experiment_id)))
 
 
 @pytest.mark.parametrize("chunk", [10_000, 7])
@@ -122,12 +124,12 @@ def test_incremental_refreshes_equal_a_full_rebuild(engine, session, monkeypatch
     assert measures == Measures(("purchase",), ("checkout",), (3,))
     rng = random.Random(7)
     with engine.begin() as conn:
-        insert_events(conn, random_batch(rng, experiment_id, 300, 900))
+        write_events(conn, random_batch(rng, experiment_id, 300, 900))
     assert refresh(engine, experiment_id, measures).full == postgres(engine)  # never rolled up: built from all
     incremental = []
     for _ in range(6):  # small batches touch few units: recomputed one by one
         with engine.begin() as conn:
-            insert_events(conn, random_batch(rng, experiment_id, 300, 25))
+            write_events(conn, random_batch(rng, experiment_id, 300, 25))
         result = refresh(engine, experiment_id, measures)
         incremental.append(result)
     assert not any(r.full for r in incremental) and all(0 < r.units <= 25 for r in incremental)
@@ -138,20 +140,20 @@ def test_incremental_refreshes_equal_a_full_rebuild(engine, session, monkeypatch
 def test_late_earlier_exposure_moves_the_start_and_reclassifies_conversions(engine, session):
     experiment_id = create(session)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", "carol", "green", T0 + timedelta(hours=2)),
+        write_events(conn, [event(experiment_id, "exposure", "carol", "green", T0 + timedelta(hours=2)),
                              event(experiment_id, "conversion", "carol", None, T0 + timedelta(hours=1),
                                    event="purchase", value=9.0)])
     purchase = lambda: next(m for m in analyze(engine, "checkout-button").metrics if m.name == "purchase")  # noqa: E731
     assert purchase().variants[1].value == 0.0  # bought before the (known) exposure
     with engine.begin() as conn:  # an earlier exposure arrives late (offline client, clock skew)
-        insert_events(conn, [event(experiment_id, "exposure", "carol", "green", T0)])
+        write_events(conn, [event(experiment_id, "exposure", "carol", "green", T0)])
     assert purchase().variants[1].value == 1.0
 
 
 def test_changing_the_metrics_builds_only_the_new_measures(engine, session):
     experiment_id = create(session)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", "dave", "control", T0),
+        write_events(conn, [event(experiment_id, "exposure", "dave", "control", T0),
                              event(experiment_id, "conversion", "dave", None, T0 + timedelta(hours=1), event="view"),
                              event(experiment_id, "conversion", "dave", None, T0 + timedelta(hours=2),
                                    event="purchase")]
@@ -159,7 +161,7 @@ def test_changing_the_metrics_builds_only_the_new_measures(engine, session):
     refresh(engine, experiment_id, Measures(("purchase",)))
     assert measured(engine) == [("dave", "purchase", 1)]
     with engine.begin() as conn:  # a batch arrives while the metrics are being edited
-        insert_events(conn, [event(experiment_id, "conversion", "dave", None, T0 + timedelta(hours=3), event="view")])
+        write_events(conn, [event(experiment_id, "conversion", "dave", None, T0 + timedelta(hours=3), event="view")])
     result = refresh(engine, experiment_id, Measures(("view",), ("checkout",)))
     assert not result.full and result.units == 1
     assert measured(engine) == [("dave", "view", 2)]  # purchase dropped, view built, the new batch counted
@@ -188,7 +190,7 @@ def test_refreshes_racing_concurrent_batches_lose_nothing(engine, session):
         try:
             for _ in range(40):
                 with engine.begin() as conn:
-                    insert_events(conn, random_batch(rng, experiment_id, 40, 10))  # few units: many collisions
+                    write_events(conn, random_batch(rng, experiment_id, 40, 10))  # few units: many collisions
         except Exception as exc:  # noqa: BLE001 - asserted below
             errors.append(repr(exc))
 
@@ -221,17 +223,17 @@ def test_a_batch_committed_mid_refresh_keeps_its_mark(engine, session, monkeypat
     experiment_id = create(session)
     measures = Measures.of(registry_definition(session, experiment_id))
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", "erin", "green", T0)])
+        write_events(conn, [event(experiment_id, "exposure", "erin", "green", T0)])
     refresh(engine, experiment_id, measures)
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", "erin", "green", T0 + timedelta(hours=1))])
+        write_events(conn, [event(experiment_id, "exposure", "erin", "green", T0 + timedelta(hours=1))])
 
     original = rollup._recompute
 
     def recompute_then_a_batch_lands(*args, **kwargs):  # type: ignore[no-untyped-def]
         recomputed = original(*args, **kwargs)
         with engine.begin() as other:  # a second connection: commits while the refresh is still open
-            insert_events(other, [event(experiment_id, "conversion", "erin", None, T0 + timedelta(hours=2),
+            write_events(other, [event(experiment_id, "conversion", "erin", None, T0 + timedelta(hours=2),
                                         event="purchase")])
         return recomputed
 
@@ -247,30 +249,30 @@ def test_a_batch_committed_mid_refresh_keeps_its_mark(engine, session, monkeypat
 def test_a_report_reads_one_snapshot_while_another_refresh_commits(engine, session, monkeypatch):
     """The unit counts and the metric sums come from separate queries; a refresh committed by
     another request between them must not make them disagree (more buyers than units)."""
-    import abtest.analysis as analysis
+    import abtest.aggregates.rollup_sql as rollup_sql
 
     experiment_id = create(session, analysis="sequential")
     measures = Measures.of(registry_definition(session, experiment_id))
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", f"{v}-{i}", v, T0)
+        write_events(conn, [event(experiment_id, "exposure", f"{v}-{i}", v, T0)
                              for v in ("control", "green") for i in range(3)])
-    counted = analysis._cohorts
+    counted = rollup_sql.unit_counts
 
-    def cohorts_then_more_traffic(conn, experiment_id_):  # type: ignore[no-untyped-def]
-        cohorts = counted(conn, experiment_id_)
+    def cohorts_then_more_traffic(conn, experiment_id_, labels):  # type: ignore[no-untyped-def]
+        cohorts = counted(conn, experiment_id_, labels)
         with engine.begin() as other:
-            insert_events(other, [event(experiment_id, "exposure", f"new-{i}", "green", T0) for i in range(6)]
+            write_events(other, [event(experiment_id, "exposure", f"new-{i}", "green", T0) for i in range(6)]
                           + [event(experiment_id, "conversion", f"new-{i}", None, T0 + timedelta(minutes=1),
                                    event="purchase") for i in range(6)])
         refresh(engine, experiment_id, measures)
         return cohorts
 
-    monkeypatch.setattr(analysis, "_cohorts", cohorts_then_more_traffic)
-    report = analysis.analyze(engine, "checkout-button")
+    monkeypatch.setattr(rollup_sql, "unit_counts", cohorts_then_more_traffic)
+    report = pipeline.analyze(engine, "checkout-button")
     purchase = next(m for m in report.metrics if m.name == "purchase")
     assert [(v.n, v.value) for v in purchase.variants] == [(3, 0.0), (3, 0.0)]
-    monkeypatch.setattr(analysis, "_cohorts", counted)
-    purchase = next(m for m in analysis.analyze(engine, "checkout-button").metrics if m.name == "purchase")
+    monkeypatch.setattr(rollup_sql, "unit_counts", counted)
+    purchase = next(m for m in pipeline.analyze(engine, "checkout-button").metrics if m.name == "purchase")
     assert [(v.n, v.value) for v in purchase.variants] == [(3, 0.0), (9, 6 / 9)]
 
 
@@ -284,11 +286,11 @@ def test_a_batch_split_over_statements_and_a_refresh_do_not_deadlock(engine, ses
     experiment_id = create(session)
     measures = Measures.of(registry_definition(session, experiment_id))
     with engine.begin() as conn:
-        insert_events(conn, [event(experiment_id, "exposure", f"u{i:02d}", "control", T0) for i in range(20)]
+        write_events(conn, [event(experiment_id, "exposure", f"u{i:02d}", "control", T0) for i in range(20)]
                       + [event(experiment_id, "exposure", u, "control", T0) for u in ("a", "z")])
     refresh(engine, experiment_id, measures)
     with engine.begin() as conn:  # "a" and "z" dirty again
-        insert_events(conn, [event(experiment_id, "conversion", u, None, T0 + timedelta(hours=1), event="purchase")
+        write_events(conn, [event(experiment_id, "conversion", u, None, T0 + timedelta(hours=1), event="purchase")
                              for u in ("a", "z")])
     big = ([dict(event(experiment_id, "conversion", "z", None, T0, event="purchase"), event_id=f"0-{i:05d}")
             for i in range(1000)]
@@ -314,7 +316,7 @@ def test_a_batch_split_over_statements_and_a_refresh_do_not_deadlock(engine, ses
                     if len(inserts) == 2:  # the first page and its trigger are done: let the refresh run
                         between.set()
                         time.sleep(1.0)
-            insert_events(conn, big)
+            write_events(conn, big)
     except Exception as exc:  # noqa: BLE001
         errors.append(repr(exc))
     between.set()

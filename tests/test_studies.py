@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from abtest.definitions import InvalidDefinition, load_toml, parse_definition
-from abtest.studies import StudyDef, design_order, get_study, latin_square, parse_study, steps
+from abtest.checks import InvalidDefinition
+from abtest.kinds import load_toml, parse_definition
+from abtest.studies.definition import StudyDef, parse_study
+from abtest.studies.runner import design_order, get_study, latin_square, steps
 from tests.study_helpers import store_study, study_raw
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "experiments" / "checkout-study.toml"
@@ -116,7 +118,7 @@ def test_stored_study_round_trips(session):
 
 
 def test_sync_accepts_study_files_and_freezes_launched_tasks(cli_env, session, tmp_path):
-    from abtest.cli import main
+    from web.cli import main
 
     runner = CliRunner()
     result = runner.invoke(main, ["sync", str(EXAMPLE)], catch_exceptions=False)
@@ -142,7 +144,7 @@ def test_sync_accepts_study_files_and_freezes_launched_tasks(cli_env, session, t
 
 
 def test_resyncing_an_unchanged_study_says_unchanged(cli_env, session, tmp_path):
-    from abtest.cli import main
+    from web.cli import main
 
     runner = CliRunner()
     assert runner.invoke(main, ["sync", str(EXAMPLE)], catch_exceptions=False).exit_code == 0

@@ -6,12 +6,13 @@ import math
 
 import pytest
 
-from abtest.ingest import insert_events
 from abtest.models import StudyParticipant, utcnow
+from abtest.pipeline import analyze
+from abtest.questionnaires import SUS, UMUX_LITE
 from abtest.stats import durations, means, paired, proportions, questionnaires
 from abtest.stats.summary import Counts, Moments
-from abtest.study_analysis import analyze_study
-from abtest.studies import _event_row, get_study
+from abtest.store.events import write_events
+from abtest.studies.runner import get_study, study_event
 from tests.study_helpers import store_study
 
 SUS_A = [[4, 2, 5, 1, 4, 2, 4, 2, 5, 1], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [5, 1, 5, 1, 5, 1, 5, 1, 5, 1]]
@@ -29,7 +30,7 @@ def _seed(session, engine, within=False):  # type: ignore[no-untyped-def]
     def add(type_, design, unit, **fields):  # type: ignore[no-untyped-def]
         nonlocal n
         n += 1
-        events.append(_event_row(row.id, f"ev-{n:06d}", type_, design, unit, now, **fields))
+        events.append(study_event(row.id, f"ev-{n:06d}", type_, design, unit, now, **fields))
 
     # design "current": 10 participants, 8 succeed on "buy"; "new": 10 participants, 4 succeed.
     times_a = [30, 45, 60, 52, 38, 41, 70, 33]
@@ -51,7 +52,7 @@ def _seed(session, engine, within=False):  # type: ignore[no-untyped-def]
         add("response", "new", f"b{i}" if not within else f"a{i}", questionnaire="NPS", answers=[score])
     add("response", "new", "b0", questionnaire="comment", answers=["Too slow"])
     with engine.begin() as conn:
-        insert_events(conn, events)
+        write_events(conn, events)
     session.add_all(StudyParticipant(experiment_id=row.id, pid=f"a{i}", number=i + 1, designs=["current"],
                                      finished_at=now if i else None, abandoned_at=None if i else now)
                     for i in range(10))
@@ -59,13 +60,13 @@ def _seed(session, engine, within=False):  # type: ignore[no-untyped-def]
     return times_a, times_b
 
 
-def _metric(results, name):  # type: ignore[no-untyped-def]
-    return next(m for m in results.report.metrics if m.name == name)
+def _metric(report, name):  # type: ignore[no-untyped-def]
+    return next(m for m in report.metrics if m.name == name)
 
 
 def test_between_subjects_numbers_match_the_stats_functions(session, engine):
     times_a, times_b = _seed(session, engine)
-    results = analyze_study(engine, "checkout-study")
+    results = analyze(engine, "checkout-study")
     success = _metric(results, "buy-success")
     assert success.type == "conversion" and success.primary
     current, new = success.variants
@@ -93,19 +94,19 @@ def test_between_subjects_numbers_match_the_stats_functions(session, engine):
     assert seq.variants[0].ci == pytest.approx(means.mean_interval(Moments.from_values(answers)).ci.as_tuple())
 
     sus = _metric(results, "SUS")
-    scores_a = [questionnaires.sus_score(a) for a in SUS_A]
-    scores_b = [questionnaires.sus_score(a) for a in SUS_B]
+    scores_a = [SUS.score(a) for a in SUS_A]
+    scores_b = [SUS.score(a) for a in SUS_B]
     assert sus.variants[0].value == pytest.approx(sum(scores_a) / 3)
     welch = means.welch_test(Moments.from_values(scores_a), Moments.from_values(scores_b))
     assert sus.comparisons[0].p_value == pytest.approx(welch.p_value)
-    grade = results.scores["SUS"]["current"]
+    grade = results.details.scores["SUS"]["current"]
     assert grade["grade"] == questionnaires.sus_grade(sum(scores_a) / 3)
     assert grade["percentile"] == pytest.approx(questionnaires.sus_percentile(sum(scores_a) / 3))
 
     umux = _metric(results, "UMUX-Lite")
-    raws = [questionnaires.umux_lite(*a).raw for a in ([6, 7], [5, 5], [7, 7])]
+    raws = [UMUX_LITE.score(a) for a in ([6, 7], [5, 5], [7, 7])]
     assert umux.variants[0].value == pytest.approx(sum(raws) / 3)
-    assert results.scores["UMUX-Lite"]["current"]["sus_adjusted"] == pytest.approx(0.65 * sum(raws) / 3 + 22.9)
+    assert results.details.scores["UMUX-Lite"]["current"]["sus_adjusted"] == pytest.approx(0.65 * sum(raws) / 3 + 22.9)
 
     nps = _metric(results, "NPS")
     reference_nps = questionnaires.nps(2, 1, 2)
@@ -118,8 +119,8 @@ def test_between_subjects_numbers_match_the_stats_functions(session, engine):
     assert nps_comparison.p_value == pytest.approx(expected_nps.p_value)
     assert "independent" in nps_comparison.method
 
-    assert results.comments == {"current": [], "new": ["Too slow"]}
-    current_p = next(p for p in results.participants if p.design == "current")
+    assert results.details.comments == {"current": [], "new": ["Too slow"]}
+    current_p = results.details.participants["current"]
     assert (current_p.started, current_p.finished, current_p.abandoned) == (10, 9, 1)
     document = results.to_dict()
     assert document["abandoned"] == 1 and document["kind"] == "study"
@@ -128,7 +129,7 @@ def test_between_subjects_numbers_match_the_stats_functions(session, engine):
 
 def test_within_subjects_uses_paired_tests(session, engine):
     times_a, times_b = _seed(session, engine, within=True)
-    results = analyze_study(engine, "checkout-study")
+    results = analyze(engine, "checkout-study")
     [comparison] = _metric(results, "buy-success").comparisons
     # pairs: a0..a3 succeed on both; a4..a7 only on current; a8, a9 on neither.
     reference = paired.mcnemar(10, 4, 0)
@@ -139,7 +140,7 @@ def test_within_subjects_uses_paired_tests(session, engine):
     expected = durations.paired_durations(Moments.from_values(diffs))
     assert time.effect == pytest.approx(expected.effect) and time.p_value == pytest.approx(expected.p_value)
     [sus] = _metric(results, "SUS").comparisons
-    sus_diffs = [questionnaires.sus_score(b) - questionnaires.sus_score(a) for a, b in zip(SUS_A, SUS_B)]
+    sus_diffs = [SUS.score(b) - SUS.score(a) for a, b in zip(SUS_A, SUS_B)]
     assert sus.effect == pytest.approx(sum(sus_diffs) / 2) and "paired t" in sus.method
     [nps] = _metric(results, "NPS").comparisons
     expected_nps = questionnaires.nps_paired_difference(Moments.from_values([-2, 0, 1, 2]))
@@ -149,43 +150,47 @@ def test_within_subjects_uses_paired_tests(session, engine):
 
 def test_results_page_json_and_csv(logged_in, session, engine):
     _seed(session, engine)
-    page = logged_in.get("/experiments/checkout-study/study-results")
+    assert logged_in.get("/experiments/checkout-study/study-results").headers["Location"].endswith(
+        "/experiments/checkout-study/results")  # the old address of study results
+    page = logged_in.get("/experiments/checkout-study/results")
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for text in ("buy-success", "buy-time", "SUS", "UMUX-Lite", "NPS", "Too slow", "Abandoned", "SUS grade",
                  "NPS: each variant against current", "difference of two independent NPS"):
         assert text in html
-    document = logged_in.get("/experiments/checkout-study/study-results.json").get_json()
+    document = logged_in.get("/experiments/checkout-study/results.json").get_json()
     [nps] = [m for m in document["metrics"] if m["name"] == "NPS"]
     assert nps["comparisons"][0]["effect"] == pytest.approx(50.0)
     assert nps["comparisons"][0]["method"].startswith("difference of two independent NPS")
     assert document["experiment"] == "checkout-study" and document["units"] == {"current": 10, "new": 0}
-    csv_text = logged_in.get("/experiments/checkout-study/study-results.csv").get_data(as_text=True)
+    csv_text = logged_in.get("/experiments/checkout-study/responses.csv").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0] == "participant,design,type,task,success,duration_ms,questionnaire,answers,ts"
     assert len(lines) == 1 + 20 + 10 + 5 + 3 + 5 + 4 + 1
     assert any(line.startswith("a0,current,response,,,,SUS,4;2;5;1;4;2;4;2;5;1,") for line in lines)
 
 
-def test_results_need_login_and_a_study(client, logged_in, seeded_experiment):
-    assert logged_in.get("/experiments/checkout-button/study-results").status_code == 404
-    assert logged_in.get("/experiments/nope-nope/study-results.json").status_code == 404
+def test_study_pages_need_login_and_a_study(client, logged_in, seeded_experiment):
+    assert logged_in.get("/experiments/checkout-button/responses.csv").status_code == 404
+    assert logged_in.get("/experiments/checkout-button/planner").status_code == 404
+    assert logged_in.get("/experiments/nope-nope/results.json").status_code == 404
 
 
 def test_results_pages_redirect_to_login(client):
-    assert client.get("/experiments/x1/study-results").status_code == 302
+    for url in ("/experiments/x1/results", "/experiments/x1/responses.csv", "/experiments/x1/planner"):
+        assert client.get(url).status_code == 302
 
 
 def test_demo_study_is_full(engine):
     import random
 
-    from abtest.studies import seed_demo_study
+    from abtest.studies.demo import seed_demo_study
 
     line = seed_demo_study(engine, random.Random(7))
     assert "checkout-study" in line
-    results = analyze_study(engine, "checkout-study")
-    assert sum(results.report.units.values()) == 24
-    assert results.abandoned >= 1
+    results = analyze(engine, "checkout-study")
+    assert sum(results.units.values()) == 24
+    assert results.details.abandoned >= 1
     assert all(v.value is not None for v in _metric(results, "buy-shoes-success").variants)
     assert all(v.value is not None for v in _metric(results, "SUS").variants)
-    assert any(results.comments.values())
+    assert any(results.details.comments.values())

@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from sqlmodel import Session
 
-from abtest import registry
-from abtest.definitions import InvalidDefinition
-from abtest.studies import get_study, parse_study
+from abtest import pipeline
+from abtest.checks import InvalidDefinition
+from abtest.studies.definition import parse_study
+from abtest.studies.runner import get_study
 from tests.study_helpers import store_study, study_raw
 from tests.test_experiment_pages import HTMX, assert_error_beside, error_beside, experiment_keys, form_fields, token
 
@@ -68,7 +69,7 @@ def test_new_study_is_reachable_from_the_experiments_list(logged_in):
 def test_a_valid_study_is_stored_as_a_draft_through_the_studies_code(logged_in, engine):
     response = send(logged_in, "/studies/new", VALID)
     assert response.status_code == 302, response.get_data(as_text=True)
-    assert response.headers["Location"].endswith("/experiments/signup-study/study-results")
+    assert response.headers["Location"].endswith("/experiments/signup-study/results")
     study = stored(engine, "signup-study")
     expected = parse_study({
         "kind": "study", "key": "signup-study", "name": "Sign-up flow", "hypothesis": "The short form is easier",
@@ -80,7 +81,7 @@ def test_a_valid_study_is_stored_as_a_draft_through_the_studies_code(logged_in, 
                   {"key": "find-plan", "prompt": "Find the price of the team plan.", "success": "self-report"}]})
     assert study == expected
     assert study.status == "draft" and study.weights == (0.5, 0.5)
-    results = logged_in.get("/experiments/signup-study/study-results").get_data(as_text=True)
+    results = logged_in.get("/experiments/signup-study/results").get_data(as_text=True)
     assert "Created the study" in results and "/studies/signup-study/edit" in results
 
 
@@ -216,12 +217,12 @@ def test_a_running_studys_designs_and_tasks_cannot_change(logged_in, engine):
 
 def test_launch_and_stop_a_study_like_an_experiment(logged_in, engine):
     store_study_in(engine, status="draft")
-    results = logged_in.get("/experiments/checkout-study/study-results").get_data(as_text=True)
+    results = logged_in.get("/experiments/checkout-study/results").get_data(as_text=True)
     assert "/experiments/checkout-study/launch" in results
     confirm = logged_in.get("/experiments/checkout-study/launch").get_data(as_text=True)
     assert "participant link" in confirm and "/s/checkout-study" in confirm
     launched = send(logged_in, "/experiments/checkout-study/launch", {})
-    assert launched.status_code == 302 and launched.headers["Location"].endswith("/checkout-study/study-results")
+    assert launched.status_code == 302 and launched.headers["Location"].endswith("/checkout-study/results")
     assert stored(engine, "checkout-study").status == "running"
     assert logged_in.get("/s/checkout-study").status_code == 200  # participants can now take part
     assert send(logged_in, "/experiments/checkout-study/stop", {}).status_code == 302
@@ -245,7 +246,7 @@ def test_the_experiment_form_still_points_studies_to_their_own_form(logged_in, e
     assert response.status_code == 409 and "/studies/checkout-study/edit" in response.get_data(as_text=True)
     assert logged_in.get("/studies/checkout-study/edit").status_code == 200
     with Session(engine) as session:
-        assert registry.get(session, "checkout-study").kind == "study"
+        assert pipeline.load(session, "checkout-study")[1].kind == "study"
 
 
 def test_editing_an_experiment_as_a_study_is_404(logged_in, seeded_experiment):

@@ -331,26 +331,26 @@ def test_design_link_keeps_its_query():
 
 def test_planner_on_the_study_results_page(logged_in, session):
     store_study(session)
-    page = logged_in.get("/experiments/checkout-study/study-results").get_data(as_text=True)
-    assert "How many participants?" in page and 'hx-get="/experiments/checkout-study/study-results/plan"' in page
+    page = logged_in.get("/experiments/checkout-study/results").get_data(as_text=True)
+    assert "How many participants?" in page and 'hx-get="/experiments/checkout-study/planner"' in page
     # Defaults: Nielsen & Landauer's p = 31 %, five participants.
     assert "<strong>84.4 %</strong>" in page and "<strong>6</strong> participants" in page
 
-    fragment = logged_in.get("/experiments/checkout-study/study-results/plan?p=31&n=5&target=84&rate=50&margin=20",
+    fragment = logged_in.get("/experiments/checkout-study/planner?p=31&n=5&target=84&rate=50&margin=20",
                              headers={"HX-Request": "true"})
     html = fragment.get_data(as_text=True)
     assert fragment.status_code == 200 and html.lstrip().startswith('<div id="plan-result"')
     assert "<strong>5</strong> participants" in html and "<strong>21</strong>" in html
 
-    bad = logged_in.get("/experiments/checkout-study/study-results/plan?p=abc&margin=0").get_data(as_text=True)
+    bad = logged_in.get("/experiments/checkout-study/planner?p=abc&margin=0").get_data(as_text=True)
     assert "p: Enter a number." in bad and "margin:" in bad and 'role="alert"' in bad
     # Without script, the form's GET lands on the page itself with the same answers.
-    again = logged_in.get("/experiments/checkout-study/study-results?p=31&n=5&target=84").get_data(as_text=True)
+    again = logged_in.get("/experiments/checkout-study/results?p=31&n=5&target=84").get_data(as_text=True)
     assert "<strong>5</strong> participants" in again
-    assert logged_in.get("/experiments/nope-nope/study-results/plan").status_code == 404
+    assert logged_in.get("/experiments/nope-nope/planner").status_code == 404
 
 
 def test_planner_needs_a_login(client, session):
     store_study(session)
-    response = client.get("/experiments/checkout-study/study-results/plan")
+    response = client.get("/experiments/checkout-study/planner")
     assert response.status_code in (302, 401) and "login" in (response.location or "")

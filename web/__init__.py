@@ -104,24 +104,18 @@ def _register_pages(app: Flask) -> None:
     from web.auth import current_user, designer
     from web.experiments import experiments
 
-    app.register_blueprint(designer)
-    app.register_blueprint(experiments)
-    try:
-        from web.results import results
-    except ImportError:  # pragma: no cover - results pages arrive with the statistics UI
-        pass
-    else:
-        app.register_blueprint(results)
-    from web.studies import studies, study_results
+    from web.kind_pages import PAGES
+    from web.results import results
+    from web.studies import studies
     from web.study_form import study_form
+    from web.study_results import study_results
 
-    app.register_blueprint(studies)
-    app.register_blueprint(study_results)
-    app.register_blueprint(study_form)
+    for blueprint in (designer, experiments, results, studies, study_results, study_form):
+        app.register_blueprint(blueprint)
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"current_user": current_user(), "version": abtest.__version__}
+        return {"current_user": current_user(), "version": abtest.__version__, "kind_pages": PAGES}
 
     @app.errorhandler(CSRFError)
     def _csrf(exc: CSRFError):  # type: ignore[no-untyped-def]

@@ -1,112 +1,36 @@
 """The JSON API under ``/api/v1`` (DESIGN §4.4). Every error is ``{"error": {code, message, field}}``.
 
-Request bodies are validated by the same pydantic models that ``/api/v1/openapi.json`` publishes;
-experiment definitions go through ``abtest.definitions.parse_definition`` exactly as ``abtest sync``.
+Request bodies are validated by the same pydantic models that ``/api/v1/openapi.json`` publishes
+(:mod:`web.api_models`); definitions of every kind go through the kind's parser exactly as
+``abtest sync``. The public routes (config, assign, events) reach only the kinds
+:func:`abtest.kinds.snippet_kinds` names, checked in one place (:func:`_snippet_definition`).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Any
 
 import sqlalchemy as sa
 from flask import Blueprint, g, jsonify, request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 from werkzeug.exceptions import HTTPException
 
-from abtest import registry
-from abtest.assignment import assign
-from abtest.definitions import DefinitionDocument, ExperimentDef, InvalidDefinition, parse_definition
-from abtest.errors import (
-    AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError,
-)
-from abtest.ingest import EventBatch, StrictBody, explain, exposure_id, ingest, insert_events
-from abtest.models import Experiment
+from abtest import pipeline
+from abtest.attributes import segment_attributes
+from abtest.checks import InvalidDefinition
+from abtest.errors import AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError
+from abtest.ingest import EventBatch, explain, ingest
+from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
+from abtest.store.events import event_row, exposure_id, write_events
 from web import get_engine
+from web.api_models import AssignRequest
 from web.auth import token_required
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
-
-Attribute = str | int | bool | list[str | int | bool]
-
-
-class AssignRequest(StrictBody):
-    experiment: Annotated[str, Field(min_length=1, max_length=64)]
-    unit: Annotated[str, Field(min_length=1, max_length=200)]
-    attributes: dict[str, Attribute] = Field(default_factory=dict, description="targeting attributes")
-    force: str | None = Field(default=None, description="QA override: force this variant (excluded from analysis)")
-    record: bool = Field(default=True, description="record the exposure (once per unit and variant)")
-
-
-class AssignResponse(BaseModel):
-    experiment: str
-    variant: str | None
-    in_experiment: bool
-    reason: str
-    detail: str
-    bucket: float | None
-    forced: bool
-
-
-class ConfigVariant(BaseModel):
-    key: str
-    weight: float
-
-
-class ConfigNamespace(BaseModel):
-    name: str
-    range: tuple[float, float]
-
-
-class ConfigExperiment(BaseModel):
-    key: str
-    seed: str
-    coverage: float
-    variants: list[ConfigVariant]
-    namespace: ConfigNamespace | None = None
-    targeting: dict[str, list[str]] | None = None
-
-
-class ConfigResponse(BaseModel):
-    experiments: list[ConfigExperiment]
-
-
-class IngestRejection(BaseModel):
-    index: int
-    error: dict[str, str | None]
-
-
-class IngestResponse(BaseModel):
-    accepted: int
-    duplicates: int
-    rejected: list[IngestRejection]
-
-
-class ExperimentDocument(DefinitionDocument):
-    """A stored experiment: its definition plus lifecycle timestamps (ISO 8601, UTC)."""
-
-    created_at: datetime
-    updated_at: datetime
-    started_at: datetime | None
-    stopped_at: datetime | None
-    archived_at: datetime | None
-
-
-class ExperimentList(BaseModel):
-    experiments: list[ExperimentDocument]
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-    field: str | None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
 
 
 @api.errorhandler(AbtestError)
@@ -163,7 +87,7 @@ def _session() -> Session:
     return Session(get_engine(), expire_on_commit=False)
 
 
-def _config_entry(d: ExperimentDef) -> dict[str, Any]:
+def _config_entry(d: Any) -> dict[str, Any]:
     entry: dict[str, Any] = {"key": d.key, "seed": d.seed, "coverage": d.coverage,
                              "variants": [{"key": v.key, "weight": v.weight} for v in d.variants]}
     if d.namespace is not None:
@@ -178,11 +102,20 @@ def _config_entry(d: ExperimentDef) -> dict[str, Any]:
 def config():  # type: ignore[no-untyped-def]
     """Running experiments as the snippet needs them: keys, seeds, weights, coverage, rules."""
     with _session() as session:
-        running = registry.list_definitions(session, status=["running"])
-    # Studies assign their participants in the runner (/s/<key>), never through the snippet.
-    response = jsonify(experiments=[_config_entry(d) for d in running if d.kind == "experiment"])
+        running = pipeline.list_all(session, status=["running"], kinds=snippet_kinds())
+    response = jsonify(experiments=[_config_entry(d) for _row, d in running])
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
+
+
+def _snippet_definition(session: Session, key: str) -> tuple[Any, Any]:
+    """The row and definition of a test the public routes may touch: of a snippet kind, and for a
+    public key running; anything else answers exactly as an unknown key does (404, nothing stored)."""
+    row, definition = pipeline.load(session, key)
+    require_snippet_kind(row.kind, key)
+    if g.token_kind == "public" and definition.status != "running":
+        raise NotFound(f"no running experiment with key {key!r}", field="experiment")
+    return row, definition
 
 
 @api.post("/assign")
@@ -191,20 +124,15 @@ def assign_unit():  # type: ignore[no-untyped-def]
     """Assign one unit server-side and record its exposure (stored once per unit and variant)."""
     body: AssignRequest = validated(AssignRequest, json_body())
     with _session() as session:
-        row = registry.get_row(session, body.experiment)
-        definition = registry.load(session, row)
-    if g.token_kind == "public" and definition.status != "running":
-        raise NotFound(f"no running experiment with key {body.experiment!r}", field="experiment")
-    result = assign(definition, body.unit, body.attributes, {body.experiment: body.force} if body.force else None)
+        row, definition = _snippet_definition(session, body.experiment)
+    result = KINDS[row.kind].assign(definition, body.unit, body.attributes,
+                                    {body.experiment: body.force} if body.force else None)
     if body.record and result.variant is not None and definition.status == "running":
         now = datetime.now(UTC)
         with get_engine().begin() as conn:
-            insert_events(conn, [{
-                "event_id": exposure_id(definition.key, result.variant, body.unit, result.forced), "type": "exposure",
-                "experiment_id": row.id, "variant": result.variant, "unit": body.unit, "event": None, "value": None,
-                "task": None, "success": None, "duration_ms": None, "questionnaire": None, "answers": None,
-                "forced": result.forced, "ts": now, "received_at": now,
-            }])
+            write_events(conn, [event_row(row.id, exposure_id(definition.key, result.variant, body.unit, result.forced),
+                                          "exposure", body.unit, now, variant=result.variant, forced=result.forced,
+                                          attributes=segment_attributes(body.attributes))])
     return jsonify(result.to_dict())
 
 
@@ -214,51 +142,34 @@ def events():  # type: ignore[no-untyped-def]
     """Store a batch of up to 1000 events; duplicates (same id) count once; bad ones are listed."""
     batch: EventBatch = validated(EventBatch, json_body())
     statuses = ("running",) if g.token_kind == "public" else ("running", "stopped")
-    result = ingest(get_engine(), batch.events, statuses=statuses)
+    result = ingest(get_engine(), batch.events, kinds=snippet_kinds(), statuses=statuses)
     return jsonify(result.to_dict()), 202
-
-
-def _refuse_study(kind: str) -> None:
-    """Studies keep tasks and questionnaires the experiment API does not carry: they are defined in
-    the study form or in TOML loaded with ``abtest sync``, so the API cannot half-store or flatten one."""
-    if kind == "study":
-        raise ValidationError("usability studies are defined in the study form (/studies/new) or as TOML files "
-                              "loaded with `abtest sync`; "
-                              "this API creates and edits A/B experiments", field="kind")
-
-
-def _experiment_document(session: Session, row: Experiment) -> dict[str, Any]:
-    document = registry.load(session, row).to_dict()
-    for stamp in ("created_at", "updated_at", "started_at", "stopped_at", "archived_at"):
-        value = getattr(row, stamp)
-        document[stamp] = value.isoformat() if value else None
-    return document
 
 
 @api.get("/experiments")
 @token_required()
 def list_experiments():  # type: ignore[no-untyped-def]
+    """Every test, of every kind (each says its ``kind``)."""
     with _session() as session:
-        rows = session.exec(select(Experiment).order_by(col(Experiment.id))).all()
-        return jsonify(experiments=[_experiment_document(session, row) for row in rows])
+        return jsonify(experiments=[pipeline.document(row, d) for row, d in pipeline.list_all(session)])
 
 
 @api.post("/experiments")
 @token_required()
 def create_experiment():  # type: ignore[no-untyped-def]
+    """Create a test of any kind (``kind``: experiment, the default, or study), as ``abtest sync``."""
     definition = parse_definition(json_body())
-    _refuse_study(definition.kind)
     with _session() as session:
-        row = registry.create(session, definition)
+        row = pipeline.create(session, definition)
         session.commit()
-        return jsonify(_experiment_document(session, row)), 201
+        return jsonify(pipeline.document(row, definition)), 201
 
 
 @api.get("/experiments/<key>")
 @token_required()
 def get_experiment(key: str):  # type: ignore[no-untyped-def]
     with _session() as session:
-        return jsonify(_experiment_document(session, registry.get_row(session, key)))
+        return jsonify(pipeline.document(*pipeline.load(session, key)))
 
 
 @api.patch("/experiments/<key>")
@@ -269,18 +180,18 @@ def patch_experiment(key: str):  # type: ignore[no-untyped-def]
     if "key" in changes and changes["key"] != key:
         raise ValidationError("the key of an experiment cannot change", field="key")
     with _session() as session:
-        current = registry.get(session, key)
-        _refuse_study(current.kind)
-        row = registry.update(session, parse_definition({**current.to_dict(), **changes}))
+        _row, current = pipeline.load(session, key)
+        merged = {**KINDS[current.kind].document(current), **changes}
+        row = pipeline.update(session, parse_definition(merged))
         session.commit()
-        return jsonify(_experiment_document(session, row))
+        return jsonify(pipeline.document(row, pipeline.definition_of(session, row)))
 
 
 def _transition(key: str, status: str):  # type: ignore[no-untyped-def]
     with _session() as session:
-        row = registry.transition(session, key, status)
+        row = pipeline.transition(session, key, status)
         session.commit()
-        return jsonify(_experiment_document(session, row))
+        return jsonify(pipeline.document(row, pipeline.definition_of(session, row)))
 
 
 @api.post("/experiments/<key>/start")
@@ -304,10 +215,8 @@ def archive_experiment(key: str):  # type: ignore[no-untyped-def]
 @api.get("/experiments/<key>/results")
 @token_required()
 def experiment_results(key: str):  # type: ignore[no-untyped-def]
-    """The results document (DESIGN §4.5), computed from the database now."""
-    from abtest.analysis import analyze
-
-    return jsonify(analyze(get_engine(), key).to_dict())
+    """The results document (DESIGN §4.5) of a test of any kind; ``?by=ATTR`` breaks it down."""
+    return jsonify(pipeline.analyze(get_engine(), key, by=request.args.get("by") or None).to_dict())
 
 
 @api.get("/openapi.json")

@@ -19,11 +19,11 @@ from flask import Response
 from htmx_flask import request
 from sqlmodel import Session
 
-from abtest import registry
-from abtest.definitions import ExperimentDef, InvalidDefinition
+from abtest import pipeline
+from abtest.checks import InvalidDefinition
 from abtest.errors import AbtestError, Conflict
 
-D = TypeVar("D", bound=ExperimentDef)
+D = TypeVar("D")
 
 def wants_fragment() -> bool:
     """htmx asked for a fragment (a history restore needs the full page)."""
@@ -188,7 +188,7 @@ def judge(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], D], store
                 check_update(stored, definition)
             else:
                 with Session(get_engine()) as session:
-                    registry.check_new(session, definition)
+                    pipeline.check_new(session, definition)
         except Conflict as exc:
             problems.append(exc)
             conflict = True

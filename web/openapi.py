@@ -1,18 +1,21 @@
-"""The API described as OpenAPI 3.1, generated from the pydantic models that validate requests."""
+"""The API described as OpenAPI 3.1, generated from the pydantic models that validate requests
+and from each kind's definition schema (:data:`abtest.kinds.KINDS`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import cache
 from typing import Any
 
+from pydantic import create_model
 from pydantic.json_schema import models_json_schema
 
 import abtest
-from abtest.definitions import DefinitionDocument
 from abtest.ingest import EventBatch, EventIn
-from web.api import (
-    AssignRequest, AssignResponse, ConfigResponse, ErrorResponse, ExperimentDocument, ExperimentList, IngestResponse,
-)
+from abtest.kinds import KINDS
+from web.api_models import AssignRequest, AssignResponse, ConfigResponse, ErrorResponse, IngestResponse
+
+STAMPS = ("created_at", "updated_at", "started_at", "stopped_at", "archived_at")
 
 _REF = "#/components/schemas/{model}"
 
@@ -34,17 +37,32 @@ def _errors(*codes: int) -> dict[str, Any]:
 
 @cache
 def document() -> dict[str, Any]:
+    kind_schemas = [kind.schema for kind in KINDS.values()]
+    stored = [create_model(f"Stored{m.__name__}", __base__=m, __doc__=f"{m.__doc__} Stored, with its lifecycle "
+                           "timestamps (ISO 8601, UTC).", **{s: (datetime | None, ...) for s in STAMPS})
+              for m in kind_schemas]
     _, schemas = models_json_schema(
-        [(m, "validation") for m in (AssignRequest, EventBatch, EventIn, DefinitionDocument)]
-        + [(m, "serialization") for m in (AssignResponse, ConfigResponse, IngestResponse, ErrorResponse,
-                                          ExperimentDocument, ExperimentList)],
+        [(m, "validation") for m in (AssignRequest, EventBatch, EventIn, *kind_schemas)]
+        + [(m, "serialization") for m in (AssignResponse, ConfigResponse, IngestResponse, ErrorResponse, *stored)],
         ref_template=_REF,
     )
+    definitions = schemas["$defs"]
+
+    def one_of(models: list[Any]) -> dict[str, Any]:
+        """A definition of any kind, told apart by its ``kind``."""
+        return {"oneOf": [_ref(m.__name__) for m in models],
+                "discriminator": {"propertyName": "kind", "mapping": {
+                    name: _REF.format(model=m.__name__) for name, m in zip(KINDS, models, strict=True)}}}
+
+    definitions["Definition"] = one_of(kind_schemas)
+    definitions["StoredDefinition"] = one_of(stored)
+    definitions["DefinitionList"] = {"type": "object", "required": ["experiments"],
+                                     "properties": {"experiments": {"type": "array", "items": _ref("StoredDefinition")}}}
     public = [{"bearer": []}, {"publicKey": []}]
     secret = [{"bearer": []}]
     key_param = {"name": "key", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[a-z0-9][a-z0-9-]{1,63}$"}}
-    definition_doc = _json(_ref("DefinitionDocument"))
-    experiment_doc = _json(_ref("ExperimentDocument"))
+    definition_doc = _json(_ref("Definition"))
+    experiment_doc = _json(_ref("StoredDefinition"))
 
     def lifecycle(action: str) -> dict[str, Any]:
         return {"post": {"summary": f"{action} the experiment", "security": secret, "parameters": [key_param],
@@ -69,9 +87,9 @@ def document() -> dict[str, Any]:
                           **_errors(400, 401, 413, 415, 422, 503)}}},
         "/api/v1/experiments": {
             "get": {"summary": "All experiments", "security": secret,
-                    "responses": {"200": {"description": "experiments", **_json(_ref("ExperimentList"))},
+                    "responses": {"200": {"description": "experiments and studies", **_json(_ref("DefinitionList"))},
                                   **_errors(401, 403)}},
-            "post": {"summary": "Create an experiment (same rules as abtest sync)", "security": secret,
+            "post": {"summary": "Create an experiment or a study (same rules as abtest sync)", "security": secret,
                      "requestBody": {"required": True, **definition_doc},
                      "responses": {"201": {"description": "created", **experiment_doc},
                                    **_errors(400, 401, 403, 409, 415, 422)}}},
@@ -81,12 +99,14 @@ def document() -> dict[str, Any]:
             "patch": {"summary": "Change some fields; the lifecycle and frozen-split rules apply", "security": secret,
                       "parameters": [key_param],
                       "requestBody": {"required": True, **_json({"type": "object", "description":
-                                                                 "any fields of DefinitionDocument"})},
+                                                                 "any fields of the stored kind's Definition"})},
                       "responses": {"200": {"description": "the experiment", **experiment_doc},
                                     **_errors(400, 401, 403, 404, 409, 415, 422)}}},
         "/api/v1/experiments/{key}/results": {"get": {
             "summary": "The results document: effects, intervals, tests, sample ratio, verdict", "security": secret,
-            "parameters": [key_param],
+            "parameters": [key_param, {"name": "by", "in": "query", "required": False,
+                                       "description": "break every metric down by this attribute (exploratory)",
+                                       "schema": {"type": "string"}}],
             "responses": {"200": {"description": "results (DESIGN §4.5)", **_json({"type": "object"})},
                           **_errors(401, 403, 404)}}},
         "/api/v1/experiments/{key}/start": lifecycle("Start"),
@@ -100,7 +120,7 @@ def document() -> dict[str, Any]:
                                 "{\"error\": {\"code\", \"message\", \"field\"}}."},
         "paths": paths,
         "components": {
-            "schemas": schemas["$defs"],
+            "schemas": definitions,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "sk_… (admin) or pk_… (public)"},
                 "publicKey": {"type": "apiKey", "in": "query", "name": "key", "description": "pk_… only"},

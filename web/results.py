@@ -1,14 +1,14 @@
-"""Result pages: the report of one experiment as HTML (with SVG charts) and as its JSON twin.
+"""Result pages: the report of any kind of test as HTML (with SVG charts) and as its JSON twin.
 
-The page renders :func:`abtest.analysis.analyze`'s report and computes nothing statistical. A
-normal request gets the full page; an htmx request (the Refresh button, or the 60-second poll
-on running experiments) gets only the ``#results`` fragment to swap in place, except for htmx's
-history-restore request, which needs the whole page. Responses vary on ``HX-Request`` so caches
-never hand a fragment to a full-page request.
+One route for every kind (``/experiments/<key>/results``): the page loads the definition once,
+asks the pipeline for the report (``?by=ATTR`` breaks it down by an attribute) and renders it,
+computing nothing statistical; the kind's page entry (:data:`web.kind_pages.PAGES`) chooses the
+template and the words. A normal request gets the full page; an htmx request (Refresh, the
+60-second poll, the "Break down by" control) gets only the ``#results`` fragment, except for
+htmx's history-restore request. Responses vary on ``HX-Request``.
 
 ``/experiments/<key>/results.json`` is the same document as ``GET /api/v1/experiments/<key>/results``,
 behind the designer login instead of an API token (datasette's "every page has a .json twin").
-An unknown key raises :class:`abtest.errors.NotFound`, which the app renders as a 404 page.
 """
 
 from __future__ import annotations
@@ -18,48 +18,21 @@ from typing import Any
 
 from flask import Blueprint, jsonify, make_response, render_template, request, url_for
 from sqlmodel import Session
-from werkzeug.routing import BuildError
 
-from abtest import registry
-from abtest.definitions import ExperimentDef
-from abtest.models import Experiment
+from abtest import pipeline
 from abtest.report import MetricResult, Report
+from abtest.store.registry import TRANSITIONS
 from web import charts, get_engine
 from web.auth import login_required
+from web.form_rows import wants_fragment
+from web.kind_pages import PAGES
 
 results = Blueprint("results", __name__)
 
-
-def _experiment(key: str) -> tuple[Experiment, ExperimentDef]:
-    """The stored row (name, dates) and definition (variant names, weights); NotFound → 404."""
-    with Session(get_engine()) as session:
-        row = registry.get_row(session, key)
-        return row, registry.load(session, row)
+LIFECYCLE_ACTIONS = {"running": "launch", "stopped": "stop", "archived": "archive"}
 
 
-def _install_url(key: str) -> str:
-    """The install page (snippet, API call) where it exists; its plain path otherwise."""
-    try:
-        return url_for("experiments.install", key=key)
-    except BuildError:
-        return f"/experiments/{key}/install"
-
-
-def _fixed_before_plan(report: Report) -> bool:
-    """A fixed-horizon test that has not reached its planned sample may not call a winner
-    (DESIGN §7): the page says so beside every p-value instead of showing a badge."""
-    return report.analysis == "fixed" and not report.horizon_reached
-
-
-def _expected_split(definition: ExperimentDef, report: Report) -> list[dict[str, Any]]:
-    """Per variant: configured weight, expected and observed units, for the SRM banner."""
-    total = sum(report.units.values())
-    return [{"variant": v.key, "weight": v.weight, "expected": total * v.weight, "observed": report.units.get(v.key, 0)}
-            for v in definition.variants]
-
-
-@results.context_processor
-def _formatters() -> dict[str, Any]:
+def formatters() -> dict[str, Any]:
     return {
         "format_value": charts.format_value, "format_value_ci": charts.format_value_ci,
         "format_effect": charts.format_effect, "format_effect_ci": charts.format_effect_ci,
@@ -68,39 +41,66 @@ def _formatters() -> dict[str, Any]:
     }
 
 
-def _metric_view(metric: MetricResult, alpha: float) -> dict[str, Any]:
+results.context_processor(formatters)
+
+
+def metric_view(metric: MetricResult, alpha: float) -> dict[str, Any]:
     methods = list(dict.fromkeys(c.method for c in metric.comparisons if c.method))
     return {"metric": metric, "forest": charts.forest_plot(metric, alpha), "comparison_methods": methods,
-            "has_chance": any(c.chance_to_beat is not None for c in metric.comparisons)}
+            "has_chance": any(c.chance_to_beat is not None for c in metric.comparisons),
+            "segments": [{"segment": s, "forest": charts.forest_plot(_segment_metric(metric, s), alpha)}
+                         for s in metric.segments]}
+
+
+def _segment_metric(metric: MetricResult, segment: Any) -> MetricResult:
+    from dataclasses import replace
+
+    return replace(metric, name=f"{metric.label or metric.name} · {segment.segment}", variants=segment.variants,
+                   comparisons=segment.comparisons, segments=())
+
+
+def _expected_split(definition: Any, report: Report) -> list[dict[str, Any]]:
+    """Per variant: configured weight, expected and observed units, for the SRM banner."""
+    total = sum(report.units.values())
+    return [{"variant": v.key, "weight": v.weight, "expected": total * v.weight, "observed": report.units.get(v.key, 0)}
+            for v in definition.variants]
+
+
+def _context(row: Any, definition: Any, report: Report, by: str | None) -> dict[str, Any]:
+    pages = PAGES[row.kind]
+    total = sum(report.units.values())
+    return {
+        "experiment": row, "definition": definition, "report": report, "pages": pages, "total_units": total,
+        "has_data": total > 0,
+        "variant_names": {v.key: v.name for v in definition.variants if v.name and v.name != v.key},
+        "level": f"{1 - report.alpha:.0%}",
+        "p_label": "always-valid p" if report.analysis == "sequential" else "p",
+        "fixed_before_plan": pages.planned and report.analysis == "fixed" and not report.horizon_reached,
+        "split": _expected_split(definition, report),
+        "excluded_total": sum(v for k, v in report.excluded.items() if k != "abandoned"),
+        "metrics": [metric_view(m, report.alpha) for m in report.metrics] if total else [],
+        "cumulative": charts.cumulative_chart(report) if total else None,
+        "install_url": url_for(pages.install, key=row.key),
+        "results_url": url_for("results.page", key=row.key),
+        "json_url": url_for("results.document", key=row.key, by=by),
+        "by": by or "", "attributes": pipeline.attribute_names(get_engine(), definition),
+        "lifecycle_actions": [LIFECYCLE_ACTIONS[s] for s in TRANSITIONS.get(row.status, ())],
+        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
 
 
 @results.get("/experiments/<key>/results")
 @login_required
 def page(key: str):  # type: ignore[no-untyped-def]
     """The results page, or its ``#results`` fragment for htmx swaps."""
-    from abtest.analysis import analyze
-
-    row, definition = _experiment(key)
-    report = analyze(get_engine(), key)
-    total = sum(report.units.values())
-    context = {
-        "experiment": row, "definition": definition, "report": report, "total_units": total,
-        "has_data": total > 0,
-        "variant_names": {v.key: v.name for v in definition.variants if v.name and v.name != v.key},
-        "level": f"{1 - report.alpha:.0%}",
-        "p_label": "always-valid p" if report.analysis == "sequential" else "p",
-        "fixed_before_plan": _fixed_before_plan(report),
-        "split": _expected_split(definition, report),
-        "excluded_total": sum(report.excluded.values()),
-        "metrics": [_metric_view(m, report.alpha) for m in report.metrics] if total else [],
-        "cumulative": charts.cumulative_chart(report) if total else None,
-        "install_url": _install_url(key),
-        "results_url": url_for("results.page", key=key),
-        "json_url": url_for("results.document", key=key),
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-    fragment = bool(request.htmx) and not request.htmx.history_restore_request  # type: ignore[attr-defined]
-    template = "results/_results.html" if fragment else "results/page.html"
+    by = request.args.get("by") or None
+    with Session(get_engine()) as session:
+        row, definition = pipeline.load(session, key)
+    report = pipeline.results(get_engine(), definition, by=by)
+    context = _context(row, definition, report, by)
+    if PAGES[row.kind].extras is not None:
+        context.update(PAGES[row.kind].extras(row, definition, report, request.args))
+    template = "results/_results.html" if wants_fragment() else PAGES[row.kind].results_template
     response = make_response(render_template(template, **context))
     response.vary.add("HX-Request")  # fragment and page share a URL: caches must tell them apart
     response.headers["Cache-Control"] = "private, no-cache"
@@ -111,8 +111,15 @@ def page(key: str):  # type: ignore[no-untyped-def]
 @login_required
 def document(key: str):  # type: ignore[no-untyped-def]
     """The results document (DESIGN §4.5), the same JSON as the API's."""
-    from abtest.analysis import analyze
-
-    response = jsonify(analyze(get_engine(), key).to_dict())
+    response = jsonify(pipeline.analyze(get_engine(), key, by=request.args.get("by") or None).to_dict())
     response.headers["Cache-Control"] = "private, no-cache"
     return response
+
+
+@results.get("/experiments/<key>/study-results")
+@login_required
+def study_page(key: str):  # type: ignore[no-untyped-def]
+    """Where study results used to live: the one results page now."""
+    from flask import redirect
+
+    return redirect(url_for("results.page", key=key), 301)

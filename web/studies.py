@@ -1,5 +1,5 @@
-"""Usability studies on the web: the participant runner (``/s/<study>``, no login) and the study
-results pages for designers (``/experiments/<key>/study-results`` with its JSON and CSV twins).
+"""Usability studies on the web: the participant runner (``/s/<study>``, no login). Designers read
+a study's results on the one results page (:mod:`web.results`, :mod:`web.study_results`).
 
 The runner keeps no state of its own: the participant id lives in the Flask session, and where
 they are (step, phase, task start time) lives in ``study_participants``, so a reload or a new
@@ -9,33 +9,20 @@ refuses it unless that is still the participant's current step, so nothing is re
 
 from __future__ import annotations
 
-import csv
-import io
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import (
-    Blueprint,
-    Response,
-    abort,
-    jsonify,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    session,
-    url_for,
-)
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, session, url_for
 from sqlmodel import Session
 
-from abtest import studies as core
+from abtest.attributes import device_of
 from abtest.errors import AbtestError, BadRequest, Conflict, ValidationError
+from abtest.questionnaires import QUESTIONNAIRES
+from abtest.studies import runner as core
+from abtest.studies.definition import StudyDef
 from web import csrf, get_engine
-from web.auth import login_required
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
-study_results = Blueprint("study_results", __name__)
 
 _SESSION_KEY = "study_participants"
 
@@ -51,7 +38,7 @@ def _remember(key: str, pid: str) -> None:
     session.permanent = True
 
 
-def _message(study: core.StudyDef | None, title: str, message: str, status: int, key: str | None = None) -> Any:
+def _message(study: StudyDef | None, title: str, message: str, status: int, key: str | None = None) -> Any:
     return render_template("studies/message.html", study=study, title=title, message=message,
                            continue_url=url_for("studies.step", key=key) if key else None), status
 
@@ -88,14 +75,15 @@ def consent(key: str):  # type: ignore[no-untyped-def]
 def join(key: str):  # type: ignore[no-untyped-def]
     pid = request.form.get("pid") or _pid(key) or None
     try:
-        participant = core.join(get_engine(), key, pid)
+        participant = core.join(get_engine(), key, pid, attributes={"device": device_of(
+            request.headers.get("User-Agent", ""), request.headers.get("Sec-CH-UA-Mobile"))})
     except ValidationError as exc:
         return _message(None, "Invalid link", f"The participant id is not valid: {exc.message}.", 400)
     _remember(key, participant.pid)
     return redirect(url_for("studies.step", key=key))
 
 
-def _participant(key: str) -> tuple[Any, core.StudyDef, Any] | None:
+def _participant(key: str) -> tuple[Any, StudyDef, Any] | None:
     pid = _pid(key)
     if pid is None:
         return None
@@ -133,12 +121,11 @@ def step(key: str, errors: dict[int, str] | None = None, values: dict[str, str] 
                                                   abtest_pid=participant.pid, abtest_task=task.key),
                        task_number=[t.key for t in study.tasks].index(task.key) + 1)
         if participant.phase == "seq":
-            return render_template("studies/questions.html", name="SEQ", scale=core.SCALES["SEQ"][0],
-                                   items=core.SCALES["SEQ"][1], **context), status
+            return render_template("studies/questions.html", questionnaire=QUESTIONNAIRES["SEQ"],
+                                   **context), status
         return render_template("studies/task.html", **context), status
     if current.kind == "questionnaire":
-        scale, items = core.SCALES[current.item]
-        return render_template("studies/questions.html", name=current.item, scale=scale, items=items,
+        return render_template("studies/questions.html", questionnaire=QUESTIONNAIRES[current.item],
                                **context), status
     return render_template("studies/comment.html", max_comment=core.MAX_COMMENT, **context), status
 
@@ -244,130 +231,3 @@ def thanks(key: str):  # type: ignore[no-untyped-def]
     if participant.finished_at is None:
         return redirect(url_for("studies.step", key=key))
     return render_template("studies/thanks.html", study=study)
-
-
-# --- results (designers) ------------------------------------------------------------------------
-
-
-@study_results.get("/experiments/<key>/study-results")
-@login_required
-def page(key: str):  # type: ignore[no-untyped-def]
-    """The study's results page: the experiment results layout plus participants and comments."""
-    from abtest.study_analysis import analyze_study
-    from web.results import _metric_view
-
-    results = analyze_study(get_engine(), key)
-    report = results.report
-    with Session(get_engine()) as db:
-        row, study = core.get_study(db, key)
-    total = sum(report.units.values())
-    context = {
-        "experiment": row, "definition": study, "study": study, "report": report, "results": results,
-        "total_units": total, "has_data": total > 0,
-        "variant_names": {v.key: v.name for v in study.variants if v.name and v.name != v.key},
-        "level": f"{1 - report.alpha:.0%}", "p_label": "p", "fixed_before_plan": False, "split": [],
-        "excluded_total": 0, "metrics": [_metric_view(m, report.alpha) for m in report.metrics] if total else [],
-        "cumulative": None, "install_url": url_for("studies.consent", key=key),
-        "results_url": url_for("study_results.page", key=key),
-        "json_url": url_for("study_results.document", key=key),
-        "csv_url": url_for("study_results.export", key=key),
-        "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "plan": _plan(request.args), "plan_url": url_for("study_results.plan", key=key),
-        "lifecycle_actions": _actions(row.status),
-    }
-    from web.results import _formatters
-
-    context.update(_formatters())
-    fragment = bool(request.htmx) and not request.htmx.history_restore_request  # type: ignore[attr-defined]
-    template = "results/_results.html" if fragment else "studies/results.html"
-    response = make_response(render_template(template, **context))
-    response.vary.add("HX-Request")
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-def _actions(status: str) -> list[str]:
-    """The lifecycle buttons a study in ``status`` offers (the experiments' moves and pages)."""
-    from abtest.registry import TRANSITIONS
-    from web.experiments import ACTION_FOR_STATUS
-
-    return [ACTION_FOR_STATUS[s] for s in TRANSITIONS.get(status, ())]
-
-
-PLAN_DEFAULTS = {"p": 0.31, "target": 0.85, "n": 5, "rate": 0.8, "margin": 0.15}
-
-
-def _plan(args: Any) -> dict[str, Any]:
-    """The "how many participants" planner: inputs (percentages in the form), answers, errors."""
-    from abtest.stats import planning
-
-    values: dict[str, Any] = {}
-    errors: dict[str, str] = {}
-    for name, default in PLAN_DEFAULTS.items():
-        raw = (args.get(name) or "").strip()
-        try:
-            number = (int(raw) if name == "n" else float(raw) / 100) if raw else default
-        except ValueError:
-            errors[name] = "Enter a number."
-            number = default
-        values[name] = number
-    answers: dict[str, Any] = {}
-    for out, compute in (("chance", lambda: planning.discovery_chance(values["p"], values["n"])),
-                         ("needed", lambda: planning.participants_for_discovery(values["p"], values["target"])),
-                         ("for_margin", lambda: planning.participants_for_margin(values["rate"], values["margin"]))):
-        try:
-            answers[out] = compute()
-        except ValidationError as exc:
-            errors.setdefault(exc.field or out, exc.message)
-    if "n" not in errors and not 0 <= values["n"] <= 1000:
-        errors["n"] = "From 0 to 1000 participants."
-        answers.pop("chance", None)
-    return {"values": values, "answers": answers, "errors": errors}
-
-
-@study_results.get("/experiments/<key>/study-results/plan")
-@login_required
-def plan(key: str):  # type: ignore[no-untyped-def]
-    """The planner's answers (htmx fragment; the form also works without script via the page)."""
-    with Session(get_engine()) as db:
-        core.get_study(db, key)
-    response = make_response(render_template("studies/_planner.html", plan=_plan(request.args)))
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-@study_results.get("/experiments/<key>/study-results.json")
-@login_required
-def document(key: str):  # type: ignore[no-untyped-def]
-    from abtest.study_analysis import analyze_study
-
-    response = jsonify(analyze_study(get_engine(), key).to_dict())
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-@study_results.get("/experiments/<key>/study-results.csv")
-@login_required
-def export(key: str) -> Response:
-    """Every timing and response of the study, one row per event (answers separated by ';')."""
-    with Session(get_engine()) as db:
-        row, _study = core.get_study(db, key)
-        rows = db.connection().execute(core.study_events(db, row)).all()
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["participant", "design", "type", "task", "success", "duration_ms", "questionnaire",
-                     "answers", "ts"])
-    for unit, variant, type_, task, success, duration, questionnaire, answers, ts in rows:
-        writer.writerow([_cell(unit), variant, type_, task or "", "" if success is None else int(success),
-                         "" if duration is None else f"{duration:.0f}", questionnaire or "",
-                         ";".join(_cell(str(a)) for a in answers or []), ts.isoformat() if ts else ""])
-    response = make_response(out.getvalue())
-    response.headers["Content-Type"] = "text/csv; charset=utf-8"
-    response.headers["Content-Disposition"] = f'attachment; filename="{key}-study.csv"'
-    response.headers["Cache-Control"] = "private, no-cache"
-    return response
-
-
-def _cell(text: str) -> str:
-    """Neutralise spreadsheet formulas in free text (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

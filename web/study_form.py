@@ -1,8 +1,8 @@
 """Designer pages for usability studies: the study form (new, edit, validation as you type).
 
 The same translation as the experiment form (:mod:`web.experiments`): the inputs become the raw
-table a study TOML file gives, :func:`abtest.studies.parse_study` validates it exactly as
-``abtest sync`` does, the stored study's own rules (:func:`abtest.studies.check_update`: frozen
+table a study TOML file gives, the study kind's parser validates it exactly as
+``abtest sync`` does, the stored study's own rules (:func:`abtest.pipeline.check_update`: frozen
 designs, tasks and questionnaires once launched) or the key rule run read-only, and every error's
 field is mapped back to the input it belongs to. Launching, stopping and the TOML download are
 the experiments' routes, which know studies.
@@ -18,9 +18,10 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from htmx_flask import request
 from sqlmodel import Session
 
-from abtest import studies
+from abtest import pipeline
 from abtest.errors import Conflict
-from abtest.studies import QUESTIONNAIRES, StudyDef
+from abtest.studies.definition import END_OF_SESSION, StudyDef, parse_study
+from abtest.studies.runner import get_study
 from web import get_engine
 from web.auth import login_required
 from web.form_rows import (
@@ -188,14 +189,14 @@ def _placed(field_name: str | None, sections: Mapping[str, RowSection], message:
 def check(form: StudyForm, stored: StudyDef | None) -> Checked:
     """Validate as ``abtest sync`` does, then the rules storing would apply (read-only)."""
     raw, sections = form.to_raw(stored)
-    definition, problems, conflict = judge(raw, studies.parse_study, stored, studies.check_update)
+    definition, problems, conflict = judge(raw, parse_study, stored, pipeline.check_update)
     return Checked(definition, [_placed(p.field, sections, p.message) for p in problems], conflict)
 
 
 def _stored(key: str) -> StudyDef:
     """The stored study (NotFound, a 404 page, for unknown keys and for plain experiments)."""
     with Session(get_engine()) as session:
-        return studies.get_study(session, key)[1]
+        return get_study(session, key)[1]
 
 
 def _render(form: StudyForm, stored: StudyDef | None, checked: Checked | None = None, *, status: int = 200,
@@ -205,7 +206,7 @@ def _render(form: StudyForm, stored: StudyDef | None, checked: Checked | None = 
         "form": form, "stored": stored, "errors": checked.by_slot if checked else {},
         "problems": checked.errors if checked else [], "submitted": checked is not None and not oob,
         "frozen": stored is not None and stored.status != "draft", "focus": focus, "oob": oob,
-        "questionnaire_names": QUESTIONNAIRES, "success_choices": SUCCESS_CHOICES,
+        "questionnaire_names": END_OF_SESSION, "success_choices": SUCCESS_CHOICES,
         "section_endpoint": "study_form.form_section",
     }
     if section:
@@ -227,10 +228,7 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
         return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
-            if stored:
-                studies.update_study(session, definition)
-            else:
-                studies.create_study(session, definition)
+            (pipeline.update if stored else pipeline.create)(session, definition)
             session.commit()
         except Conflict as exc:  # the state changed since the check (launched in another tab)
             session.rollback()
@@ -238,7 +236,7 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
             return _render(form, stored, failed, status=409, fragment=wants_fragment())
     flash(f"Saved “{definition.name}”." if stored else
           f"Created the study “{definition.name}” as a draft. Launch it to open the participant link.", "success")
-    return redirect(url_for("study_results.page", key=definition.key))
+    return redirect(url_for("results.page", key=definition.key))
 
 
 @study_form.route("/new", methods=["GET", "POST"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 
 from abtest.errors import InsufficientData, ValidationError
-from abtest.stats.summary import Effect, Interval, _count, check_alpha, clip_p, z_quantile
+from abtest.stats.summary import Effect, Interval, Moments, _count, check_alpha, clip_p, t_two_sided_p, z_quantile
 
 
 def mcnemar(
@@ -75,3 +75,16 @@ def mcnemar(
         method=method,
         statistic=float(c),
     )
+
+
+def paired_t(differences: Moments, alpha: float = 0.05) -> Effect:
+    """Paired t-test from the moments of the per-participant differences (treatment − baseline),
+    as R ``t.test(treatment, baseline, paired = TRUE)``: the mean difference with its t interval."""
+    from abtest.stats.means import mean_interval
+
+    check_alpha(alpha)
+    estimate = mean_interval(differences, alpha)  # refuses n < 2 and zero spread
+    se = math.sqrt(differences.variance / differences.n)
+    stat = estimate.value / se
+    return Effect(estimate.value, "difference", estimate.ci, t_two_sided_p(stat, differences.n - 1), se,
+                  "paired t-test of the per-participant differences", statistic=stat, df=differences.n - 1)

@@ -1,13 +1,12 @@
-"""Standard usability questionnaires: scoring, grading and intervals.
+"""Statistics of standard usability questionnaires: grades, percentiles and intervals.
 
-* SUS (Brooke 1996): 10 items on 1–5; odd items score − 1, even items 5 − score, sum × 2.5 →
-  0–100. Grade on the Sauro-Lewis curved grading scale (*Quantifying the User Experience*,
+How each questionnaire is asked and scored is declared once in :mod:`abtest.questionnaires`.
+
+* SUS (Brooke 1996): 0–100. Grade on the Sauro-Lewis curved grading scale (*Quantifying the User Experience*,
   2nd ed., table 8.5). Percentile rank by a normal approximation of the SUS distribution with
   mean 68 and sd 12.5 (Sauro 2011, *A Practical Guide to the System Usability Scale*): an
   approximation of Sauro's published lookup table, good to a few percentile points.
-* SEQ (Single Ease Question): one item on 1–7.
-* UMUX-Lite (Lewis, Utesch & Maher 2013, CHI): two items on 1–7; raw = (i1 + i2 − 2)/12 × 100
-  and the SUS-comparable regression 0.65 × raw + 22.9.
+* UMUX-Lite (Lewis, Utesch & Maher 2013, CHI): the SUS-comparable regression 0.65 × raw + 22.9.
 * NPS (Reichheld 2003): 0–10; promoters 9–10, detractors 0–6; NPS = %promoters − %detractors on
   −100..100, with the trinomial standard error √((p₊ + p₋ − (p₊ − p₋)²)/n) and a Wald interval.
   Two designs: the difference of two independent scores by the adjusted-Wald method (Rocks 2016,
@@ -18,14 +17,11 @@
   rating both designs: a paired t-test on each participant's difference of codes (promoter +1,
   passive 0, detractor −1), whose mean is the NPS difference.
 * CSAT: share answering 4 or 5 on a 1–5 scale (top-2-box), with a Wilson interval.
-
-Answers outside a scale raise :class:`~abtest.errors.ValidationError` naming the item.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from abtest.errors import InsufficientData, ValidationError
@@ -59,27 +55,6 @@ SUS_GRADES: tuple[tuple[float, str], ...] = (
 SUS_MEAN, SUS_SD = 68.0, 12.5
 
 
-def _answer(value: object, low: int, high: int, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise ValidationError(f"must be a whole number {low}–{high}, got {value!r}", field=field)
-    if not low <= value <= high:
-        raise ValidationError(f"must be between {low} and {high}, got {value}", field=field)
-    return int(value)
-
-
-def sus_score(answers: Sequence[int]) -> float:
-    """SUS score 0–100 from the 10 answers (1–5) in questionnaire order."""
-    if isinstance(answers, (str, bytes)) or len(answers) != 10:
-        raise ValidationError(
-            f"SUS needs exactly 10 answers, got {len(answers)}", field="answers"
-        )
-    total = 0
-    for i, raw in enumerate(answers, start=1):
-        a = _answer(raw, 1, 5, f"answers[{i}]")
-        total += (a - 1) if i % 2 == 1 else (5 - a)
-    return total * 2.5
-
-
 def _sus_range(score: float) -> float:
     if not (math.isfinite(score) and 0.0 <= score <= 100.0):
         raise ValidationError(f"a SUS score is within 0–100, got {score}", field="score")
@@ -108,30 +83,9 @@ def sus_percentile(score: float) -> float:
     return float(ndtr((score - SUS_MEAN) / SUS_SD)) * 100.0
 
 
-def seq_score(answer: int) -> int:
-    """Single Ease Question, 1 (very difficult) – 7 (very easy)."""
-    return _answer(answer, 1, 7, "answer")
-
-
-@dataclass(frozen=True, slots=True)
-class UmuxLite:
-    raw: float
-    sus_adjusted: float
-    method: str = "UMUX-Lite (Lewis et al. 2013): raw and SUS-comparable regression"
-
-
-def umux_lite(item1: int, item2: int) -> UmuxLite:
-    """UMUX-Lite from its two 1–7 items: raw 0–100 and 0.65 × raw + 22.9 (SUS-comparable)."""
-    a = _answer(item1, 1, 7, "item1")
-    b = _answer(item2, 1, 7, "item2")
-    raw = (a + b - 2) / 12 * 100
-    return UmuxLite(raw=raw, sus_adjusted=0.65 * raw + 22.9)
-
-
-def nps_category(answer: int) -> str:
-    """``"promoter"`` (9–10), ``"passive"`` (7–8) or ``"detractor"`` (0–6)."""
-    a = _answer(answer, 0, 10, "answer")
-    return "promoter" if a >= 9 else "passive" if a >= 7 else "detractor"
+def umux_sus_adjusted(raw: float) -> float:
+    """UMUX-Lite's raw score (0–100) on the SUS scale: 0.65 × raw + 22.9 (Lewis et al. 2013)."""
+    return 0.65 * raw + 22.9
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,8 +196,3 @@ def csat_top_two_box(top_two: int, n: int, alpha: float = 0.05) -> Estimate:
 
     est = wilson_interval(Counts(n, top_two), alpha)
     return Estimate(est.value, est.ci, est.n, "CSAT top-2-box share, Wilson score interval")
-
-
-def csat_is_top_two(answer: int) -> bool:
-    """Whether a 1–5 CSAT answer counts in the top-2-box (4 or 5)."""
-    return _answer(answer, 1, 5, "answer") >= 4

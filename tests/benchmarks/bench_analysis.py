@@ -8,7 +8,7 @@ Run (not part of the default test run)::
 
 For each backend and size, a fresh database (a throwaway PostgreSQL database next to
 ``--postgres-url``, dropped afterwards; a temporary SQLite file) gets the schema from the
-migrations, ``experiments/checkout-button.toml`` through ``abtest.registry``, and N generated events
+migrations, ``experiments/checkout-button.toml`` through ``abtest.pipeline``, and N generated events
 in one ``INSERT … SELECT`` (``generate_series`` on PostgreSQL, a recursive CTE on SQLite; the
 secondary indexes are dropped for the load and rebuilt, then ``ANALYZE events`` runs on
 PostgreSQL). Shape: ~1/3 exposures (each unit exposed once or twice, always to the same variant),
@@ -107,16 +107,16 @@ def insert_sql(dialect: str, units: int, experiment_id: int) -> str:
 
 def migrated_with_experiment(url: str):  # type: ignore[no-untyped-def]
     """An engine on a freshly migrated database holding the checkout-button experiment, and its id."""
-    from abtest import registry
+    from abtest import pipeline
     from abtest.db import make_engine, session_scope, upgrade
-    from abtest.definitions import load_toml
+    from abtest.kinds import load_toml
 
     engine = make_engine(url)
     upgrade(engine)
     with session_scope(engine) as session:
-        registry.sync(session, [load_toml(EXPERIMENT_FILE)])
+        pipeline.sync(session, [load_toml(EXPERIMENT_FILE)])
     with session_scope(engine) as session:
-        experiment_id = registry.get_row(session, KEY).id
+        experiment_id = pipeline.load(session, KEY)[0].id
     return engine, experiment_id
 
 
@@ -181,9 +181,9 @@ def rss_mb() -> float:
 def measure(url: str, repeat: int, explain: bool) -> dict:
     import sqlalchemy as sa
 
-    from abtest.analysis import analyze
+    from abtest.pipeline import analyze
     from abtest.db import make_engine
-    from abtest.ingest import insert_events
+    from abtest.store.events import write_events
 
     engine = make_engine(url)
     import importlib
@@ -241,7 +241,7 @@ def measure(url: str, repeat: int, explain: bool) -> dict:
     increments: list[float] = []
     for round_ in range(repeat):
         with engine.begin() as conn:
-            insert_events(conn, new_batch(conn, round_))
+            write_events(conn, new_batch(conn, round_))
         increments.append(best_of(run, 1))
     incremental_s = min(increments)
     rss_peak = rss_mb()
@@ -279,7 +279,7 @@ def new_batch(conn, round_: int) -> list[dict]:  # type: ignore[no-untyped-def]
     new ones arrive (exposure, purchase); another slice of visitors each round."""
     from datetime import UTC, datetime, timedelta
 
-    from abtest.rollup import UNITS
+    from abtest.aggregates.rollup import UNITS
 
     import sqlalchemy as sa
 

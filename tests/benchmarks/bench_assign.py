@@ -17,7 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from fnv_hash_fast import fnv1a_32  # noqa: E402
 
 from abtest.assignment import assign, bucket  # noqa: E402
-from abtest.definitions import parse_definition  # noqa: E402
+from abtest.kinds import parse_definition  # noqa: E402
 from tests.reference_assignment import fnv1a32 as python_fnv  # noqa: E402
 
 UNITS = [f"visitor-{i:08d}" for i in range(2000)]

@@ -135,7 +135,7 @@ def baseline_app(environ, start_response):  # type: ignore[no-untyped-def]
 
 def serve_baseline(port: int) -> None:
     """abtest's own gunicorn configuration, with the Flask app swapped for :func:`baseline_app`."""
-    from abtest.server import _gunicorn
+    from web.server import _gunicorn
 
     app = _gunicorn(None, "127.0.0.1", port, 2)  # type: ignore[arg-type]  # settings only feed load()
     app.load = lambda: baseline_app  # gunicorn calls self.load() in each worker

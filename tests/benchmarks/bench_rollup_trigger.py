@@ -7,7 +7,7 @@ Run (not part of the default test run)::
 
 For each backend, a fresh migrated database with ``experiments/checkout-button.toml`` takes
 batches of 25 events (exposures, purchases, checkout timings for 10 visitors each) through
-``abtest.ingest.insert_events``, one transaction per batch as the API does, with the trigger in
+``abtest.store.events.write_events``, one transaction per batch as the API does, with the trigger in
 place and with it dropped, in alternating rounds of ``--batches`` each, so both see the same
 machine load. It prints milliseconds per batch and the ratio with / without the trigger.
 """
@@ -61,7 +61,7 @@ def trigger_sql(engine) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 def run(url: str, batches: int, rounds: int) -> dict[str, float]:
-    from abtest.ingest import insert_events
+    from abtest.store.events import write_events
 
     engine, experiment_id = migrated_with_experiment(url)
     create = trigger_sql(engine)
@@ -76,7 +76,7 @@ def run(url: str, batches: int, rounds: int) -> dict[str, float]:
                 rows = batch(experiment_id, round_ * 2 + (label == "with trigger"), i)
                 t0 = time.perf_counter()
                 with engine.begin() as conn:
-                    insert_events(conn, rows)
+                    write_events(conn, rows)
                 times[label].append(time.perf_counter() - t0)
             if label == "without trigger":
                 with engine.begin() as conn:

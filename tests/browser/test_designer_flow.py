@@ -127,7 +127,7 @@ def test_designer_creates_a_two_design_study_through_the_form(page, demo):  # ty
 
     page.fill("#designs-1-url", "/signup-v2")
     page.click("button:has-text('Create draft study')")
-    page.wait_for_url("**/experiments/signup-study/study-results")
+    page.wait_for_url("**/experiments/signup-study/results")
     assert "Created the study" in page.inner_text("body")
     shot(page, "study-2-created")
 
@@ -137,7 +137,7 @@ def test_designer_creates_a_two_design_study_through_the_form(page, demo):  # ty
     shot(page, "study-3-list")
 
     # The demo study's results compare NPS between its two designs like every other metric.
-    page.goto(demo.url + "/experiments/checkout-study/study-results")
+    page.goto(demo.url + "/experiments/checkout-study/results")
     nps = page.locator("#metric-NPS")
     assert "one-page vs current" in nps.inner_text() and "difference of two independent NPS" in nps.inner_text()
     nps.screenshot(path=str(ARTIFACTS / "designer-study-4-nps.png"))

@@ -16,7 +16,8 @@ from urllib.parse import quote
 import pytest
 
 from abtest.assignment import assign
-from abtest.definitions import ExperimentDef, parse_definition
+from abtest.definitions import ExperimentDef
+from abtest.kinds import parse_definition
 
 from .conftest import snippet_page, wait_until
 

@@ -90,7 +90,7 @@ class LiveServer:
     def python_variants(self, unit: str) -> dict[str, str]:
         """What abtest.assignment decides for this unit, from the same TOML files."""
         from abtest.assignment import assign
-        from abtest.definitions import load_toml
+        from abtest.kinds import load_toml
 
         decided = (assign(load_toml(self.folder / f"{k}.toml"), unit, ATTRIBUTES) for k in EXPERIMENTS)
         return {a.experiment: a.variant for a in decided if a.in_experiment}

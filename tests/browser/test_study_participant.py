@@ -170,11 +170,11 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
             ("tester-1", None, "SUS", SUS_ANSWERS)]
 
         # The researcher's view: log in, read the study results (page and JSON).
-        page.goto(f"{server.url}/experiments/shop-study/study-results")
+        page.goto(f"{server.url}/experiments/shop-study/results")
         page.fill("#email", EMAIL)
         page.fill("#password", PASSWORD)
         page.click("button[type=submit]")
-        page.wait_for_url("**/experiments/shop-study/study-results")
+        page.wait_for_url("**/experiments/shop-study/results")
         page.set_viewport_size({"width": 1280, "height": 900})
         _shot(page, artifacts, "6-results", full_page=False)  # the page is long; its top
         # The planner answers through htmx, without leaving the page.
@@ -183,8 +183,8 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
         page.wait_for_selector("#plan-result >> text=With 10 participants")
         assert "97.6 %" in page.inner_text("#plan-result")
         page.locator("#planner").screenshot(path=str(artifacts / "study-7-planner.png"))
-        document = page.request.get(f"{server.url}/experiments/shop-study/study-results.json").json()
-        csv_text = page.request.get(f"{server.url}/experiments/shop-study/study-results.csv").text()
+        document = page.request.get(f"{server.url}/experiments/shop-study/results.json").json()
+        csv_text = page.request.get(f"{server.url}/experiments/shop-study/responses.csv").text()
     check_results(document, csv_text, design)
 
 
@@ -194,7 +194,7 @@ def check_results(document: dict, csv_text: str, design: str) -> None:
     import csv
     import io
 
-    from abtest.stats.questionnaires import sus_score
+    from abtest.questionnaires import SUS
 
     other = ({"classic", "modern"} - {design}).pop()
     assert document["kind"] == "study" and document["units"] == {design: 1, other: 0}
@@ -215,4 +215,4 @@ def check_results(document: dict, csv_text: str, design: str) -> None:
         ("response", "", "", "SUS", ";".join(map(str, SUS_ANSWERS)))]
     assert all(0 < float(r["duration_ms"]) < 120_000 for r in rows if r["type"] == "task")
     sus = [int(a) for a in rows[-1]["answers"].split(";")]
-    assert sus_score(sus) == SUS_SCORE == 85.0
+    assert SUS.score(sus) == SUS_SCORE == 85.0

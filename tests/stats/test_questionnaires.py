@@ -1,24 +1,24 @@
-"""Questionnaire scoring: SUS (Brooke 1996; Sauro-Lewis grades), UMUX-Lite, NPS, SEQ, CSAT."""
+"""Questionnaire scoring and statistics: SUS (Brooke 1996; Sauro-Lewis grades), UMUX-Lite, NPS,
+SEQ, CSAT, CES. Scoring comes from the one declaration of each (abtest.questionnaires)."""
 
 import math
 
 import pytest
 
 from abtest.errors import InsufficientData, ValidationError
+from abtest.questionnaires import CES, CSAT, NPS, QUESTIONNAIRES, SEQ, SUS, UMUX_LITE
 from abtest.stats.questionnaires import (
     NpsCounts,
-    csat_is_top_two,
     csat_top_two_box,
     nps,
-    nps_category,
     nps_difference,
     nps_paired_difference,
-    seq_score,
     sus_grade,
     sus_percentile,
-    sus_score,
-    umux_lite,
+    umux_sus_adjusted,
 )
+
+sus_score = SUS.score
 from abtest.stats.summary import Moments
 
 
@@ -62,26 +62,41 @@ def test_sus_validation_names_item():
 
 def test_umux_lite():
     # Lewis, Utesch & Maher (2013): raw = (i1 + i2 − 2)/12 × 100; SUS-comparable 0.65 raw + 22.9
-    u = umux_lite(7, 7)
-    assert u.raw == 100.0 and u.sus_adjusted == pytest.approx(87.9)
-    u = umux_lite(5, 6)
-    assert u.raw == pytest.approx(75.0) and u.sus_adjusted == pytest.approx(0.65 * 75 + 22.9)
+    assert UMUX_LITE.score([7, 7]) == pytest.approx(100.0) and umux_sus_adjusted(100.0) == pytest.approx(87.9)
+    assert UMUX_LITE.score([5, 6]) == pytest.approx(75.0)
+    assert umux_sus_adjusted(75.0) == pytest.approx(0.65 * 75 + 22.9)
+    assert UMUX_LITE.score([1, 1]) == 0.0
     with pytest.raises(ValidationError) as err:
-        umux_lite(0, 5)
-    assert err.value.field == "item1"
+        UMUX_LITE.score([0, 5])
+    assert err.value.field == "answers[1]"
 
 
-def test_seq_and_csat():
-    assert seq_score(7) == 7
+def test_seq_csat_and_ces():
+    assert SEQ.score([7]) == 7
     with pytest.raises(ValidationError):
-        seq_score(8)
-    assert csat_is_top_two(4) and not csat_is_top_two(3)
+        SEQ.score([8])
+    assert CSAT.band(4).code == 1 and CSAT.band(3).code == 0 and CSAT.band(5).name == "satisfied"
     est = csat_top_two_box(30, 40)
     assert est.value == 0.75 and est.ci.contains(0.75)
+    assert CES.score([6]) == 6 and CES.scale.low == 1 and CES.scale.high == 7
+
+
+def test_every_declaration_scores_inside_its_range():
+    """Each linear score's extremes are its declared range (the statistics bound intervals by it)."""
+    for q in QUESTIONNAIRES.values():
+        low, high = [q.scale.low] * len(q.items), [q.scale.high] * len(q.items)
+        if hasattr(q.scoring, "weights"):
+            best = [q.scale.high if w > 0 else q.scale.low for w in q.scoring.weights]
+            worst = [q.scale.low if w > 0 else q.scale.high for w in q.scoring.weights]
+            assert (q.score(worst), q.score(best)) == pytest.approx((q.scoring.low, q.scoring.high)), q.name
+        else:  # bands cover the scale without gaps or overlaps
+            covered = sorted(a for b in q.scoring.bands for a in range(b.low, b.high + 1))
+            assert covered == list(range(q.scale.low, q.scale.high + 1)), q.name
+            assert q.band(low[0]) and q.band(high[0])
 
 
 def test_nps_and_trinomial_se():
-    assert [nps_category(a) for a in (0, 6, 7, 8, 9, 10)] == [
+    assert [NPS.band(a).name for a in (0, 6, 7, 8, 9, 10)] == [
         "detractor", "detractor", "passive", "passive", "promoter", "promoter"]
     est = nps(promoters=50, passives=30, detractors=20)
     assert est.value == pytest.approx(30.0)
@@ -92,7 +107,7 @@ def test_nps_and_trinomial_se():
     with pytest.raises(InsufficientData):
         nps(1, 0, 0)
     with pytest.raises(ValidationError):
-        nps_category(11)
+        NPS.band(11)
 
 
 class TestNpsDifference:

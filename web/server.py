@@ -32,10 +32,16 @@ def _gunicorn(settings: Settings, host: str, port: int, workers: int) -> Any:
             self.cfg.set("graceful_timeout", 5)
 
         def load(self) -> Any:
-            from abtest.analysis import warm_up
             from web import create_app
 
-            warm_up()
+            _warm_up()
             return create_app(settings)
 
     return _App()
+
+
+def _warm_up() -> None:
+    """Import the numerical libraries now (≈1–2 s) so the first results request does not pay it;
+    each worker does this as it starts (the CLI and tests import lazily instead)."""
+    import scipy.stats  # noqa: F401
+    import statsmodels.stats.proportion  # noqa: F401

@@ -24,16 +24,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
+from abtest.aggregates.base import EventTotals, Request, Returning, UnitLogTimes
 from abtest.db import dialect_insert
-from abtest.definitions import ExperimentDef
 from abtest.models import Event, RollupDirty, RollupMeasure, RollupState, RollupUnit, utcnow
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
@@ -91,16 +90,12 @@ class Measures:
     retention_days: tuple[int, ...] = ()  # retention metrics: came back after N days
 
     @classmethod
-    def of(cls, definition: ExperimentDef) -> Measures:
-        events, tasks, days = set(), set(), set()
-        for metric in definition.metrics:
-            if metric.type in ("conversion", "mean") and metric.event is not None:
-                events.add(metric.event)
-            elif metric.type == "duration" and metric.task is not None:
-                tasks.add(metric.task)
-            elif metric.type == "retention" and metric.days is not None:
-                days.add(metric.days)
-        return cls(tuple(sorted(events)), tuple(sorted(tasks)), tuple(sorted(days)))
+    def of(cls, requests: Iterable[Request]) -> Measures:
+        """The measures that answer these aggregate requests (the metric types ask for them)."""
+        requests = list(requests)
+        return cls(tuple(sorted({r.event for r in requests if isinstance(r, EventTotals)})),
+                   tuple(sorted({r.task for r in requests if isinstance(r, UnitLogTimes)})),
+                   tuple(sorted({r.days for r in requests if isinstance(r, Returning)})))
 
     def keys(self) -> list[tuple[str, str]]:
         """(kind, name) of every measure, as stored in rollup_measures."""
@@ -213,22 +208,6 @@ def _clear_claimed_marks(conn: sa.Connection, experiment_id: int) -> None:
     conn.execute(DIRTY.delete().where(DIRTY.c.experiment_id == experiment_id, claimed))
 
 
-def mark_dirty_first(conn: sa.Connection, units: set[tuple[int, str]]) -> None:
-    """Take the dirty marks of a multi-statement batch up front, in one ascending pass.
-
-    The PostgreSQL trigger marks units statement by statement, each in key order; a batch that
-    SQLAlchemy splits into several statements would take them in several ascending runs, and a
-    refresh (or another big batch) taking them in one run can then wait on it in a cycle.
-    Marking them all first means the trigger only re-takes locks this transaction already holds.
-    """
-    ordered = sorted(units)
-    for start in range(0, len(ordered), 5000):  # bounded statement size; still ascending overall
-        chunk = ordered[start:start + 5000]
-        conn.execute(postgresql.insert(DIRTY).values([{"experiment_id": e, "unit": u, "version": 1} for e, u in chunk])
-                     .on_conflict_do_update(index_elements=[DIRTY.c.experiment_id, DIRTY.c.unit],
-                                            set_={"version": DIRTY.c.version + 1}))
-
-
 def _up_to_date(engine: sa.Engine, experiment_id: int, measures: Measures) -> bool:
     """Read-only check first, so a report on unchanged data writes nothing (on SQLite it would
     otherwise queue for the write lock behind ingestion on every page view)."""
@@ -279,10 +258,18 @@ def _recompute(conn: sa.Connection, experiment_id: int, measures: Measures, scop
         _delete_measures(conn, experiment_id, measures, scope)
     conn.execute(UNITS.delete().where(*in_scope))
     ev = EVENTS
+    # The unit's segment values: the attributes of its first exposure (a lookup per unit on the
+    # (experiment, type, unit) index, inside the same pass).
+    first = EVENTS.alias("first_exposure")
+    first_attributes = (sa.select(first.c.attributes)
+                        .where(first.c.experiment_id == ev.c.experiment_id, first.c.type == "exposure",
+                               first.c.unit == ev.c.unit)
+                        .order_by(first.c.ts, first.c.id).limit(1).scalar_subquery())
     conn.execute(UNITS.insert().from_select(
-        ["experiment_id", "unit", "variant_lo", "variant_hi", "forced", "first_ts", "first_day"],
+        ["experiment_id", "unit", "variant_lo", "variant_hi", "forced", "first_ts", "first_day", "attributes"],
         sa.select(ev.c.experiment_id, ev.c.unit, sa.func.min(ev.c.variant), sa.func.max(ev.c.variant),
-                  sa.func.sum(sa.case((ev.c.forced, 1), else_=0)), sa.func.min(ev.c.ts), utc_day(sa.func.min(ev.c.ts)))
+                  sa.func.sum(sa.case((ev.c.forced, 1), else_=0)), sa.func.min(ev.c.ts), utc_day(sa.func.min(ev.c.ts)),
+                  first_attributes)
         .where(ev.c.experiment_id == experiment_id, ev.c.type == "exposure", within(ev.c.unit))
         .group_by(ev.c.experiment_id, ev.c.unit)))
     added = unit_rows()

@@ -1,0 +1,171 @@
+"""A/B experiment aggregates from the per-unit rollups (:mod:`abtest.aggregates.rollup`).
+
+One ``GROUP BY`` per request family over rows that are one per unit (not per event), with the
+same query text on SQLite and PostgreSQL; a breakdown adds the unit's segment label (its
+first-exposure attribute, joined from ``rollup_units``) to the grouping. Python only sees a few
+numbers per variant and segment.
+
+Who counts: a unit's first exposure fixes its variant and start time. Units exposed to more than
+one variant, and units forced by a QA override, are left out of every metric and counted in
+``excluded``. A conversion counts when it happened at or after the unit's first exposure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+
+from abtest.aggregates.base import (
+    MAX_SEGMENTS,
+    DailyConversions,
+    EventStats,
+    EventTotals,
+    Returning,
+    UnitCounts,
+    UnitLogTimes,
+)
+from abtest.aggregates.rollup import MEASURES, UNITS, analysable
+from abtest.aggregates.segments import Labels, attribute_value
+from abtest.stats.summary import Counts, Moments
+
+EXCLUSIONS = ("forced", "multiple_variants")  # why a unit is left out of every metric
+Seg = str | None  # a segment label; None: the whole experiment
+PerSegment = dict[Seg, Any]
+
+_BUCKET = sa.case(
+    (UNITS.c.forced > 0, "forced"),
+    (UNITS.c.variant_lo != UNITS.c.variant_hi, "multiple_variants"),
+    else_=UNITS.c.variant_lo,
+).label("bucket")
+_WITH_UNITS = MEASURES.join(UNITS, sa.and_(UNITS.c.experiment_id == MEASURES.c.experiment_id,
+                                           UNITS.c.unit == MEASURES.c.unit))
+
+
+def segment_sizes(conn: sa.Connection, experiment_id: int, by: str) -> list[tuple[str, int]]:
+    """Analysable units per value of ``by``, largest first: just enough rows to pick the largest."""
+    value = attribute_value(UNITS.c.attributes, by).label("value")
+    n = sa.func.count().label("n")
+    return [(str(v), int(c)) for v, c in conn.execute(
+        sa.select(value, n).where(UNITS.c.experiment_id == experiment_id, analysable())
+        .group_by(value).order_by(n.desc(), value).limit(MAX_SEGMENTS + 1)).all()]
+
+
+def _label(labels: Labels | None) -> list[sa.ColumnElement[Any]]:
+    return [] if labels is None else [labels.of(UNITS.c.attributes).label("segment")]
+
+
+def _rows(conn: sa.Connection, query: sa.Select[Any], labels: Labels | None) -> list[tuple[Seg, tuple[Any, ...]]]:
+    """Rows as (segment, rest): the segment column comes first when there is one."""
+    rows = conn.execute(query).all()
+    return [(str(r[0]), tuple(r[1:])) for r in rows] if labels is not None else [(None, tuple(r)) for r in rows]
+
+
+def unit_counts(conn: sa.Connection, experiment_id: int, labels: Labels | None) -> PerSegment:
+    """Analysable units per variant and the excluded ones by reason, per segment."""
+    rows = _rows(conn, sa.select(*_label(labels), _BUCKET, sa.func.count())
+                 .where(UNITS.c.experiment_id == experiment_id).group_by(*_label(labels), _BUCKET), labels)
+    out: dict[Seg, tuple[dict[str, int], dict[str, int]]] = {}
+    for seg, (bucket, n) in rows:
+        if bucket is None:  # exposures that name no variant: not analysable, not a known exclusion
+            continue
+        units, excluded = out.setdefault(seg, ({}, dict.fromkeys(EXCLUSIONS, 0)))
+        (excluded if bucket in EXCLUSIONS else units)[str(bucket)] = int(n)
+    return {seg: UnitCounts(units, excluded) for seg, (units, excluded) in out.items()}
+
+
+def _measure(kind: str, names: Sequence[str], labels: Labels | None, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
+    """Per (name, variant[, segment]) aggregates of one measure kind, analysable units only."""
+    m = MEASURES.c
+    query = sa.select(*_label(labels), m.name, m.variant, *columns)
+    query = query.select_from(_WITH_UNITS) if labels is not None else query.select_from(MEASURES)
+    return query.where(m.kind == kind, m.name.in_(list(names))).group_by(*_label(labels), m.name, m.variant)
+
+
+def event_totals(conn: sa.Connection, experiment_id: int, requests: Sequence[EventTotals],
+                 units: PerSegment, labels: Labels | None) -> dict[EventTotals, PerSegment]:
+    """Per variant: units converting on the event at or after exposure, and per-unit value sums
+    after (the metric) and before exposure (CUPED's covariate). Units without a row for the
+    event add only to n: every sum is zero for them."""
+    m = MEASURES.c
+    query = _measure("event", [r.event for r in requests], labels,
+                     sa.func.sum(sa.case((m.k > 0, 1), else_=0)), sa.func.sum(m.post), sa.func.sum(m.post * m.post),
+                     sa.func.sum(m.pre), sa.func.sum(m.pre * m.pre), sa.func.sum(m.post * m.pre)
+                     ).where(m.experiment_id == experiment_id)
+    sums: dict[tuple[Seg, str, str], tuple[Any, ...]] = {}
+    for seg, (name, variant, *rest) in _rows(conn, query, labels):
+        sums[(seg, name, variant)] = tuple(rest)
+    out: dict[EventTotals, PerSegment] = {}
+    for request in requests:
+        per: PerSegment = {}
+        for seg, counts in units.items():
+            per[seg] = {}
+            for variant, n in counts.units.items():
+                x, s, ss, p, pp, sp = sums.get((seg, request.event, variant), (0, 0.0, 0.0, 0.0, 0.0, 0.0))
+                per[seg][variant] = EventStats(Counts(n, int(x or 0)), Moments(n, float(s or 0), float(ss or 0)),
+                                               Moments(n, float(p or 0), float(pp or 0)), float(sp or 0))
+        out[request] = per
+    return out
+
+
+def unit_log_times(conn: sa.Connection, experiment_id: int, requests: Sequence[UnitLogTimes],
+                   labels: Labels | None) -> dict[UnitLogTimes, PerSegment]:
+    """Per variant: moments of each unit's mean log time (seconds) over successful attempts."""
+    m = MEASURES.c
+    log_t = m.log_sum / m.log_n
+    query = _measure("task", [r.task for r in requests], labels,
+                     sa.func.count(), sa.func.sum(log_t), sa.func.sum(log_t * log_t)
+                     ).where(m.experiment_id == experiment_id, m.log_n > 0)
+    out: dict[UnitLogTimes, PerSegment] = {r: {} for r in requests}
+    by_task = {r.task: r for r in requests}
+    for seg, (task, variant, n, s, ss) in _rows(conn, query, labels):
+        out[by_task[task]].setdefault(seg, {})[variant] = Moments(int(n), float(s or 0), float(ss or 0))
+    return out
+
+
+def returning(conn: sa.Connection, experiment_id: int, requests: Sequence[Returning], now: datetime,
+              labels: Labels | None) -> dict[Returning, PerSegment]:
+    """Per variant: units seen again at least ``days`` days after first exposure.
+
+    Only units first exposed at least ``days`` days before ``now`` count: the others have not yet
+    had the chance to come back, and counting them as lost would understate retention.
+    """
+    out: dict[Returning, PerSegment] = {}
+    for request in requests:
+        cutoff = now - timedelta(days=request.days)
+        exposed = _rows(conn, sa.select(*_label(labels), UNITS.c.variant_lo, sa.func.count())
+                        .where(UNITS.c.experiment_id == experiment_id, analysable(), UNITS.c.first_ts <= cutoff)
+                        .group_by(*_label(labels), UNITS.c.variant_lo), labels)
+        back = {(seg, variant): int(n) for seg, (_name, variant, n) in _rows(conn, _measure(
+            "retention", [str(request.days)], labels, sa.func.count())
+            .where(MEASURES.c.experiment_id == experiment_id, MEASURES.c.first_ts <= cutoff), labels)}
+        per: PerSegment = {}
+        for seg, (variant, n) in exposed:
+            per.setdefault(seg, {})[variant] = Counts(int(n), back.get((seg, variant), 0))
+        out[request] = per
+    return out
+
+
+def daily_conversions(conn: sa.Connection, experiment_id: int, request: DailyConversions
+                      ) -> list[tuple[str, str, str | None, int]]:
+    """(variant, UTC day of first exposure, UTC day of first conversion or None, units): enough to
+    rebuild, for any day, the units exposed and converted by the end of that day."""
+    m = MEASURES.c
+    converters = conn.execute(
+        sa.select(m.variant, m.first_day, m.converted_day, sa.func.count())
+        .where(m.experiment_id == experiment_id, m.kind == "event", m.name == request.event, m.k > 0)
+        .group_by(m.variant, m.first_day, m.converted_day)).all()
+    out = [(str(v), str(d), str(c), int(n)) for v, d, c, n in converters]
+    converted: dict[tuple[str, str], int] = {}
+    for v, d, _c, n in out:
+        converted[(v, d)] = converted.get((v, d), 0) + n
+    cohorts = conn.execute(sa.select(UNITS.c.variant_lo, UNITS.c.first_day, sa.func.count())
+                           .where(UNITS.c.experiment_id == experiment_id, analysable())
+                           .group_by(UNITS.c.variant_lo, UNITS.c.first_day)).all()
+    for variant, day, n in cohorts:
+        rest = int(n) - converted.get((str(variant), str(day)), 0)
+        if rest and variant is not None:
+            out.append((str(variant), str(day), None, rest))
+    return out

@@ -1,0 +1,174 @@
+"""The SQL aggregate source (SQLite and PostgreSQL): the registry database answers for itself.
+
+Experiment requests are answered from the per-unit rollups, which this source first brings up to
+date (recomputing only the units whose events changed); study requests straight from the events.
+Every answer of one fetch reads one snapshot of the database, so the numbers agree with each
+other. A breakdown first picks the largest segments, then runs each request family once more
+grouped by segment.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from abtest.aggregates import events_sql, rollup_sql
+from abtest.aggregates.base import (
+    MAX_SEGMENTS,
+    OTHER,
+    Aggregates,
+    AttemptLogTimes,
+    Attempts,
+    Bands,
+    DailyConversions,
+    EventTotals,
+    ExposedUnits,
+    Failed,
+    PairedAttempts,
+    PairedLogTimes,
+    PairedScores,
+    Participants,
+    Request,
+    Returning,
+    Scores,
+    Segment,
+    Slice,
+    Texts,
+    UnitCounts,
+    UnitLogTimes,
+)
+from abtest.aggregates.rollup import Measures, Refreshed, refresh
+from abtest.aggregates.segments import Labels, attribute_names, check_attribute_name, largest
+from abtest.db import snapshot
+from abtest.errors import AbtestError, NotFound
+from abtest.models import Experiment
+
+_ROLLUP = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions)
+_EXPERIMENTS = Experiment.__table__  # type: ignore[attr-defined]
+
+Answers = dict[Request, dict[str | None, Any]]
+
+
+class SqlSource:
+    """:class:`~abtest.aggregates.base.AggregateSource` over the registry's own database."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+
+    def experiment_id(self, key: str) -> int:
+        with self.engine.connect() as conn:
+            found = conn.execute(sa.select(_EXPERIMENTS.c.id).where(_EXPERIMENTS.c.key == key)).scalar()
+        if found is None:
+            raise NotFound(f"no experiment with key {key!r}", field="experiment")
+        return int(found)
+
+    @staticmethod
+    def rolls_up(requests: Sequence[Request]) -> bool:
+        """Whether any of these requests is answered from the per-unit rollups."""
+        return any(isinstance(r, _ROLLUP) for r in requests)
+
+    def refresh(self, key: str, requests: Sequence[Request]) -> Refreshed:
+        """Bring the rollups that answer ``requests`` up to date now (reports do it themselves)."""
+        if not self.rolls_up(requests):
+            return Refreshed(0, False)  # answered straight from the events
+        return refresh(self.engine, self.experiment_id(key), Measures.of(requests))
+
+    def attribute_names(self, key: str, requests: Sequence[Request]) -> list[str]:
+        """Attributes seen on the units' first exposures (a sample), for the breakdown control."""
+        experiment_id = self.experiment_id(key)
+        with self.engine.connect() as conn:
+            if self.rolls_up(requests):
+                rows = sa.select(rollup_sql.UNITS.c.attributes).where(rollup_sql.UNITS.c.experiment_id == experiment_id)
+            else:
+                events = events_sql.EVENTS
+                rows = sa.select(events.c.attributes).where(events.c.experiment_id == experiment_id,
+                                                            events.c.type == "exposure")
+            return attribute_names(conn, rows)
+
+    def fetch(self, key: str, variants: Sequence[str], requests: Sequence[Request], now: datetime,
+              by: str | None = None) -> Aggregates:
+        experiment_id = self.experiment_id(key)
+        requests = list(dict.fromkeys(requests))
+        rollups = [r for r in requests if isinstance(r, _ROLLUP)]
+        if rollups:
+            refresh(self.engine, experiment_id, Measures.of(rollups))
+        with snapshot(self.engine) as conn:
+            whole = _answer(conn, experiment_id, requests, now, None)
+            if by is None:
+                return Aggregates(Slice(_slice(whole, None)))
+            by = check_attribute_name(by)
+            sizes = (rollup_sql.segment_sizes if rollups else events_sql.segment_sizes)(conn, experiment_id, by)
+            top, more = largest(sizes, MAX_SEGMENTS)
+            if not top:
+                return Aggregates(Slice(_slice(whole, None)), by=by)
+            split = _answer(conn, experiment_id, [r for r in requests if not r.whole_only], now, Labels(by, top))
+        order = list(top) + ([OTHER] if more else [])
+        return Aggregates(Slice(_slice(whole, None)), by=by,
+                          segments=tuple(Segment(value, Slice(_slice(split, value))) for value in order))
+
+
+def _guarded(conn: sa.Connection, requests: list[Any], answer: Callable[[list[Any]], Answers]) -> Answers:
+    """Answer ``requests``, or mark each :class:`Failed` with the reason (the rest of the report
+    stands). PostgreSQL raises on a sum that overflows double precision: a savepoint keeps the
+    report's snapshot usable; SQLite returns infinity, which the statistics records refuse."""
+    try:
+        with conn.begin_nested():
+            return answer(requests)
+    except sa.exc.DataError:
+        reason = "stored values are too large to sum (not a finite number)"
+    except AbtestError as exc:
+        reason = f"stored values are too large to sum ({exc.message})"
+    return {request: {None: Failed(reason)} for request in requests}
+
+
+def _slice(answers: Answers, segment: str | None) -> dict[Request, Any]:
+    """The answers of one segment (a failed request fails in every segment)."""
+    return {request: per[None] if isinstance(per.get(None), Failed) else per.get(segment, {})
+            for request, per in answers.items()}
+
+
+def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request], now: datetime,
+            labels: Labels | None) -> Answers:
+    """Every request answered per segment (``None``: the whole test), one query per family."""
+    families: dict[type, list[Any]] = defaultdict(list)
+    for request in requests:
+        families[type(request)].append(request)
+    out: Answers = {}
+    units: dict[str | None, Any] = {}
+    if ExposedUnits in families or any(t in families for t in (EventTotals, Returning)):
+        units = rollup_sql.unit_counts(conn, experiment_id, labels)
+        if labels is None:
+            units.setdefault(None, UnitCounts({}, dict.fromkeys(rollup_sql.EXCLUSIONS, 0)))
+        for request in families.get(ExposedUnits, []):
+            out[request] = units
+    for request in families.get(EventTotals, []):  # one at a time: a sum that overflows spoils only its own
+        out.update(_guarded(conn, [request], lambda r: rollup_sql.event_totals(conn, experiment_id, r, units, labels)))
+    if UnitLogTimes in families:
+        out.update(_guarded(conn, families[UnitLogTimes],
+                            lambda r: rollup_sql.unit_log_times(conn, experiment_id, r, labels)))
+    if Returning in families:
+        out.update(_guarded(conn, families[Returning], lambda r: rollup_sql.returning(conn, experiment_id, r, now, labels)))
+    for request in families.get(DailyConversions, []):
+        out[request] = {None: rollup_sql.daily_conversions(conn, experiment_id, request)}
+    for request in families.get(Texts, []):
+        out[request] = {None: events_sql.texts(conn, experiment_id, request)}
+
+    scope = events_sql.scope(experiment_id, labels)
+    batched: dict[type, Callable[..., Answers]] = {Attempts: events_sql.attempts,
+                                                   AttemptLogTimes: events_sql.attempt_log_times}
+    for family, handler in batched.items():
+        if family in families:
+            out.update(handler(conn, scope, families[family]))
+    single: dict[type, Callable[..., dict[str | None, Any]]] = {
+        Scores: events_sql.scores, Bands: events_sql.bands, PairedAttempts: events_sql.paired_attempts,
+        PairedLogTimes: events_sql.paired_log_times, PairedScores: events_sql.paired_scores}
+    for family, one in single.items():
+        for request in families.get(family, []):
+            out[request] = one(conn, scope, request)
+    for request in families.get(Participants, []):
+        out[request] = events_sql.participants(conn, scope, request, now)
+    return out

@@ -1,0 +1,56 @@
+"""The registry of definition kinds (DESIGN §8): ``KINDS[kind]`` gives a kind's parser, update
+rule, storage, analysis and document. The API, CLI, sync and pages dispatch through it; a new
+kind of test (a survey, a tree test …) is a new module and one line here.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from abtest.checks import InvalidDefinition, root_table
+from abtest.errors import NotFound, ValidationError
+from abtest.kinds.base import Kind
+from abtest.kinds.experiment import ExperimentKind
+from abtest.kinds.study import StudyKind
+
+KINDS: dict[str, Kind] = {k.name: k for k in (ExperimentKind(), StudyKind())}
+DEFAULT_KIND = "experiment"
+
+
+def kind_of(raw: Any, source: str | None = None) -> Kind:
+    """The kind a raw definition names (``kind``, default an experiment), or an error naming ``kind``."""
+    name = root_table(raw, source).get("kind", DEFAULT_KIND)
+    if not isinstance(name, str) or name not in KINDS:
+        raise InvalidDefinition([ValidationError(f"{name!r} is not a kind of test; use one of {', '.join(KINDS)}",
+                                                 field="kind")], source)
+    return KINDS[name]
+
+
+def parse_definition(raw: Any, source: str | None = None) -> Any:
+    """Validate a definition of any kind; raise InvalidDefinition listing every problem."""
+    return kind_of(raw, source).parse(raw, source)
+
+
+def load_toml(path: Path) -> Any:
+    """Read and validate one TOML file; errors carry the file name as their source."""
+    try:
+        with path.open("rb") as handle:
+            raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise InvalidDefinition([ValidationError(f"invalid TOML: {exc}", field="(file)")], str(path)) from exc
+    except OSError as exc:
+        raise InvalidDefinition([ValidationError(f"cannot read: {exc.strerror}", field="(file)")], str(path)) from exc
+    return parse_definition(raw, source=str(path))
+
+
+def snippet_kinds() -> tuple[str, ...]:
+    """The kinds a public key reaches (config, assign, events): every public route asks this."""
+    return tuple(name for name, kind in KINDS.items() if kind.snippet)
+
+
+def require_snippet_kind(kind: str, key: str) -> None:
+    """A public route on a test of another kind answers as for an unknown key: nothing leaks."""
+    if not KINDS[kind].snippet:
+        raise NotFound(f"no running experiment with key {key!r}", field="experiment")

@@ -1,0 +1,167 @@
+"""The A/B experiment kind: variants split by hash, metrics of the registered types, peek-safe or
+fixed-horizon analysis. The registry stores its core; this stores the experiment's own columns
+(coverage, analysis, namespace, targeting, plan) and its metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import Field as PField
+from sqlmodel import Session, col, delete, select
+
+from abtest import analysis
+from abtest.aggregates.base import AggregateSource, Request
+from abtest.assignment import Assignment, assign
+from abtest.checks import KEY_PATTERN, NAME_PATTERN, VARIANT_PATTERN
+from abtest.definitions import Core, ExperimentDef, NamespaceDef, PlanDef, parse_experiment
+from abtest.errors import Conflict
+from abtest.kinds.base import Kind
+from abtest.metrics import METRIC_TYPES, PARAMS, MetricDef
+from abtest.models import Experiment, Metric
+from abtest.report import Report
+
+
+class _Shape(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class VariantDocument(_Shape):
+    key: str = PField(pattern=VARIANT_PATTERN.pattern, max_length=64)
+    weight: float = PField(gt=0, le=1, description="positive; all weights sum to 1")
+    name: str = ""
+    description: str = ""
+
+
+MetricDocument = create_model(  # one field per parameter any registered metric type takes
+    "MetricDocument", __base__=_Shape,
+    name=(str, PField(pattern=NAME_PATTERN.pattern)),
+    type=(Literal[tuple(METRIC_TYPES)], ...),  # type: ignore[valid-type]
+    primary=(bool, False),
+    **{p.name: ((int if p.kind == "days" else str) | None,
+                PField(default=None, description=f"{', '.join(t.name for t in METRIC_TYPES.values() if p in t.params)}: "
+                                                 f"{p.description}"))
+       for p in PARAMS.values()},
+)
+
+
+class NamespaceDocument(_Shape):
+    name: str
+    range: tuple[float, float] = PField(description="[start, end) inside [0, 1]")
+
+
+class PlanDocument(_Shape):
+    units_per_variant: int | None = PField(default=None, ge=2)
+    baseline: float | None = PField(default=None, gt=0, lt=1)
+    mde: float | None = PField(default=None, gt=0)
+    power: float = PField(default=0.8, gt=0, lt=1)
+
+
+class ExperimentDocument(_Shape):
+    """An A/B experiment (DESIGN §4.2). The parser enforces the rules with messages that name the
+    field; this model declares the shape once for the OpenAPI document."""
+
+    kind: Literal["experiment"] = "experiment"
+    key: str = PField(pattern=KEY_PATTERN.pattern)
+    name: str = ""
+    hypothesis: str = ""
+    status: Literal["draft", "running", "stopped", "archived"] = "draft"
+    coverage: float = PField(default=1.0, gt=0, le=1)
+    seed: str = PField(default="", description="hash seed; defaults to the key")
+    analysis: Literal["sequential", "fixed"] = "sequential"
+    alpha: float = PField(default=0.05, gt=0, lt=0.5)
+    cuped: bool = False
+    namespace: NamespaceDocument | None = None
+    targeting: dict[str, str | int | bool | list[str | int | bool]] = PField(default_factory=dict)
+    plan: PlanDocument | None = None
+    variants: list[VariantDocument] = PField(min_length=2, max_length=20)
+    metrics: list[MetricDocument] = PField(default_factory=list)  # type: ignore[valid-type]
+
+
+class ExperimentKind(Kind):
+    name = "experiment"
+    noun = "experiment"
+    variants_field = "variants"
+    snippet = True
+    schema = ExperimentDocument
+
+    def parse(self, raw: Mapping[str, Any], source: str | None = None) -> ExperimentDef:
+        return parse_experiment(raw, source)
+
+    def check_update(self, old: ExperimentDef, new: ExperimentDef) -> None:
+        """The core's rules, then: a launched experiment's namespace and analysis plan are fixed,
+        and a running one's coverage may only rise (that adds units without moving anyone)."""
+        super().check_update(old, new)
+        if old.status == "draft":
+            return
+        if old.namespace != new.namespace:
+            raise Conflict("the namespace of a launched experiment cannot change", field="namespace")
+        # Changing how the result is judged after the data has been seen is p-hacking: the test's
+        # alpha, mode and planned sample are fixed at launch.
+        for name in ("alpha", "analysis", "plan"):
+            if getattr(old, name) != getattr(new, name):
+                raise Conflict(f"the {name} of a launched experiment cannot change: it was fixed at launch so "
+                               "the results stay honest", field=name)
+        if old.status == "running" and new.coverage < old.coverage:
+            raise Conflict(f"coverage of a running experiment may only rise (now {old.coverage}); "
+                           "lowering it would drop units already in the test", field="coverage")
+
+    def store(self, session: Session, row: Experiment, definition: ExperimentDef) -> None:
+        assert row.id is not None
+        row.coverage, row.analysis, row.alpha, row.cuped = (definition.coverage, definition.analysis,
+                                                            definition.alpha, definition.cuped)
+        ns = definition.namespace
+        row.namespace_name, row.namespace_start, row.namespace_end = (ns.name, ns.start, ns.end) if ns else (None,) * 3
+        row.targeting = {k: list(v) for k, v in definition.targeting.items()}
+        plan = definition.plan
+        row.plan = None if plan is None else {"units_per_variant": plan.units_per_variant, "baseline": plan.baseline,
+                                              "mde": plan.mde, "power": plan.power}
+        session.add(row)
+        session.exec(delete(Metric).where(col(Metric.experiment_id) == row.id))  # type: ignore[call-overload]
+        session.add_all(Metric(experiment_id=row.id, position=i, name=m.name, type=m.type, primary=m.primary,
+                               params={k: v for k, v in m.params if v is not None})
+                        for i, m in enumerate(definition.metrics))
+        session.flush()
+
+    def load(self, session: Session, row: Experiment, core: Core) -> ExperimentDef:
+        return self._definition(row, core, session.exec(select(Metric).where(Metric.experiment_id == row.id)).all())
+
+    def load_many(self, session: Session, stored: Sequence[tuple[Experiment, Core]]) -> list[ExperimentDef]:
+        """Many at once (the snippet's config): one query for all their metrics."""
+        metrics: dict[int, list[Metric]] = {row.id: [] for row, _core in stored if row.id is not None}
+        for m in session.exec(select(Metric).where(col(Metric.experiment_id).in_(list(metrics)))).all():
+            metrics[m.experiment_id].append(m)
+        return [self._definition(row, core, metrics[row.id]) for row, core in stored if row.id is not None]
+
+    @staticmethod
+    def _definition(row: Experiment, core: Core, metrics: Sequence[Metric]) -> ExperimentDef:
+        namespace = None
+        if row.namespace_name is not None:
+            namespace = NamespaceDef(row.namespace_name, row.namespace_start or 0.0, row.namespace_end or 1.0)
+        return ExperimentDef(
+            core=core, coverage=row.coverage, analysis=row.analysis, alpha=row.alpha, cuped=row.cuped,
+            namespace=namespace, plan=PlanDef(**row.plan) if row.plan else None,
+            targeting={k: tuple(v) for k, v in (row.targeting or {}).items()},
+            metrics=tuple(_metric(m) for m in sorted(metrics, key=lambda m: m.position)),
+        )
+
+    def requests(self, definition: ExperimentDef) -> list[Request]:
+        return analysis.requests(definition)
+
+    def analyze(self, definition: ExperimentDef, source: AggregateSource, now: datetime,
+                by: str | None = None) -> Report:
+        return analysis.analyze(definition, source, now, by)
+
+    def assign(self, definition: ExperimentDef, unit: str, attributes: Mapping[str, object] | None = None,
+               overrides: Mapping[str, str] | None = None) -> Assignment:
+        return assign(definition, unit, attributes, overrides)
+
+
+def _metric(row: Metric) -> MetricDef:
+    """A stored metric, its parameters in its type's declared order."""
+    params = row.params or {}
+    kind = METRIC_TYPES.get(row.type)
+    names = [p.name for p in kind.params] if kind else sorted(params)
+    return MetricDef(row.name, row.type, row.primary, tuple((n, params.get(n)) for n in names))

@@ -1,0 +1,151 @@
+"""The one pipeline every kind of test runs through: store, edit, sync, lifecycle, load-or-404
+and results. The registry keeps the core; ``KINDS[row.kind]`` does what differs per kind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session
+
+from abtest.aggregates.rollup import Refreshed
+from abtest.aggregates.sql import SqlSource
+from abtest.errors import Conflict
+from abtest.kinds import KINDS
+from abtest.models import Experiment
+from abtest.report import Report
+from abtest.store import registry
+
+
+def definition_of(session: Session, row: Experiment) -> Any:
+    return KINDS[row.kind].load(session, row, registry.load_core(session, row))
+
+
+def load(session: Session, key: str) -> tuple[Experiment, Any]:
+    """The stored row and its whole definition, of whatever kind (NotFound naming the key)."""
+    row = registry.get_row(session, key)
+    return row, definition_of(session, row)
+
+
+def list_all(session: Session, status: Iterable[str] | None = None,
+             kinds: Iterable[str] | None = None) -> list[tuple[Experiment, Any]]:
+    """Every stored test (optionally only some statuses and kinds), oldest first, a few queries in all."""
+    wanted = set(kinds) if kinds is not None else set(KINDS)
+    stored = [(row, core) for row, core in registry.list_rows(session, status) if row.kind in wanted]
+    definitions: dict[int, Any] = {}
+    for name in wanted:
+        mine = [(row, core) for row, core in stored if row.kind == name]
+        definitions.update({row.id: d for (row, _c), d in zip(mine, KINDS[name].load_many(session, mine), strict=True)})
+    return [(row, definitions[row.id]) for row, _core in stored]
+
+
+def check_new(session: Session, definition: Any) -> None:
+    registry.check_new(session, definition.key)
+
+
+def check_update(old: Any, new: Any) -> None:
+    """The rule an edit must pass (read-only, so forms ask it while the designer types)."""
+    if old.kind != new.kind:
+        raise Conflict(f"{old.key!r} is a stored {KINDS[old.kind].noun}; it cannot become a "
+                       f"{KINDS[new.kind].noun} (keys are never reused, so choose a new key)", field="kind")
+    KINDS[new.kind].check_update(old, new)
+
+
+def create(session: Session, definition: Any) -> Experiment:
+    """Store a new test of any kind in the caller's transaction."""
+    row = registry.create_row(session, definition.core, definition.kind)
+    KINDS[definition.kind].store(session, row, definition)
+    return row
+
+
+def update(session: Session, definition: Any) -> Experiment:
+    """Replace a stored definition, enforcing its kind's update rule, in the caller's transaction."""
+    row, current = load(session, definition.key)
+    check_update(current, definition)
+    registry.update_row(session, row, definition.core)
+    KINDS[definition.kind].store(session, row, definition)
+    return row
+
+
+def transition(session: Session, key: str, status: str) -> Experiment:
+    """Start, stop or archive a test of any kind, if the lifecycle allows it."""
+    return registry.transition(session, key, status)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncResult:
+    key: str
+    action: str  # created | updated | unchanged
+
+
+def plan_sync(session: Session, definitions: Sequence[Any]) -> list[SyncResult]:
+    """What a sync would do, raising on the first definition that would be refused; writes nothing."""
+    seen: set[str] = set()
+    plan = []
+    for definition in definitions:
+        if definition.key in seen:
+            raise Conflict(f"{definition.key!r} is defined twice", field="key")
+        seen.add(definition.key)
+        row = registry.find_row(session, definition.key)
+        if row is None:
+            plan.append(SyncResult(definition.key, "created"))
+            continue
+        current = definition_of(session, row)
+        check_update(current, definition)
+        plan.append(SyncResult(definition.key, "unchanged" if current == definition else "updated"))
+    return plan
+
+
+def sync(session: Session, definitions: Sequence[Any]) -> list[SyncResult]:
+    """Create or update every definition in the caller's transaction: all of them or none."""
+    results = plan_sync(session, definitions)
+    by_key = {d.key: d for d in definitions}
+    for result in results:
+        if result.action == "created":
+            create(session, by_key[result.key])
+        elif result.action == "updated":
+            update(session, by_key[result.key])
+    return results
+
+
+def document(row: Experiment, definition: Any) -> dict[str, Any]:
+    """A stored definition as the API returns it: its TOML/JSON shape plus lifecycle timestamps."""
+    out = KINDS[definition.kind].document(definition)
+    for stamp in ("created_at", "updated_at", "started_at", "stopped_at", "archived_at"):
+        value = getattr(row, stamp)
+        out[stamp] = value.isoformat() if value else None
+    return out
+
+
+def results(engine: sa.Engine, definition: Any, by: str | None = None, now: datetime | None = None) -> Report:
+    """The results document of a loaded definition, from the registry database's aggregates."""
+    return KINDS[definition.kind].analyze(definition, SqlSource(engine), now or datetime.now(UTC), by)
+
+
+def analyze(engine: sa.Engine, key: str, by: str | None = None, now: datetime | None = None) -> Report:
+    """Load ``key`` (NotFound naming it) and compute its results now."""
+    with Session(engine) as session:
+        _row, definition = load(session, key)
+    return results(engine, definition, by, now)
+
+
+def attribute_names(engine: sa.Engine, definition: Any) -> list[str]:
+    """What the results of ``definition`` can be broken down by (attributes its units carried)."""
+    return SqlSource(engine).attribute_names(definition.key, KINDS[definition.kind].requests(definition))
+
+
+def refresh_rollups(engine: sa.Engine, keys: Sequence[str] | None = None) -> list[tuple[str, Refreshed]]:
+    """Bring the per-unit rollups of these tests (every A/B experiment by default) up to date now.
+
+    Reports do it themselves; this is for after loading or migrating many events, so the first
+    results page does not pay the build."""
+    with Session(engine) as session:
+        stored = list_all(session) if keys is None else [load(session, key) for key in keys]
+    source = SqlSource(engine)
+    wanted = [(d.key, KINDS[d.kind].requests(d)) for _row, d in stored]
+    return [(key, source.refresh(key, requests)) for key, requests in wanted
+            if keys is not None or source.rolls_up(requests)]

@@ -1,0 +1,312 @@
+"""A usability study's results: a pure function of (study, aggregate source, now) → Report.
+
+The same results document as an A/B experiment's (DESIGN §4.5), in study words. Per task: the
+completion rate with the adjusted-Wald interval (``<task>-success``), time on task of successful
+attempts as a geometric mean (``<task>-time``) and the SEQ (``<task>-SEQ``); then the SEQ over
+tasks (each participant's mean) and one metric per end-of-session questionnaire. Designs are
+compared with the first one: between subjects by the N−1 / Fisher / z test of proportions
+(by table size), Welch on log times and Welch t on scores, NPS by the adjusted-Wald difference;
+within subjects (every participant saw every design) by the mid-p McNemar test, paired t-tests
+on log times and on scores, and a paired t-test on NPS codes. With more than two designs the
+p-values are Holm-adjusted. Sauro & Lewis, *Quantifying the User Experience* (2nd ed.), ch. 3,
+5 and 8.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from abtest.aggregates.base import (
+    AggregateSource,
+    AttemptLogTimes,
+    Attempts,
+    Bands,
+    Failed,
+    PairedAttempts,
+    PairedLogTimes,
+    PairedScores,
+    ParticipantCounts,
+    Participants,
+    Request,
+    Scores,
+    Slice,
+    Texts,
+)
+from abtest.comparisons import adjust, comparison, segment_results, variant_row
+from abtest.errors import AbtestError, InsufficientData
+from abtest.questionnaires import QUESTIONNAIRES, Linear
+from abtest.report import (
+    Breakdown,
+    Comparison,
+    MetricResult,
+    PowerResult,
+    Report,
+    SegmentResult,
+    SegmentUnits,
+    SrmResult,
+    VariantResult,
+    describe_effect,
+)
+from abtest.stats import durations, paired, proportions, questionnaires
+from abtest.stats.means import mean_interval, welch_test
+from abtest.stats.summary import Counts, Moments
+from abtest.studies.definition import ABANDON_AFTER, StudyDef
+
+ALPHA = 0.05
+NO_SRM = SrmResult(None, False, method="not applicable",
+                   reason="usability studies are too small for a sample-ratio check")
+
+
+@dataclass(frozen=True, slots=True)
+class StudyDetails:
+    """What only a study's document has: participants per design, score readings, comments."""
+
+    within_subjects: bool
+    participants: Mapping[str, ParticipantCounts]
+    scores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    comments: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def abandoned(self) -> int:
+        counts = [p.abandoned for p in self.participants.values()]
+        return max(counts, default=0) if self.within_subjects else sum(counts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"within_subjects": self.within_subjects,
+                "participants": [{"design": d, "started": p.started, "finished": p.finished,
+                                  "abandoned": p.abandoned, "in_progress": p.in_progress}
+                                 for d, p in self.participants.items()],
+                "abandoned": self.abandoned, "scores": self.scores, "comments": self.comments}
+
+
+def _questionnaire_requests(study: StudyDef, base: str) -> list[Request]:
+    out: list[Request] = []
+    for name in study.questionnaires:
+        linear = isinstance(QUESTIONNAIRES[name].scoring, Linear)
+        out.append(Scores(name) if linear else Bands(name))
+        if study.within_subjects:
+            out.append(PairedScores(name, base, codes=not linear))
+    return out
+
+
+def requests(study: StudyDef) -> list[Request]:
+    base, within = study.variant_keys[0], study.within_subjects
+    out: list[Request] = [Participants(int(ABANDON_AFTER.total_seconds()))]
+    for task in study.tasks:
+        out += [Attempts(task.key), AttemptLogTimes(task.key), Scores("SEQ", task.key)]
+        if within:
+            out += [PairedAttempts(task.key, base), PairedLogTimes(task.key, base),
+                    PairedScores("SEQ", base, task=task.key)]
+    out.append(Scores("SEQ", per_participant=True))
+    if within:
+        out.append(PairedScores("SEQ", base, per_participant=True))
+    out += _questionnaire_requests(study, base)
+    if study.comment:
+        out.append(Texts("comment"))
+    return out
+
+
+# ---- one slice (the whole study, or one segment) -----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Metric:
+    """How one study metric is computed: the per-design statistic and the comparison."""
+
+    name: str
+    type: str
+    label: str
+    method: str
+    unit: str
+    effect_kind: str
+    estimate: Callable[[Any], Any]
+    n: Callable[[Any], int]
+    between: Callable[[Any, Any], Any] | None
+    within: Callable[[Any], Any] | None
+    stats: Request
+    pairs: Request | None
+
+
+def _paired(compute: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
+    def run(pair: Any) -> Any:
+        if pair is None:
+            raise InsufficientData(f"no participant {what} for both designs")
+        return compute(pair)
+    return run
+
+
+def _metrics(study: StudyDef) -> list[_Metric]:
+    base, within = study.variant_keys[0], study.within_subjects
+    out = []
+    score_unit = QUESTIONNAIRES["SEQ"].unit
+    for task in study.tasks:
+        t = task.key
+        out.append(_Metric(
+            f"{t}-success", "conversion", f"{t}: success", "adjusted Wald (Agresti-Coull) interval", "rate",
+            "difference", lambda c: proportions.adjusted_wald_interval(c, ALPHA), lambda c: c.n,
+            lambda b, c: proportions.compare_proportions(b, c, ALPHA),
+            _paired(lambda p: paired.mcnemar(*p, ALPHA, mid_p=True), "tried the task"),
+            Attempts(t), PairedAttempts(t, base) if within else None))
+        out.append(_Metric(
+            f"{t}-time", "duration", f"{t}: time", "geometric mean of successful task times with t interval "
+            "on log times", "seconds (geometric mean)", "ratio", lambda m: durations.geometric_mean(m, ALPHA),
+            lambda m: m.n, lambda b, m: durations.compare_durations(b, m, ALPHA),
+            _paired(lambda p: durations.paired_durations(p, ALPHA), "succeeded"),
+            AttemptLogTimes(t), PairedLogTimes(t, base) if within else None))
+        out.append(_score_metric(f"{t}-SEQ", f"{t}: SEQ", score_unit, Scores("SEQ", t),
+                                 PairedScores("SEQ", base, task=t) if within else None))
+    out.append(_score_metric("SEQ", "SEQ over tasks", "SEQ (1–7), mean of each participant's tasks",
+                             Scores("SEQ", per_participant=True),
+                             PairedScores("SEQ", base, per_participant=True) if within else None))
+    for name in study.questionnaires:
+        questionnaire = QUESTIONNAIRES[name]
+        if isinstance(questionnaire.scoring, Linear):
+            out.append(_score_metric(name, name, questionnaire.unit, Scores(name),
+                                     PairedScores(name, base) if within else None))
+        else:
+            out.append(_Metric(
+                name, "mean", name, questionnaires.NPS_METHOD, questionnaire.unit, "difference",
+                lambda c: questionnaires.nps(*c, alpha=ALPHA), lambda c: sum(c),
+                lambda b, c: questionnaires.nps_difference(questionnaires.NpsCounts(*b),
+                                                           questionnaires.NpsCounts(*c), ALPHA),
+                _paired(lambda p: questionnaires.nps_paired_difference(p, ALPHA), "answered the NPS"),
+                Bands(name), PairedScores(name, base, codes=True) if within else None))
+    return out
+
+
+def _score_metric(name: str, label: str, unit: str, stats: Request, pairs: Request | None) -> _Metric:
+    return _Metric(name, "mean", label, "mean with t interval", unit, "difference",
+                   lambda m: mean_interval(m, ALPHA), lambda m: m.n,
+                   lambda b, m: welch_test(b, m, ALPHA), _paired(lambda p: paired.paired_t(p, ALPHA), "answered"),
+                   stats, pairs)
+
+
+def _compute(study: StudyDef, spec: _Metric, answers: Slice) -> tuple[tuple[VariantResult, ...], tuple[Comparison, ...]]:
+    designs = study.variant_keys
+    stats: Mapping[str, Any] = answers.get(spec.stats, {})
+    if isinstance(stats, Failed):
+        raise InsufficientData(stats.reason)
+    empty = _empty(spec.stats)
+    variants = tuple(variant_row(d, spec.n(stats.get(d, empty)), lambda s=stats.get(d, empty): spec.estimate(s))
+                     for d in designs)
+    base = designs[0]
+    if spec.pairs is not None:
+        pairs: Mapping[str, Any] = answers.get(spec.pairs, {})
+        comparisons = tuple(comparison(d, base, spec.effect_kind, lambda d=d: spec.within(pairs.get(d)))  # type: ignore[misc]
+                            for d in designs[1:])
+    else:
+        comparisons = tuple(comparison(d, base, spec.effect_kind, lambda d=d: spec.between(  # type: ignore[misc]
+            stats.get(base, empty), stats.get(d, empty))) for d in designs[1:])
+    return variants, comparisons
+
+
+def _empty(request: Request) -> Any:
+    if isinstance(request, Attempts):
+        return Counts(0, 0)
+    if isinstance(request, Bands):
+        return (0,) * len(QUESTIONNAIRES[request.questionnaire].scoring.bands)  # type: ignore[union-attr]
+    return Moments(0, 0.0, 0.0)
+
+
+# ---- the document --------------------------------------------------------------------------------------
+
+
+def _scores(metrics: list[MetricResult]) -> dict[str, dict[str, dict[str, Any]]]:
+    """Readings beside the means: SUS grade and percentile, UMUX-Lite on the SUS scale."""
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for metric in metrics:
+        if metric.name == "SUS":
+            out["SUS"] = {v.variant: {"grade": questionnaires.sus_grade(v.value),
+                                      "percentile": questionnaires.sus_percentile(v.value),
+                                      "method": "Sauro-Lewis curved grading scale; percentile by normal "
+                                                "approximation (mean 68, sd 12.5)"}
+                          for v in metric.variants if v.value is not None}
+        elif metric.name == "UMUX-Lite":
+            adjusted = questionnaires.umux_sus_adjusted
+            out["UMUX-Lite"] = {v.variant: {"sus_adjusted": adjusted(v.value),
+                                            "sus_adjusted_ci": None if v.ci is None else
+                                            [adjusted(v.ci[0]), adjusted(v.ci[1])],
+                                            "method": "0.65 × raw + 22.9 (Lewis et al. 2013)"}
+                                for v in metric.variants if v.value is not None}
+    return out
+
+
+def verdict(study: StudyDef, metrics: list[MetricResult], participants: int) -> str:
+    """Every significant difference first, in study words; else what is known so far."""
+    if participants == 0:
+        return f"No participants yet: send the study link (/s/{study.key}) to people."
+    found = [(m, c) for m in metrics for c in m.comparisons if c.significant and c.effect is not None]
+    level = f"{1 - ALPHA:.0%}"
+    if found:
+        parts = [describe_effect(_named(m), c, level) for m, c in found]
+        return f"Significant with {participants} participants: " + "; ".join(parts) + "."
+    primary = next((m for m in metrics if m.primary), None)
+    usable = [c for c in (primary.comparisons if primary else ()) if c.effect is not None and c.ci is not None]
+    if primary is None or not usable:
+        return (f"{participants} participants so far; not enough data to compare the designs yet "
+                "(each needs at least two answers per design).")
+    best = min(usable, key=lambda c: (c.p_adjusted if c.p_adjusted is not None else 1.0, -abs(c.effect or 0)))
+    return (f"No significant difference between the designs with {participants} participants: "
+            f"{describe_effect(_named(primary), best, level)}.")
+
+
+def _named(metric: MetricResult) -> MetricResult:
+    return replace(metric, name=metric.label or metric.name)
+
+
+def analyze(study: StudyDef, source: AggregateSource, now: datetime, by: str | None = None) -> Report:
+    """The results document of a study (the same shape as an experiment's)."""
+    aggregates = source.fetch(study.key, study.variant_keys, requests(study), now, by)
+    whole = aggregates.whole
+    people = whole.get(Participants(int(ABANDON_AFTER.total_seconds())), {})
+    participants = {d: people.get(d, ParticipantCounts(0, 0, 0, 0)) for d in study.variant_keys}
+    specs = _metrics(study)
+    metrics: list[MetricResult] = []
+    for i, spec in enumerate(specs):
+        try:
+            variants, comparisons = _compute(study, spec, whole)
+        except AbtestError as exc:
+            metrics.append(MetricResult(spec.name, spec.type, i == 0, spec.method, (), (), reason=exc.message,
+                                        label=spec.label))
+            continue
+        segments = _segments(study, spec, aggregates.segments)
+        metrics.append(MetricResult(spec.name, spec.type, i == 0, spec.method, variants, adjust(comparisons, ALPHA),
+                                    "Holm" if len(study.variants) > 2 else None, spec.unit, segments=segments,
+                                    label=spec.label))
+    comments = {d: [] for d in study.variant_keys} if study.comment else {}
+    for design, texts in whole.get(Texts("comment"), {}).items():
+        if design in comments:
+            comments[design] = list(texts)
+    details = StudyDetails(study.within_subjects, participants, _scores(metrics), comments)
+    units = {d: p.started for d, p in participants.items()}
+    total = max(units.values(), default=0) if study.within_subjects else sum(units.values())
+    return Report(study.key, study.status, "fixed", ALPHA, units, NO_SRM, tuple(metrics), PowerResult(None, None),
+                  verdict(study, metrics, total), {"abandoned": details.abandoned}, kind=study.kind,
+                  breakdown=_breakdown(study, aggregates), details=details)
+
+
+def _segments(study: StudyDef, spec: _Metric, segments: tuple[Any, ...]) -> tuple[SegmentResult, ...]:
+    parts = []
+    for segment in segments:
+        try:
+            parts.append((segment.value, *_compute(study, spec, segment.answers)))
+        except AbtestError:
+            parts.append((segment.value, (), ()))
+    return segment_results(parts, ALPHA)
+
+
+def _breakdown(study: StudyDef, aggregates: Any) -> Breakdown | None:
+    if aggregates.by is None:
+        return None
+    if not aggregates.segments:
+        return Breakdown.nothing_carried(aggregates.by)
+    request = Participants(int(ABANDON_AFTER.total_seconds()))
+    rows = []
+    for segment in aggregates.segments:
+        people = segment.answers.get(request, {})
+        rows.append(SegmentUnits(segment.value, {d: people[d].started if d in people else 0 for d in study.variant_keys},
+                                 NO_SRM))
+    return Breakdown(aggregates.by, tuple(rows))

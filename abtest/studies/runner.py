@@ -1,0 +1,346 @@
+"""The participant runner's rules: who sees which designs in which order, the steps of a session,
+and each step's answer stored exactly once.
+
+Participants move through a fixed list of steps (:func:`steps`): per design, each task
+(start → end → SEQ), the end-of-session questionnaires and the optional comment. Every answer is
+written as events through :func:`abtest.store.events.write_events` in the same transaction as the
+progress update, and that update only succeeds from the step the participant was shown, so a
+double submit stores nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from abtest import pipeline
+from abtest.assignment import bucket, choose_variant
+from abtest.errors import Conflict, NotFound, ValidationError
+from abtest.models import Experiment, StudyParticipant, utcnow
+from abtest.questionnaires import QUESTIONNAIRES
+from abtest.store.events import MAX_DURATION_MS, event_row, exposure_id, write_events
+from abtest.studies.definition import StudyDef
+
+MAX_COMMENT = 4000
+PID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
+
+
+def get_study(session: Session, key: str) -> tuple[Experiment, StudyDef]:
+    """The stored row and study; NotFound for unknown keys and for tests of another kind."""
+    try:
+        row, definition = pipeline.load(session, key)
+    except NotFound:
+        row, definition = None, None
+    if not isinstance(definition, StudyDef):
+        raise NotFound(f"no study with key {key!r}", field="study")
+    assert row is not None
+    return row, definition
+
+
+def latin_square(n: int) -> list[list[int]]:
+    """Rows of a balanced (Williams) Latin square: each design appears in each position equally
+    often and, for even n, follows every other design equally often. Odd n needs 2n rows (each
+    row and its mirror)."""
+    first = [0]
+    low, high = 1, n - 1
+    for j in range(1, n):
+        if j % 2 == 1:
+            first.append(low)
+            low += 1
+        else:
+            first.append(high)
+            high -= 1
+    rows = [[(x + r) % n for x in first] for r in range(n)]
+    if n % 2 == 1:
+        rows += [list(reversed(row)) for row in rows]
+    return rows
+
+
+def design_order(study: StudyDef, pid: str, number: int) -> list[str]:
+    """Between subjects: one design by the experiments' hash (seed = key). Within subjects: every
+    design, in the Latin-square row picked by the participant's arrival number."""
+    keys = list(study.variant_keys)
+    if study.within_subjects:
+        rows = latin_square(len(keys))
+        return [keys[i] for i in rows[number % len(rows)]]
+    index = choose_variant(bucket(study.seed, pid), study.weights)
+    return [keys[index if index is not None else 0]]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    kind: str  # task | questionnaire | comment
+    design: str
+    item: str  # the task key or the questionnaire name ("comment" for the comment)
+    number: int
+
+
+def steps(study: StudyDef, designs: Sequence[str]) -> list[Step]:
+    """The participant's path: per design its tasks, then the questionnaires, then the comment."""
+    out: list[Step] = []
+    for design in designs:
+        for task in study.tasks:
+            out.append(Step("task", design, task.key, len(out)))
+        for name in study.questionnaires:
+            out.append(Step("questionnaire", design, name, len(out)))
+        if study.comment:
+            out.append(Step("comment", design, "comment", len(out)))
+    return out
+
+
+def current_step(study: StudyDef, participant: StudyParticipant) -> Step | None:
+    path = steps(study, participant.designs)
+    return path[participant.step] if participant.step < len(path) else None
+
+
+# --- participants -------------------------------------------------------------------------------
+
+
+class StepConflict(Conflict):
+    """The step was already recorded (double submit, back button, a second tab)."""
+
+
+def check_pid(pid: str) -> str:
+    if not PID_PATTERN.fullmatch(pid):
+        raise ValidationError("a participant id is 1-200 letters, digits and . _ : @ -", field="pid")
+    return pid
+
+
+def get_participant(session: Session, row: Experiment, pid: str) -> StudyParticipant | None:
+    return session.exec(select(StudyParticipant).where(StudyParticipant.experiment_id == row.id,
+                                                       StudyParticipant.pid == pid)).first()
+
+
+def join(engine: sa.Engine, key: str, pid: str | None = None,
+         attributes: Mapping[str, str] | None = None) -> StudyParticipant:
+    """The participant ``pid`` (a new random one if None): resumed if known, else enrolled with
+    their design order and exposures recorded (with ``attributes``, e.g. their device, which
+    define their segments). Arrival numbers are unique per study; two people arriving at once
+    retry instead of sharing a Latin-square row."""
+    pid = check_pid(pid) if pid else str(uuid.uuid4())
+    for _attempt in range(5):
+        with Session(engine, expire_on_commit=False) as session:
+            row, study = get_study(session, key)
+            if row.status != "running":
+                raise Conflict(f"the study {key!r} is not open for participants (it is {row.status})", field="study")
+            found = get_participant(session, row, pid)
+            if found is not None:
+                return found
+            number = (session.exec(select(sa.func.max(StudyParticipant.number))
+                                   .where(StudyParticipant.experiment_id == row.id)).one() or 0) + 1
+            designs = design_order(study, pid, number - 1)
+            participant = StudyParticipant(experiment_id=row.id, pid=pid, number=number, designs=designs)
+            session.add(participant)
+            try:
+                session.flush()
+                now = utcnow()
+                write_events(session.connection(), [
+                    event_row(row.id, exposure_id(key, d, pid, False), "exposure", pid, now, variant=d,
+                              attributes=attributes) for d in designs])
+                session.commit()
+            except sa.exc.IntegrityError:
+                session.rollback()
+                continue
+            return participant
+    raise Conflict("too many participants are joining at once; reload the page", field="pid")
+
+
+def study_event(experiment_id: int, event_id: str, type_: str, design: str, pid: str, now: datetime,
+                **fields: Any) -> dict[str, Any]:
+    """A participant's answer as an event row (through the one row builder)."""
+    return event_row(experiment_id, event_id, type_, pid, now, variant=design, **fields)
+
+
+def step_event_id(key: str, pid: str, step: Step, what: str) -> str:
+    digest = hashlib.sha256(f"{key}\x00{pid}\x00{step.number}\x00{step.design}\x00{step.item}\x00{what}".encode())
+    return "study_" + digest.hexdigest()[:40]
+
+
+def _advance(conn: sa.Connection, participant: StudyParticipant, expected_step: int, expected_phase: str,
+             **values: Any) -> None:
+    """Move the participant on, only from the step and phase they were shown (else StepConflict)."""
+    table = StudyParticipant.__table__  # type: ignore[attr-defined]
+    result = conn.execute(
+        table.update()
+        .where(table.c.id == participant.id, table.c.step == expected_step, table.c.phase == expected_phase,
+               table.c.finished_at.is_(None), table.c.abandoned_at.is_(None))
+        .values(updated_at=utcnow(), **values))
+    if result.rowcount != 1:
+        raise StepConflict("this step was already recorded (the form was sent twice, or from another tab); "
+                           "continue from where you are", field="step")
+
+
+def _load(session: Session, key: str, pid: str) -> tuple[Experiment, StudyDef, StudyParticipant]:
+    row, study = get_study(session, key)
+    participant = get_participant(session, row, pid)
+    if participant is None:
+        raise NotFound("no such participant in this study; start from the study link", field="pid")
+    return row, study, participant
+
+
+def _next_values(study: StudyDef, participant: StudyParticipant, now: datetime) -> dict[str, Any]:
+    nxt = participant.step + 1
+    done = nxt >= len(steps(study, participant.designs))
+    return {"step": nxt, "phase": "ready", "task_started_at": None, **({"finished_at": now} if done else {})}
+
+
+def start_task(engine: sa.Engine, key: str, pid: str, step_number: int) -> None:
+    """'Start task': the server's clock starts the timer."""
+    with Session(engine) as session, session.begin():
+        _row, study, participant = _load(session, key, pid)
+        step = current_step(study, participant)
+        if step is None or step.kind != "task" or step_number != participant.step:
+            raise StepConflict("this task was already started or finished; continue from where you are", field="step")
+        _advance(session.connection(), participant, step_number, "ready", phase="running", task_started_at=utcnow())
+
+
+def end_task(engine: sa.Engine, key: str, pid: str, step_number: int, gave_up: bool,
+             now: datetime | None = None) -> tuple[bool, float]:
+    """'I'm done' / 'I gave up': records the task event; returns (success, duration in ms).
+
+    Success is the participant's report, and a failure when the time limit was exceeded.
+    """
+    now = now or utcnow()
+    with Session(engine) as session, session.begin():
+        row, study, participant = _load(session, key, pid)
+        return _end_task(session, row, study, participant, step_number, gave_up, now)
+
+
+def _end_task(session: Session, row: Experiment, study: StudyDef, participant: StudyParticipant, step_number: int,
+              gave_up: bool, now: datetime) -> tuple[bool, float]:
+    key, pid = study.key, participant.pid
+    step = current_step(study, participant)
+    if (step is None or step.kind != "task" or step_number != participant.step or participant.phase != "running"
+            or participant.task_started_at is None):
+        raise StepConflict("this task was already ended (or never started); continue from where you are",
+                           field="step")
+    task = study.task(step.item)
+    duration = (now - participant.task_started_at).total_seconds() * 1000
+    if duration < 0:
+        raise ValidationError("the task ended before it started (clock problem); start it again", field="step")
+    success = not gave_up
+    if task.time_limit is not None and duration > task.time_limit * 1000:
+        success = False
+    duration = min(duration, MAX_DURATION_MS)
+    conn = session.connection()
+    _advance(conn, participant, step_number, "running", phase="seq")
+    assert row.id is not None
+    write_events(conn, [study_event(row.id, step_event_id(key, pid, step, "task"), "task", step.design, pid, now,
+                                    task=task.key, success=success, duration_ms=round(duration, 1))])
+    return success, duration
+
+
+def reached(engine: sa.Engine, key: str, pid: str, task_key: str, url: str, now: datetime | None = None) -> bool:
+    """The snippet reports that participant ``pid`` loaded ``url`` while doing ``task_key``.
+
+    When that task is running and ``url`` matches its ``success_url`` (a glob on the full URL,
+    :func:`fnmatch.fnmatchcase`), the task ends as a success with the server-measured time, as
+    "I'm done" would. Returns whether it ended the task; anything else (no match, the task not
+    started, already ended, another task current, a report sent twice) is a harmless no-op.
+    Unknown study or participant: NotFound.
+    """
+    now = now or utcnow()
+    with Session(engine) as session, session.begin():
+        row, study, participant = _load(session, key, pid)
+        step = current_step(study, participant)
+        if (step is None or step.kind != "task" or step.item != task_key or participant.phase != "running"
+                or participant.finished_at is not None or participant.abandoned_at is not None):
+            return False
+        pattern = study.task(step.item).success_url
+        if pattern is None or not fnmatch.fnmatchcase(url, pattern):
+            return False
+        try:
+            _end_task(session, row, study, participant, participant.step, False, now)
+        except StepConflict:  # the runner's "I'm done" or a second report won the race
+            return False
+        return True
+
+
+def validate_answers(name: str, form: Mapping[str, str]) -> tuple[list[int], dict[int, str]]:
+    """Answers of questionnaire ``name`` from form fields ``<name>-1``…: (answers, errors per item)."""
+    questionnaire = QUESTIONNAIRES[name]
+    scale, items = questionnaire.scale, questionnaire.items
+    answers: list[int] = []
+    errors: dict[int, str] = {}
+    for i in range(1, len(items) + 1):
+        raw = (form.get(f"{name}-{i}") or "").strip()
+        if raw == "":
+            errors[i] = "Please choose an answer."
+            continue
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or not scale.low <= value <= scale.high:
+            errors[i] = f"Choose a whole number from {scale.low} to {scale.high}."
+            continue
+        answers.append(value)
+    return answers, errors
+
+
+class AnswerErrors(ValidationError):
+    def __init__(self, errors: dict[int, str]) -> None:
+        super().__init__("some answers are missing or outside the scale", field="answers")
+        self.errors = errors
+
+
+def answer(engine: sa.Engine, key: str, pid: str, step_number: int, form: Mapping[str, str]) -> None:
+    """Store the SEQ of the task just ended, a questionnaire, or the comment, and move on.
+
+    Raises :class:`AnswerErrors` (nothing stored) when an item is missing or off its scale.
+    """
+    now = utcnow()
+    with Session(engine) as session, session.begin():
+        row, study, participant = _load(session, key, pid)
+        step = current_step(study, participant)
+        assert row.id is not None
+        if step is None or step_number != participant.step:
+            raise StepConflict("these answers were already recorded; continue from where you are", field="step")
+        if step.kind == "task":
+            if participant.phase != "seq":
+                raise StepConflict("end the task before rating it", field="step")
+            answers, errors = validate_answers("SEQ", form)
+            if errors:
+                raise AnswerErrors(errors)
+            event = study_event(row.id, step_event_id(key, pid, step, "SEQ"), "response", step.design, pid, now,
+                               questionnaire="SEQ", task=step.item, answers=answers)
+            phase = "seq"
+        elif step.kind == "questionnaire":
+            answers, errors = validate_answers(step.item, form)
+            if errors:
+                raise AnswerErrors(errors)
+            event = study_event(row.id, step_event_id(key, pid, step, step.item), "response", step.design, pid, now,
+                               questionnaire=step.item, answers=answers)
+            phase = "ready"
+        else:
+            text = (form.get("comment") or "").replace("\x00", "").strip()
+            if len(text) > MAX_COMMENT:
+                raise AnswerErrors({1: f"At most {MAX_COMMENT} characters, please ({len(text)} now)."})
+            event = study_event(row.id, step_event_id(key, pid, step, "comment"), "response", step.design, pid, now,
+                               questionnaire="comment", answers=[text]) if text else None
+            phase = "ready"
+        conn = session.connection()
+        _advance(conn, participant, step_number, phase, **_next_values(study, participant, now))
+        if event is not None:
+            write_events(conn, [event])
+
+
+def abandon(engine: sa.Engine, key: str, pid: str) -> None:
+    """'Leave the study': what was finished is kept, the participant is marked abandoned."""
+    with Session(engine) as session, session.begin():
+        _row, _study, participant = _load(session, key, pid)
+        if participant.finished_at is None and participant.abandoned_at is None:
+            participant.abandoned_at = utcnow()
+            participant.updated_at = utcnow()
+            session.add(participant)
+
+
