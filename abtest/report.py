@@ -301,9 +301,24 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
 
 
+def _comparison_rows(metric: MetricResult, comparisons: tuple[Comparison, ...], prefix: str = "") -> list[list[str]]:
+    rows = []
+    for c in comparisons:
+        effect_unit = "ratio" if c.effect_kind == "ratio" else "points" if metric.unit == "rate" else ""
+        rows.append([f"{prefix}{c.variant} vs {c.baseline}", _fmt(c.effect, effect_unit), _fmt_ci(c.ci, effect_unit),
+                     "–" if c.p_value is None else f"{c.p_value:.3g}",
+                     "–" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
+                     _chance(c.chance_to_beat), "yes" if c.significant else "no", c.reason or c.method])
+    return rows
+
+
+_COMPARISON_HEADER = ["comparison", "effect", "CI", "p", "p adj.", "P(beat)", "signif.", "method"]
+
+
 def to_text(report: Report) -> str:
     """The report as aligned plain-text tables for a terminal (``abtest analyze``)."""
-    out = [f"{report.experiment}  ({report.status}, {report.analysis} analysis, alpha {report.alpha})", "",
+    kind = "" if report.kind == "experiment" else f"{report.kind}, "
+    out = [f"{report.experiment}  ({kind}{report.status}, {report.analysis} analysis, alpha {report.alpha})", "",
            report.verdict, ""]
     units = ", ".join(f"{k} {v:,}" for k, v in report.units.items())
     out.append(f"units: {units}")
@@ -315,21 +330,30 @@ def to_text(report: Report) -> str:
     if report.power.target_n_per_variant:
         out.append(f"planned: {report.power.target_n_per_variant:,} units per variant, "
                    f"{(report.power.progress or 0):.0%} reached")
+    if report.breakdown is not None:
+        out += ["", f"by {report.breakdown.by} ({report.breakdown.method})"]
+        if report.breakdown.message:
+            out.append(report.breakdown.message)
+        for segment in report.breakdown.segments:
+            alarm = "  ALARM: the split is off the weights" if segment.srm.alarm else ""
+            out.append(f"  {segment.segment}: " + ", ".join(f"{k} {v:,}" for k, v in segment.units.items()) + alarm)
     for metric in report.metrics:
         out += ["", f"{metric.name}  [{metric.type}{', primary' if metric.primary else ''}]  "
                     f"value: {metric.unit}; {metric.method}"]
+        if metric.reason:
+            out.append(f"no result: {metric.reason}")
+            continue
         out += _table(["variant", "n", "value", "95% CI" if report.alpha == 0.05 else "CI", "note"],
                       [[v.variant, f"{v.n:,}", _fmt(v.value, metric.unit), _fmt_ci(v.ci, metric.unit), v.reason or ""]
                        for v in metric.variants])
         if metric.comparisons:
             out.append("")
-            rows = []
-            for c in metric.comparisons:
-                effect_unit = "ratio" if c.effect_kind == "ratio" else "points" if metric.unit == "rate" else ""
-                rows.append([f"{c.variant} vs {c.baseline}", _fmt(c.effect, effect_unit), _fmt_ci(c.ci, effect_unit),
-                             "–" if c.p_value is None else f"{c.p_value:.3g}",
-                             "–" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
-                             _chance(c.chance_to_beat),
-                             "yes" if c.significant else "no", c.reason or c.method])
-            out += _table(["comparison", "effect", "CI", "p", "p adj.", "P(beat)", "signif.", "method"], rows)
+            out += _table(_COMPARISON_HEADER, _comparison_rows(metric, metric.comparisons))
+        if metric.segments:
+            out += ["", f"by {report.breakdown.by if report.breakdown else 'segment'} (exploratory; p adj.: Holm "
+                        "across segments)"]
+            rows = [row for s in metric.segments for row in _comparison_rows(metric, s.comparisons, f"{s.segment}: ")]
+            out += _table(_COMPARISON_HEADER, rows) if rows else ["no comparison in any segment"]
+    if report.details is not None and hasattr(report.details, "to_text"):
+        out += ["", *report.details.to_text()]
     return "\n".join(out) + "\n"

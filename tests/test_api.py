@@ -404,3 +404,45 @@ def test_studies_are_invisible_to_the_snippet(client, tokens, engine):
     event = {**exposure(), "experiment": "checkout-study", "variant": "current"}
     body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [event]}).get_json()
     assert body["accepted"] == 0 and body["rejected"][0]["error"]["field"] == "experiment"
+
+
+def test_events_carry_attributes_in_canonical_form_and_bad_ones_are_refused_by_name(client, tokens, session,
+                                                                                   seeded_experiment):
+    good = exposure("ann", attributes={"country": "DE", "beta": True, "visits": 3.0, "score": 2.5})
+    bad = [exposure("bob", attributes={"country": ["DE"]}), exposure("cid", attributes={"bad key": 1}),
+           exposure("dan", attributes={f"a{i}": i for i in range(21)}), exposure("eve", attributes="DE"),
+           exposure("fay", attributes={"long": "x" * 201})]
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [good, *bad]}).get_json()
+    assert body["accepted"] == 1
+    assert [(r["index"], r["error"]["field"]) for r in body["rejected"]] == [
+        (1, "attributes.country"), (2, "attributes.bad key"), (3, "attributes"), (4, "attributes"),
+        (5, "attributes.long")]
+    [stored] = stored_events(session)
+    assert stored.attributes == {"country": "DE", "beta": "true", "visits": "3", "score": "2.5"}
+
+
+def test_assign_records_single_valued_attributes_on_the_exposure(client, tokens, session, seeded_experiment):
+    response = client.post("/api/v1/assign", headers=tokens["pk"], json={
+        "experiment": "checkout-button", "unit": "gus", "attributes": {"device": "mobile", "groups": ["a", "b"]}})
+    assert response.status_code == 200
+    [stored] = stored_events(session)
+    assert stored.attributes == {"device": "mobile"}  # a list is for targeting, not a segment
+    refused = client.post("/api/v1/assign", headers=tokens["pk"], json={
+        "experiment": "checkout-button", "unit": "gus", "attributes": {"device": {"nested": 1}}})
+    assert (refused.status_code, refused.get_json()["error"]["field"]) == (422, "attributes.device")
+
+
+def test_results_break_down_by_an_attribute(client, tokens, seeded_experiment):
+    batch = [exposure(f"u{i}", "control" if i % 2 else "green", attributes={"device": ("mobile", "desktop")[i % 3 == 0]})
+             for i in range(30)]
+    assert client.post("/api/v1/events", headers=tokens["pk"], json={"events": batch}).get_json()["accepted"] == 30
+    document = client.get("/api/v1/experiments/checkout-button/results?by=device", headers=tokens["sk"]).get_json()
+    units = {s["segment"]: s["units"] for s in document["breakdown"]["segments"]}
+    assert units == {"mobile": {"control": 10, "green": 10}, "desktop": {"control": 5, "green": 5}}
+    assert [s["segment"] for s in document["metrics"][0]["segments"]] == ["mobile", "desktop"]
+    nobody = client.get("/api/v1/experiments/checkout-button/results?by=country", headers=tokens["sk"]).get_json()
+    assert nobody["breakdown"]["segments"] == [] and "country" in nobody["breakdown"]["message"]
+    bad = client.get("/api/v1/experiments/checkout-button/results?by=no%20way", headers=tokens["sk"])
+    assert (bad.status_code, bad.get_json()["error"]["field"]) == (422, "by")
+    plain = client.get("/api/v1/experiments/checkout-button/results", headers=tokens["sk"]).get_json()
+    assert "breakdown" not in plain and "segments" not in plain["metrics"][0]

@@ -189,6 +189,33 @@ def test_analyze_text_and_json(run, engine, session):
     assert document["metrics"][0]["comparisons"][0]["method"].startswith("always-valid")
 
 
+def test_analyze_a_study_and_a_breakdown(run, engine, session):
+    from abtest import pipeline
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    text = run("analyze", "checkout-study")
+    assert text.exit_code == 0, text.output
+    assert text.output.startswith("checkout-study  (study, running")
+    assert "buy-shoes-success  [conversion, primary]" in text.output and "participants (between subjects)" in text.output
+    study = json.loads(run("analyze", "checkout-study", "--format", "json").output)
+    assert study["kind"] == "study" and study["participants"][0]["design"] == "current"
+    by_device = json.loads(run("analyze", "checkout-button", "--by", "device", "--format", "json").output)
+    expected = pipeline.analyze(engine, "checkout-button", by="device").to_dict()
+    assert by_device == json.loads(json.dumps(expected))
+    assert [s["segment"] for s in by_device["breakdown"]["segments"]] == ["desktop", "mobile", "tablet"]
+    lines = run("analyze", "checkout-button", "--by", "device").output.splitlines()
+    assert any(line.startswith("desktop: green vs control") for line in lines)
+    assert run("analyze", "checkout-button", "--by", "bad name").exit_code == 1
+
+
+def test_sync_names_an_unknown_kind(run, session, tmp_path):
+    bad = write(tmp_path, "survey.toml", 'kind = "survey"\nkey = "ask-them"\n')
+    result = run("sync", str(bad))
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == f"{bad}: kind: 'survey' is not a kind of test; use one of experiment, study"
+
+
 def test_analyze_unknown_experiment(run, session):
     result = run("analyze", "nope-nope")
     assert (result.exit_code, result.stderr.strip()) == (1, "error: experiment: no experiment with key 'nope-nope'")

@@ -203,3 +203,37 @@ def test_fixed_test_before_its_plan_shows_no_significant_badge(logged_in, engine
     assert "Planned sample: 300 of 1,000 units per variant" in body
     assert '<progress id="progress-plan" value="300" max="1000">' in body
 
+
+
+# ---- break down by an attribute -----------------------------------------------------------------------
+
+def test_break_down_control_lists_attributes_and_shows_segments(logged_in, demo):
+    status, body = page(logged_in, "checkout-button")
+    assert '<select id="by" name="by"' in body and '<option value="device">device</option>' in body
+    assert 'id="breakdown"' not in body
+    report = analyze(demo, "checkout-button", by="device")
+    response = logged_in.get("/experiments/checkout-button/results?by=device", headers={"HX-Request": "true"})
+    fragment = response.get_data(as_text=True)
+    assert response.status_code == 200 and fragment.startswith('<section id="results"')  # the htmx fragment only
+    assert 'id="breakdown"' in fragment and '<option value="device" selected>' in fragment
+    assert "exploratory" in fragment and "Holm-adjusted across segments" in fragment.replace("\n", " ")
+    for segment in report.breakdown.segments:
+        assert f'<th scope="row">{segment.segment}</th>' in fragment
+        assert f'{segment.units["control"]:,}' in fragment
+    purchase = next(m for m in report.metrics if m.name == "purchase")
+    from web.charts import format_p
+
+    for segment in purchase.segments:
+        assert format_p(segment.comparisons[0].p_adjusted) in fragment
+    assert 'results.json?by=device' in fragment  # the JSON twin of what is shown
+
+
+def test_break_down_by_an_attribute_nobody_sent_says_so_on_the_page(logged_in, demo):
+    response = logged_in.get("/experiments/checkout-button/results?by=country")
+    body = response.get_data(as_text=True)
+    assert response.status_code == 200 and "No unit&#39;s first exposure carried the attribute &#39;country&#39;" in body
+
+
+def test_a_bad_break_down_name_is_a_field_error_page(logged_in, demo):
+    response = logged_in.get("/experiments/checkout-button/results?by=no%20spaces")
+    assert response.status_code == 422 and "not an attribute name" in response.get_data(as_text=True)

@@ -194,3 +194,62 @@ def test_demo_study_is_full(engine):
     assert all(v.value is not None for v in _metric(results, "buy-shoes-success").variants)
     assert all(v.value is not None for v in _metric(results, "SUS").variants)
     assert any(results.details.comments.values())
+
+
+def _run_participants(engine, plan):  # type: ignore[no-untyped-def]
+    """Each (pid, device, gives_up_on_buy) joins as the runner would and does the first task."""
+    from abtest.studies import runner
+
+    for pid, device, gives_up in plan:
+        participant = runner.join(engine, "checkout-study", pid, attributes={"device": device})
+        runner.start_task(engine, "checkout-study", pid, participant.step)
+        runner.end_task(engine, "checkout-study", pid, participant.step, gave_up=gives_up)
+
+
+def test_a_study_breaks_down_by_the_device_participants_joined_on(session, engine):
+    store_study(session)
+    plan = [(f"p{i:02d}", "mobile" if i % 3 == 0 else "desktop", i % 4 == 0) for i in range(24)]
+    _run_participants(engine, plan)
+    report = analyze(engine, "checkout-study", by="device")
+    _row, study = get_study(session, "checkout-study")
+    from abtest.studies.runner import design_order
+
+    design = {pid: design_order(study, pid, 0)[0] for pid, _d, _g in plan}
+    expected = {}
+    for pid, device, gives_up in plan:
+        tally = expected.setdefault(device, {}).setdefault(design[pid], [0, 0])
+        tally[0] += 1
+        tally[1] += not gives_up
+    assert {s.segment: s.units for s in report.breakdown.segments} == {
+        device: {d: per.get(d, [0, 0])[0] for d in study.variant_keys} for device, per in expected.items()}
+    success = _metric(report, "buy-success")
+    for segment in success.segments:
+        assert [(v.n, round(v.value * v.n) if v.value is not None else None) for v in segment.variants] == [
+            (expected[segment.segment].get(d, [0, 0])[0], expected[segment.segment].get(d, [0, 0])[1]
+             if expected[segment.segment].get(d, [0, 0])[0] else None) for d in study.variant_keys]
+    assert report.to_dict()["breakdown"]["segments"][0]["srm"]["method"] == "not applicable"
+
+
+def test_the_study_page_shows_the_document_the_api_gives(logged_in, session, engine, tokens=None):
+    from abtest.accounts import create_token
+    from web.charts import format_p
+
+    _seed(session, engine)
+    secret = create_token(session, "secret", "t").secret
+    session.commit()
+    document = logged_in.get("/api/v1/experiments/checkout-study/results",
+                             headers={"Authorization": f"Bearer {secret}"}).get_json()
+    assert document == logged_in.get("/experiments/checkout-study/results.json").get_json()
+    page = logged_in.get("/experiments/checkout-study/results").get_data(as_text=True)
+    import html as html_lib
+
+    text = html_lib.unescape(page)
+    assert document["verdict"] in text
+    assert document["verdict"].startswith("Significant with 10 participants: new makes buy: time 94% slower")
+    for metric in document["metrics"]:
+        for c in metric["comparisons"]:
+            if c["p_value"] is not None:
+                assert format_p(c["p_value"]) in text, (metric["name"], c["p_value"])
+    assert "Chance to beat" not in text  # no A/B-only columns on a study's page
+    for p in document["participants"]:
+        assert f'<td class="num">{p["started"]}</td><td class="num">{p["finished"]}</td>' in page

@@ -104,6 +104,10 @@ class _Scope:
     def columns(self) -> list[sa.ColumnElement[Any]]:
         return [] if self.first is None else [self.labels.of(self.first.c.attributes).label("segment")]  # type: ignore[union-attr]
 
+    def group(self) -> list[sa.ColumnElement[Any]]:
+        """GROUP BY the segment by its name (see rollup_sql._group)."""
+        return [] if self.first is None else [sa.literal_column("segment")]
+
     def source(self, table: Any, unit: sa.ColumnElement[str]) -> Any:
         return table if self.first is None else table.join(self.first, self.first.c.unit == unit)
 
@@ -144,7 +148,7 @@ def attempts(conn: sa.Connection, scope: _Scope, requests: Sequence[Attempts]) -
                        sa.func.sum(sa.case((e.success, 1), else_=0)))
              .select_from(scope.source(EVENTS, e.unit))
              .where(*scope.events(e.type == "task", e.task.in_([r.task for r in requests])))
-             .group_by(*scope.columns(), e.task, e.variant))
+             .group_by(*scope.group(), e.task, e.variant))
     out: dict[Attempts, PerSegment] = {r: {} for r in requests}
     by_task = {r.task: r for r in requests}
     for seg, (task, variant, n, x) in scope.rows(conn, query):
@@ -158,7 +162,7 @@ def attempt_log_times(conn: sa.Connection, scope: _Scope, requests: Sequence[Att
     query = (sa.select(*scope.columns(), e.task, e.variant, *_moment_columns(_log_seconds(e.duration_ms)))
              .select_from(scope.source(EVENTS, e.unit))
              .where(*scope.events(e.type == "task", e.task.in_([r.task for r in requests]), e.success == sa.true()))
-             .group_by(*scope.columns(), e.task, e.variant))
+             .group_by(*scope.group(), e.task, e.variant))
     out: dict[AttemptLogTimes, PerSegment] = {r: {} for r in requests}
     by_task = {r.task: r for r in requests}
     for seg, (task, variant, n, s, ss) in scope.rows(conn, query):
@@ -177,11 +181,11 @@ def scores(conn: sa.Connection, scope: _Scope, request: Scores) -> PerSegment:
                     .where(*scope.events(*conditions)).group_by(e.variant, e.unit).subquery())
         query = (sa.select(*scope.columns(), per_unit.c.variant, *_moment_columns(per_unit.c.score))
                  .select_from(scope.source(per_unit, per_unit.c.unit))
-                 .group_by(*scope.columns(), per_unit.c.variant))
+                 .group_by(*scope.group(), per_unit.c.variant))
     else:
         query = (sa.select(*scope.columns(), e.variant, *_moment_columns(score))
                  .select_from(scope.source(EVENTS, e.unit)).where(*scope.events(*conditions))
-                 .group_by(*scope.columns(), e.variant))
+                 .group_by(*scope.group(), e.variant))
     out: PerSegment = {}
     for seg, (variant, n, s, ss) in scope.rows(conn, query):
         out.setdefault(seg, {})[variant] = _moments(n, s, ss)
@@ -197,7 +201,7 @@ def bands(conn: sa.Connection, scope: _Scope, request: Bands) -> PerSegment:
     query = (sa.select(*scope.columns(), e.variant,
                        *(sa.func.sum(sa.case((sa.and_(a >= b.low, a <= b.high), 1), else_=0)) for b in scoring.bands))
              .select_from(scope.source(EVENTS, e.unit)).where(*scope.events(_responses(EVENTS, request.questionnaire)))
-             .group_by(*scope.columns(), e.variant))
+             .group_by(*scope.group(), e.variant))
     out: PerSegment = {}
     for seg, (variant, *counts) in scope.rows(conn, query):
         out.setdefault(seg, {})[variant] = tuple(int(c or 0) for c in counts)
@@ -233,7 +237,7 @@ def paired_attempts(conn: sa.Connection, scope: _Scope, request: PairedAttempts)
                                                      b.c.task == a.c.task)))
              .where(a.c.experiment_id == scope.experiment_id, a.c.type == "task", a.c.task == request.task,
                     a.c.variant == request.baseline, b.c.variant != request.baseline)
-             .group_by(*scope.columns(), b.c.variant))
+             .group_by(*scope.group(), b.c.variant))
     out: PerSegment = {}
     for seg, (variant, n, base_only, other_only) in scope.rows(conn, query):
         out.setdefault(seg, {})[variant] = (int(n), int(base_only or 0), int(other_only or 0))
@@ -249,7 +253,7 @@ def paired_log_times(conn: sa.Connection, scope: _Scope, request: PairedLogTimes
              .where(a.c.experiment_id == scope.experiment_id, a.c.type == "task", a.c.task == request.task,
                     a.c.variant == request.baseline, b.c.variant != request.baseline,
                     a.c.success == sa.true(), b.c.success == sa.true())
-             .group_by(*scope.columns(), b.c.variant))
+             .group_by(*scope.group(), b.c.variant))
     out: PerSegment = {}
     for seg, (variant, n, s, ss) in scope.rows(conn, query):
         out.setdefault(seg, {})[variant] = _moments(n, s, ss)
@@ -288,7 +292,7 @@ def paired_scores(conn: sa.Connection, scope: _Scope, request: PairedScores) -> 
                      b.c.questionnaire == a.c.questionnaire, sa.or_(a.c.task.is_(None), b.c.task == a.c.task))
         query = sa.select(*scope.columns(), b.c.variant, *_moment_columns(diff)).select_from(
             _pair(scope, a, b, on)).where(*conditions)
-    query = query.group_by(*scope.columns(), b.c.variant)
+    query = query.group_by(*scope.group(), b.c.variant)
     out: PerSegment = {}
     for seg, (variant, n, s, ss) in scope.rows(conn, query):
         if n:

@@ -57,6 +57,12 @@ def _label(labels: Labels | None) -> list[sa.ColumnElement[Any]]:
     return [] if labels is None else [labels.of(UNITS.c.attributes).label("segment")]
 
 
+def _group(labels: Labels | None) -> list[sa.ColumnElement[Any]]:
+    """GROUP BY the segment column by its name: the same CASE written twice would carry other bind
+    parameters, and PostgreSQL would not see it as the selected expression."""
+    return [] if labels is None else [sa.literal_column("segment")]
+
+
 def _rows(conn: sa.Connection, query: sa.Select[Any], labels: Labels | None) -> list[tuple[Seg, tuple[Any, ...]]]:
     """Rows as (segment, rest): the segment column comes first when there is one."""
     rows = conn.execute(query).all()
@@ -66,7 +72,7 @@ def _rows(conn: sa.Connection, query: sa.Select[Any], labels: Labels | None) -> 
 def unit_counts(conn: sa.Connection, experiment_id: int, labels: Labels | None) -> PerSegment:
     """Analysable units per variant and the excluded ones by reason, per segment."""
     rows = _rows(conn, sa.select(*_label(labels), _BUCKET, sa.func.count())
-                 .where(UNITS.c.experiment_id == experiment_id).group_by(*_label(labels), _BUCKET), labels)
+                 .where(UNITS.c.experiment_id == experiment_id).group_by(*_group(labels), _BUCKET), labels)
     out: dict[Seg, tuple[dict[str, int], dict[str, int]]] = {}
     for seg, (bucket, n) in rows:
         if bucket is None:  # exposures that name no variant: not analysable, not a known exclusion
@@ -81,7 +87,7 @@ def _measure(kind: str, names: Sequence[str], labels: Labels | None, *columns: s
     m = MEASURES.c
     query = sa.select(*_label(labels), m.name, m.variant, *columns)
     query = query.select_from(_WITH_UNITS) if labels is not None else query.select_from(MEASURES)
-    return query.where(m.kind == kind, m.name.in_(list(names))).group_by(*_label(labels), m.name, m.variant)
+    return query.where(m.kind == kind, m.name.in_(list(names))).group_by(*_group(labels), m.name, m.variant)
 
 
 def event_totals(conn: sa.Connection, experiment_id: int, requests: Sequence[EventTotals],
@@ -137,7 +143,7 @@ def returning(conn: sa.Connection, experiment_id: int, requests: Sequence[Return
         cutoff = now - timedelta(days=request.days)
         exposed = _rows(conn, sa.select(*_label(labels), UNITS.c.variant_lo, sa.func.count())
                         .where(UNITS.c.experiment_id == experiment_id, analysable(), UNITS.c.first_ts <= cutoff)
-                        .group_by(*_label(labels), UNITS.c.variant_lo), labels)
+                        .group_by(*_group(labels), UNITS.c.variant_lo), labels)
         back = {(seg, variant): int(n) for seg, (_name, variant, n) in _rows(conn, _measure(
             "retention", [str(request.days)], labels, sa.func.count())
             .where(MEASURES.c.experiment_id == experiment_id, MEASURES.c.first_ts <= cutoff), labels)}

@@ -35,14 +35,17 @@ class VariantDocument(_Shape):
     description: str = ""
 
 
+def _param_description(name: str) -> str:
+    """What each type that takes the parameter means by it."""
+    return "; ".join(f"{t.name}: {p.description}" for t in METRIC_TYPES.values() for p in t.params if p.name == name)
+
+
 MetricDocument = create_model(  # one field per parameter any registered metric type takes
     "MetricDocument", __base__=_Shape,
     name=(str, PField(pattern=NAME_PATTERN.pattern)),
     type=(Literal[tuple(METRIC_TYPES)], ...),  # type: ignore[valid-type]
     primary=(bool, False),
-    **{p.name: ((int if p.kind == "days" else str) | None,
-                PField(default=None, description=f"{', '.join(t.name for t in METRIC_TYPES.values() if p in t.params)}: "
-                                                 f"{p.description}"))
+    **{p.name: ((int if p.kind == "days" else str) | None, PField(default=None, description=_param_description(p.name)))
        for p in PARAMS.values()},
 )
 

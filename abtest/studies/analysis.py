@@ -74,6 +74,16 @@ class StudyDetails:
         counts = [p.abandoned for p in self.participants.values()]
         return max(counts, default=0) if self.within_subjects else sum(counts)
 
+    def to_text(self) -> list[str]:
+        """Lines for ``abtest analyze``: who took part, and the open comments."""
+        mode = "within subjects" if self.within_subjects else "between subjects"
+        out = [f"participants ({mode}): " + "; ".join(
+            f"{d} {p.started} started, {p.finished} finished, {p.abandoned} abandoned, {p.in_progress} in progress"
+            for d, p in self.participants.items())]
+        for design, texts in self.comments.items():
+            out += [f"comments on {design}:", *(f"  - {t}" for t in texts)] if texts else []
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         return {"within_subjects": self.within_subjects,
                 "participants": [{"design": d, "started": p.started, "finished": p.finished,
