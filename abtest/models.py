@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -228,7 +229,9 @@ class RollupUnit(SQLModel, table=True):
     forced: int = 0  # forced exposures (QA overrides)
     first_ts: datetime = _ts()
     first_day: str = Field(max_length=10)  # UTC day of first_ts, YYYY-MM-DD (the daily series)
-    attributes: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))  # first exposure's
+    # The first exposure's attributes; JSONB on PostgreSQL, where a breakdown reads one per unit.
+    attributes: dict[str, str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"))
 
 
 class RollupMeasure(SQLModel, table=True):

@@ -258,8 +258,8 @@ def test_a_report_reads_one_snapshot_while_another_refresh_commits(engine, sessi
                              for v in ("control", "green") for i in range(3)])
     counted = rollup_sql.unit_counts
 
-    def cohorts_then_more_traffic(conn, experiment_id_, labels):  # type: ignore[no-untyped-def]
-        cohorts = counted(conn, experiment_id_, labels)
+    def cohorts_then_more_traffic(conn, experiment_id_, *rest):  # type: ignore[no-untyped-def]
+        cohorts = counted(conn, experiment_id_, *rest)
         with engine.begin() as other:
             write_events(other, [event(experiment_id, "exposure", f"new-{i}", "green", T0) for i in range(6)]
                           + [event(experiment_id, "conversion", f"new-{i}", None, T0 + timedelta(minutes=1),

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-import tomli_w
 from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
 from flask import session as cookie
 from htmx_flask import request
@@ -21,7 +20,7 @@ from abtest import pipeline
 from abtest.accounts import create_token, list_tokens
 from abtest.definitions import ExperimentDef
 from abtest.errors import Conflict, ValidationError
-from abtest.kinds import KINDS
+from abtest.kinds import to_toml
 from abtest.metrics import METRIC_TYPES, PARAMS
 from abtest.models import Experiment
 from abtest.store.registry import TRANSITIONS, check_transition
@@ -84,29 +83,6 @@ def _render_form(form: DefinitionForm, stored: ExperimentDef | None, checked: Ch
         return render_template(f"experiments/_{section}.html", **context), status
     template = "experiments/_form.html" if fragment else "experiments/form.html"
     return render_template(template, **context), status
-
-
-def _toml(definition: ExperimentDef) -> str:
-    """The definition as a TOML file for version control (empty values left out)."""
-
-    def prune(value: Any) -> Any:
-        if isinstance(value, dict):
-            pruned = {k: prune(v) for k, v in value.items()}
-            return {k: v for k, v in pruned.items() if v not in (None, "", [], {})}
-        if isinstance(value, list):
-            return [prune(v) for v in value]
-        return value
-
-    document = prune(KINDS[definition.kind].document(definition))
-    # tomli_w writes short tables inline; variants and metrics (a study's designs and tasks) read
-    # better as [[variants]] blocks, the shape of DESIGN §4.2, so each table body is dumped on its
-    # own under its header.
-    lists = {name: document.pop(name) for name in list(document)
-             if isinstance(document[name], list) and all(isinstance(item, dict) for item in document[name])}
-    chunks = [tomli_w.dumps(document)]
-    for name, tables in lists.items():
-        chunks.extend(f"\n[[{name}]]\n{tomli_w.dumps(table)}" for table in tables)
-    return "".join(chunks)
 
 
 def _with_override(site: str, key: str, variant: str) -> str:
@@ -325,7 +301,7 @@ def install(key: str):  # type: ignore[no-untyped-def]
     site = request.args.get("site", "")
     links, site_error = _qa_links(definition, site)
     return render_template("experiments/install.html", d=definition, row=row, public_key=new_key,
-                           public_keys=public_keys, toml=_toml(definition), links=links, site=site,
+                           public_keys=public_keys, toml=to_toml(definition), links=links, site=site,
                            site_error=site_error, errors={"site": [site_error]} if site_error else {})
 
 
@@ -347,5 +323,5 @@ def qa_links(key: str):  # type: ignore[no-untyped-def]
 def definition_toml(key: str):  # type: ignore[no-untyped-def]
     """The definition as a file for ``experiments/`` in version control, ready for ``abtest sync``."""
     definition, _ = _stored(key, any_kind=True)
-    return Response(_toml(definition), mimetype="application/toml",
+    return Response(to_toml(definition), mimetype="application/toml",
                     headers={"Content-Disposition": f'attachment; filename="{key}.toml"'})

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 
 from abtest.aggregates.base import (
     MAX_SEGMENTS,
+    OTHER,
     DailyConversions,
     EventStats,
     EventTotals,
@@ -69,17 +70,77 @@ def _rows(conn: sa.Connection, query: sa.Select[Any], labels: Labels | None) -> 
     return [(str(r[0]), tuple(r[1:])) for r in rows] if labels is not None else [(None, tuple(r)) for r in rows]
 
 
-def unit_counts(conn: sa.Connection, experiment_id: int, labels: Labels | None) -> PerSegment:
-    """Analysable units per variant and the excluded ones by reason, per segment."""
-    rows = _rows(conn, sa.select(*_label(labels), _BUCKET, sa.func.count())
-                 .where(UNITS.c.experiment_id == experiment_id).group_by(*_group(labels), _BUCKET), labels)
-    out: dict[Seg, tuple[dict[str, int], dict[str, int]]] = {}
-    for seg, (bucket, n) in rows:
-        if bucket is None:  # exposures that name no variant: not analysable, not a known exclusion
-            continue
-        units, excluded = out.setdefault(seg, ({}, dict.fromkeys(EXCLUSIONS, 0)))
-        (excluded if bucket in EXCLUSIONS else units)[str(bucket)] = int(n)
-    return {seg: UnitCounts(units, excluded) for seg, (units, excluded) in out.items()}
+MAX_UNIT_ROWS = 20_000  # (value, bucket, day) rows a breakdown reads in one pass before it narrows down
+
+
+def unit_table(conn: sa.Connection, experiment_id: int, by: str) -> list[tuple[str, str, str, int]] | None:
+    """Units by value of ``by``, bucket and first day, in one scan; None when the attribute has so
+    many values that the rows would pass :data:`MAX_UNIT_ROWS` (then the largest values are picked
+    first, by :func:`segment_sizes`)."""
+    value = attribute_value(UNITS.c.attributes, by).label("value")
+    rows = conn.execute(sa.select(value, _BUCKET, UNITS.c.first_day, sa.func.count())
+                        .where(UNITS.c.experiment_id == experiment_id)
+                        .group_by(value, _BUCKET, UNITS.c.first_day).limit(MAX_UNIT_ROWS + 1)).all()
+    if len(rows) > MAX_UNIT_ROWS:
+        return None
+    return [(str(v), str(b), str(d), int(n)) for v, b, d, n in rows if b is not None]
+
+
+def from_unit_table(rows: list[tuple[str, str, str, int]], top: tuple[str, ...]
+                    ) -> tuple[PerSegment, dict[str, dict[str, int]]]:
+    """Per segment label (``top`` values, the rest pooled as "(other)") the unit counts, and the
+    whole experiment's cohorts by bucket and day: what :func:`unit_counts` and :func:`cohorts` give."""
+    per: dict[Seg, dict[str, dict[str, int]]] = {}
+    whole: dict[str, dict[str, int]] = {}
+    for value, bucket, day, n in rows:
+        label = value if value in top else OTHER
+        days = per.setdefault(label, {}).setdefault(bucket, {})
+        days[day] = days.get(day, 0) + n
+        whole.setdefault(bucket, {})[day] = whole.get(bucket, {}).get(day, 0) + n
+    return {label: unit_counts_of(buckets) for label, buckets in per.items()}, whole
+
+
+def sizes_of(rows: list[tuple[str, str, str, int]]) -> list[tuple[str, int]]:
+    """Analysable units per value (what :func:`segment_sizes` reads)."""
+    out: dict[str, int] = {}
+    for value, bucket, _day, n in rows:
+        if bucket not in EXCLUSIONS:
+            out[value] = out.get(value, 0) + n
+    return list(out.items())
+
+
+def unit_counts_of(by_day: dict[str, dict[str, int]]) -> UnitCounts:
+    units, excluded = {}, dict.fromkeys(EXCLUSIONS, 0)
+    for bucket, days in by_day.items():
+        (excluded if bucket in EXCLUSIONS else units)[bucket] = sum(days.values())
+    return UnitCounts(units, excluded)
+
+
+def cohorts(conn: sa.Connection, experiment_id: int) -> dict[str, dict[str, int]]:
+    """Exposed units by bucket (a variant, or why the unit is excluded) and UTC day of first
+    exposure: one scan of the unit rollups serves the unit counts and the daily series."""
+    rows = conn.execute(sa.select(_BUCKET, UNITS.c.first_day, sa.func.count())
+                        .where(UNITS.c.experiment_id == experiment_id).group_by(_BUCKET, UNITS.c.first_day)).all()
+    out: dict[str, dict[str, int]] = {}
+    for bucket, day, n in rows:
+        if bucket is not None:  # exposures that name no variant: not analysable, not a known exclusion
+            out.setdefault(str(bucket), {})[str(day)] = int(n)
+    return out
+
+
+def unit_counts(conn: sa.Connection, experiment_id: int, labels: Labels | None,
+                by_day: dict[str, dict[str, int]] | None = None) -> PerSegment:
+    """Analysable units per variant and the excluded ones by reason, per segment (the whole
+    experiment's from its ``by_day`` cohorts when given)."""
+    if labels is None:
+        return {None: unit_counts_of(by_day if by_day is not None else cohorts(conn, experiment_id))}
+    per: dict[Seg, dict[str, dict[str, int]]] = {}
+    for seg, (bucket, n) in _rows(conn, sa.select(*_label(labels), _BUCKET, sa.func.count())
+                                  .where(UNITS.c.experiment_id == experiment_id)
+                                  .group_by(*_group(labels), _BUCKET), labels):
+        if bucket is not None:
+            per.setdefault(seg, {})[str(bucket)] = {"": int(n)}
+    return {seg: unit_counts_of(buckets) for seg, buckets in per.items()}
 
 
 def _measure(kind: str, names: Sequence[str], labels: Labels | None, *columns: sa.ColumnElement[Any]) -> sa.Select[Any]:
@@ -154,8 +215,8 @@ def returning(conn: sa.Connection, experiment_id: int, requests: Sequence[Return
     return out
 
 
-def daily_conversions(conn: sa.Connection, experiment_id: int, request: DailyConversions
-                      ) -> list[tuple[str, str, str | None, int]]:
+def daily_conversions(conn: sa.Connection, experiment_id: int, request: DailyConversions,
+                      by_day: dict[str, dict[str, int]]) -> list[tuple[str, str, str | None, int]]:
     """(variant, UTC day of first exposure, UTC day of first conversion or None, units): enough to
     rebuild, for any day, the units exposed and converted by the end of that day."""
     m = MEASURES.c
@@ -167,11 +228,11 @@ def daily_conversions(conn: sa.Connection, experiment_id: int, request: DailyCon
     converted: dict[tuple[str, str], int] = {}
     for v, d, _c, n in out:
         converted[(v, d)] = converted.get((v, d), 0) + n
-    cohorts = conn.execute(sa.select(UNITS.c.variant_lo, UNITS.c.first_day, sa.func.count())
-                           .where(UNITS.c.experiment_id == experiment_id, analysable())
-                           .group_by(UNITS.c.variant_lo, UNITS.c.first_day)).all()
-    for variant, day, n in cohorts:
-        rest = int(n) - converted.get((str(variant), str(day)), 0)
-        if rest and variant is not None:
-            out.append((str(variant), str(day), None, rest))
+    for variant, days in by_day.items():
+        if variant in EXCLUSIONS:
+            continue
+        for day, n in days.items():
+            rest = n - converted.get((variant, day), 0)
+            if rest:
+                out.append((variant, day, None, rest))
     return out

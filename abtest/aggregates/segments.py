@@ -60,9 +60,12 @@ def attribute_names(conn: sa.Connection, rows: sa.Select[tuple[object]]) -> list
     sample = rows.limit(SAMPLE_UNITS).subquery("sample")
     column = sample.c[0]
     if conn.dialect.name == "postgresql":
-        keys = sa.func.json_object_keys(column).table_valued("value").render_derived(name="k")
+        from sqlalchemy.dialects import postgresql
+
+        binary = sa.cast(column, postgresql.JSONB)  # events keep json, the unit rollups jsonb
+        keys = sa.func.jsonb_object_keys(binary).table_valued("value").render_derived(name="k")
         query = sa.select(keys.c.value).select_from(sample).join(keys, sa.true()).where(
-            sa.func.json_typeof(column) == "object")
+            sa.func.jsonb_typeof(binary) == "object")
     else:
         keys = sa.func.json_each(column).table_valued("key").alias("k")
         query = sa.select(keys.c.key).select_from(sample).join(keys, sa.true()).where(

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from abtest.aggregates import events_sql, rollup_sql
+from abtest.aggregates.combine import total
 from abtest.aggregates.base import (
     MAX_SEGMENTS,
     OTHER,
@@ -38,7 +39,6 @@ from abtest.aggregates.base import (
     Segment,
     Slice,
     Texts,
-    UnitCounts,
     UnitLogTimes,
 )
 from abtest.aggregates.rollup import Measures, Refreshed, refresh
@@ -97,16 +97,27 @@ class SqlSource:
         if rollups:
             refresh(self.engine, experiment_id, Measures.of(rollups))
         with snapshot(self.engine) as conn:
-            whole = _answer(conn, experiment_id, requests, now, None)
             if by is None:
-                return Aggregates(Slice(_slice(whole, None)))
+                return Aggregates(Slice(_slice(_answer(conn, experiment_id, requests, now, None), None)))
             by = check_attribute_name(by)
-            sizes = (rollup_sql.segment_sizes if rollups else events_sql.segment_sizes)(conn, experiment_id, by)
+            # Experiments: one pass over the unit rollups gives the segment sizes, each segment's
+            # unit counts and the daily cohorts, unless the attribute has too many values.
+            table = rollup_sql.unit_table(conn, experiment_id, by) if rollups else None
+            if table is not None:
+                sizes = rollup_sql.sizes_of(table)
+            else:
+                sizes = (rollup_sql.segment_sizes if rollups else events_sql.segment_sizes)(conn, experiment_id, by)
             top, more = largest(sizes, MAX_SEGMENTS)
             if not top:
-                return Aggregates(Slice(_slice(whole, None)), by=by)
-            split = _answer(conn, experiment_id, [r for r in requests if not r.whole_only], now, Labels(by, top))
+                return Aggregates(Slice(_slice(_answer(conn, experiment_id, requests, now, None), None)), by=by)
+            units, by_day = rollup_sql.from_unit_table(table, top) if table is not None else (None, None)
+            split = _answer(conn, experiment_id, [r for r in requests if not r.whole_only], now, Labels(by, top),
+                            units)
+            # Every unit is in exactly one segment and sufficient statistics add up, so the whole
+            # test is the sum of its segments: only what has no segments is read again.
+            whole = _answer(conn, experiment_id, [r for r in requests if r.whole_only], now, None, by_day=by_day)
         order = list(top) + ([OTHER] if more else [])
+        whole.update({request: {None: total(per.values())} for request, per in split.items()})
         return Aggregates(Slice(_slice(whole, None)), by=by,
                           segments=tuple(Segment(value, Slice(_slice(split, value))) for value in order))
 
@@ -132,19 +143,21 @@ def _slice(answers: Answers, segment: str | None) -> dict[Request, Any]:
 
 
 def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request], now: datetime,
-            labels: Labels | None) -> Answers:
-    """Every request answered per segment (``None``: the whole test), one query per family."""
+            labels: Labels | None, units: dict[str | None, Any] | None = None,
+            by_day: dict[str, dict[str, int]] | None = None) -> Answers:
+    """Every request answered per segment (``None``: the whole test), one query per family;
+    ``units`` and ``by_day`` are the unit counts and daily cohorts when already read."""
     families: dict[type, list[Any]] = defaultdict(list)
     for request in requests:
         families[type(request)].append(request)
     out: Answers = {}
-    units: dict[str | None, Any] = {}
-    if ExposedUnits in families or any(t in families for t in (EventTotals, Returning)):
-        units = rollup_sql.unit_counts(conn, experiment_id, labels)
-        if labels is None:
-            units.setdefault(None, UnitCounts({}, dict.fromkeys(rollup_sql.EXCLUSIONS, 0)))
-        for request in families.get(ExposedUnits, []):
-            out[request] = units
+    if by_day is None and labels is None and DailyConversions in families:
+        by_day = rollup_sql.cohorts(conn, experiment_id)
+    if units is None and (ExposedUnits in families or any(t in families for t in (EventTotals, Returning))):
+        units = rollup_sql.unit_counts(conn, experiment_id, labels, by_day)
+    units = units or {}
+    for request in families.get(ExposedUnits, []):
+        out[request] = units
     for request in families.get(EventTotals, []):  # one at a time: a sum that overflows spoils only its own
         out.update(_guarded(conn, [request], lambda r: rollup_sql.event_totals(conn, experiment_id, r, units, labels)))
     if UnitLogTimes in families:
@@ -153,7 +166,8 @@ def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request]
     if Returning in families:
         out.update(_guarded(conn, families[Returning], lambda r: rollup_sql.returning(conn, experiment_id, r, now, labels)))
     for request in families.get(DailyConversions, []):
-        out[request] = {None: rollup_sql.daily_conversions(conn, experiment_id, request)}
+        assert by_day is not None
+        out[request] = {None: rollup_sql.daily_conversions(conn, experiment_id, request, by_day)}
     for request in families.get(Texts, []):
         out[request] = {None: events_sql.texts(conn, experiment_id, request)}
 

@@ -54,3 +54,27 @@ def require_snippet_kind(kind: str, key: str) -> None:
     """A public route on a test of another kind answers as for an unknown key: nothing leaks."""
     if not KINDS[kind].snippet:
         raise NotFound(f"no running experiment with key {key!r}", field="experiment")
+
+
+def to_toml(definition: Any) -> str:
+    """A stored definition as a TOML file for ``experiments/`` (what ``abtest sync`` reads back
+    unchanged); empty values are left out."""
+    import tomli_w
+
+    def prune(value: Any) -> Any:
+        if isinstance(value, dict):
+            pruned = {k: prune(v) for k, v in value.items()}
+            return {k: v for k, v in pruned.items() if v not in (None, "", [], {})}
+        if isinstance(value, list):
+            return [prune(v) for v in value]
+        return value
+
+    document = prune(KINDS[definition.kind].document(definition))
+    # tomli_w writes short tables inline; lists of tables (variants, metrics, a study's designs and
+    # tasks) read better as [[variants]] blocks, the shape of DESIGN §4.2.
+    lists = {name: document.pop(name) for name in list(document)
+             if isinstance(document[name], list) and all(isinstance(item, dict) for item in document[name])}
+    chunks = [tomli_w.dumps(document)]
+    for name, tables in lists.items():
+        chunks.extend(f"\n[[{name}]]\n{tomli_w.dumps(table)}" for table in tables)
+    return "".join(chunks)

@@ -45,6 +45,7 @@ DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 EVENTS_PER_UNIT = 4.505  # expected events per unit in the shape below
 TARGETS_S = {1_000_000: 1.0, 10_000_000: 10.0}  # PostgreSQL targets from the issue
 M = 2147483647  # 2^31 - 1
+REGIONS = 10  # values of the attribute the breakdown is timed on
 
 
 # ---- data ------------------------------------------------------------------------------------------
@@ -84,9 +85,12 @@ def insert_sql(dialect: str, units: int, experiment_id: int) -> str:
     purchase_p = "(CASE WHEN h0 < 0.5 THEN 0.10 ELSE 0.11 END)"
     offset = (f"{start} + CASE WHEN k = 1 THEN 3600 WHEN k = 2 THEN (CASE WHEN h7 < 0.05 THEN -600 ELSE 600 END) "
               "WHEN k = 3 THEN 7200 WHEN k = 4 THEN 300 ELSE 60 * k END")
+    # Exposures carry a 10-valued attribute (what ?by=region breaks the report down by).
+    region = f"'r' || CAST(CAST(h7 * {REGIONS} AS INTEGER) AS TEXT)"
+    attributes = f"json_build_object('region', {region})" if pg else f"json_object('region', {region})"
     sql = (
         f"{prefix}INSERT INTO events (event_id, type, experiment_id, variant, unit, event, value, task, success, "
-        "duration_ms, questionnaire, answers, forced, ts, received_at) "
+        "duration_ms, questionnaire, answers, attributes, forced, ts, received_at) "
         f"SELECT 'b' || u || '-' || k, "
         "CASE WHEN k < 2 THEN 'exposure' WHEN k = 4 THEN 'task' ELSE 'conversion' END, "
         f"{experiment_id}, "
@@ -97,7 +101,7 @@ def insert_sql(dialect: str, units: int, experiment_id: int) -> str:
         "CASE WHEN k = 4 THEN 'checkout' END, "
         f"CASE WHEN k = 4 THEN (CASE WHEN h6 < 0.9 THEN {true} ELSE {false} END) END, "
         "CASE WHEN k = 4 THEN 20000 + 60000 * h8 * h8 END, "
-        f"NULL, NULL, {false}, {at(offset)}, {at(offset)} "
+        f"NULL, NULL, CASE WHEN k < 2 THEN {attributes} END, {false}, {at(offset)}, {at(offset)} "
         f"FROM ({per_unit}) AS pu CROSS JOIN {slots} "
         f"WHERE k = 0 OR (k = 1 AND h1 < 0.5) OR (k = 2 AND h2 < {purchase_p}) OR (k = 3 AND h2 < 0.02) "
         f"OR (k = 4 AND h3 < 0.3) OR (k >= 5 AND {_h('u * 16 + k', 2654435, real)} < 0.516)"
@@ -244,6 +248,14 @@ def measure(url: str, repeat: int, explain: bool) -> dict:
             write_events(conn, new_batch(conn, round_))
         increments.append(best_of(run, 1))
     incremental_s = min(increments)
+    breakdown: dict = {}
+
+    def run_breakdown() -> None:
+        breakdown["report"] = analyze(engine, KEY, by="region")
+
+    run_breakdown()  # fresh rollups again before timing
+    breakdown_s = best_of(run_breakdown, repeat)
+    segments = len(breakdown["report"].breakdown.segments)
     rss_peak = rss_mb()
     sa.event.remove(engine, "before_cursor_execute", _before)
     sa.event.remove(engine, "after_cursor_execute", _after)
@@ -252,7 +264,8 @@ def measure(url: str, repeat: int, explain: bool) -> dict:
     slowest = max(fresh_statements, key=lambda s: s["seconds"])
     result = {
         "count_s": count_s, "group_s": group_s, "build_s": build_s, "analyze_s": analyze_s,
-        "incremental_s": incremental_s, "batch_events": NEW_BATCH,
+        "incremental_s": incremental_s, "batch_events": NEW_BATCH, "breakdown_s": breakdown_s,
+        "segments": segments,
         "slowest_s": slowest["seconds"], "rss_start_mb": rss_start, "rss_peak_mb": rss_peak,
         "units": report.units,
         "statements": [{"seconds": s["seconds"], "sql": _first_words(s["sql"])} for s in build_statements],
@@ -437,17 +450,20 @@ def main() -> None:
 
 def print_report(results: list[dict], skipped: list[str], total_s: float) -> None:
     results = sorted(results, key=lambda r: (r["backend"] != "postgresql", r["rows"]))
-    print(f"abtest.analysis.analyze({KEY!r}) vs SELECT count(*) FROM events (same table, same run)")
+    print(f"abtest.pipeline.analyze({KEY!r}) vs SELECT count(*) FROM events (same table, same run)")
     print(f"{'backend':11} {'events':>11} {'count s':>8} {'group s':>8} {'build s':>8} {'x group':>8} "
-          f"{'fresh s':>8} {'x count':>8} {'+1k s':>7} {'x count':>8} {'RSS start':>9} {'RSS peak':>9} {'load s':>7}")
+          f"{'fresh s':>8} {'x count':>8} {'+1k s':>7} {'x count':>8} {'by s':>7} {'x fresh':>8} "
+          f"{'RSS start':>9} {'RSS peak':>9} {'load s':>7}")
     for r in results:
         print(f"{r['backend']:11} {r['rows']:11,} {r['count_s']:8.3f} {r['group_s']:8.3f} {r['build_s']:8.3f} "
               f"{r['build_s'] / r['group_s']:8.1f} {r['analyze_s']:8.3f} {r['analyze_s'] / r['count_s']:8.2f} "
               f"{r['incremental_s']:7.3f} {r['incremental_s'] / r['count_s']:8.2f} "
+              f"{r['breakdown_s']:7.3f} {r['breakdown_s'] / r['analyze_s']:8.2f} "
               f"{r['rss_start_mb']:8.0f}M {r['rss_peak_mb']:8.0f}M {r['insert_s'] + r['index_s']:7.1f}")
     print("(build = the first report after the bulk load: builds the per-unit rollups from every event.\n"
           " fresh = a report with the rollups up to date; +1k = a report right after a new batch of 1,000\n"
           " events (300 returning visitors, 50 new), which recomputes only the units it touched.\n"
+          f" by = a fresh report broken down by a {REGIONS}-valued attribute (?by=region), x fresh its ratio.\n"
           " group = SELECT count(*) FROM (SELECT unit FROM events GROUP BY unit): one per-unit pass over the\n"
           " events, the floor of any analysis that scans them. SQLite answers count(*) from its smallest index,\n"
           " hence its huge 'x count'. PostgreSQL: ANALYZE events ran after loading. RSS = peak resident set of\n"

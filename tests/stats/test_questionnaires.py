@@ -17,9 +17,9 @@ from abtest.stats.questionnaires import (
     sus_percentile,
     umux_sus_adjusted,
 )
+from abtest.stats.summary import Moments
 
 sus_score = SUS.score
-from abtest.stats.summary import Moments
 
 
 def test_sus_scoring():
