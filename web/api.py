@@ -26,7 +26,7 @@ from abtest.errors import AbtestError, BadRequest, NotFound, Unavailable, Unsupp
 from abtest.ingest import EventBatch, explain, ingest
 from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
 from abtest.store.events import event_row, exposure_id, write_events
-from web import get_engine
+from web.extensions import get_engine
 from web.api_models import AssignRequest
 from web.auth import token_required
 

@@ -21,7 +21,7 @@ from sqlmodel import Session
 from abtest.accounts import authenticate, find_token
 from abtest.errors import Forbidden, Unauthorized
 from abtest.models import User
-from web import get_engine
+from web.extensions import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
 

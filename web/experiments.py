@@ -24,7 +24,7 @@ from abtest.kinds import to_toml
 from abtest.metrics import METRIC_TYPES, PARAMS
 from abtest.models import Experiment
 from abtest.store.registry import TRANSITIONS, check_transition
-from web import get_engine
+from web.extensions import get_engine
 from web.auth import login_required
 from web.experiment_form import SECTIONS, Checked, DefinitionForm, check, field_error, sample_size
 from web.form_rows import vary_on_htmx, wants_fragment

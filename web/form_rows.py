@@ -173,7 +173,7 @@ def judge(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], D], store
     never takes a write lock. Returns (the definition if nothing is wrong, every problem, whether
     the problem is a conflict with what is stored).
     """
-    from web import get_engine
+    from web.extensions import get_engine
 
     problems = list(shape_errors)
     definition = None

@@ -22,7 +22,8 @@ from sqlmodel import Session
 from abtest import pipeline
 from abtest.report import MetricResult, Report
 from abtest.store.registry import TRANSITIONS
-from web import charts, get_engine
+from web import charts
+from web.extensions import get_engine
 from web.auth import login_required
 from web.form_rows import wants_fragment
 from web.kind_pages import PAGES

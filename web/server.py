@@ -12,7 +12,7 @@ def run(settings: Settings, host: str, port: int, workers: int) -> None:
     if sys.platform == "win32":  # pragma: no cover - gunicorn does not run on Windows
         from waitress import serve
 
-        from web import create_app
+        from web.app import create_app
 
         serve(create_app(settings), host=host, port=port, threads=4 * workers)
         return
@@ -32,7 +32,7 @@ def _gunicorn(settings: Settings, host: str, port: int, workers: int) -> Any:
             self.cfg.set("graceful_timeout", 5)
 
         def load(self) -> Any:
-            from web import create_app
+            from web.app import create_app
 
             _warm_up()
             return create_app(settings)

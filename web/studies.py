@@ -20,7 +20,7 @@ from abtest.errors import AbtestError, BadRequest, Conflict, ValidationError
 from abtest.questionnaires import QUESTIONNAIRES
 from abtest.studies import runner as core
 from abtest.studies.definition import StudyDef
-from web import csrf, get_engine
+from web.extensions import csrf, get_engine
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
 

@@ -22,7 +22,7 @@ from abtest import pipeline
 from abtest.errors import Conflict
 from abtest.studies.definition import END_OF_SESSION, StudyDef, parse_study
 from abtest.studies.runner import get_study
-from web import get_engine
+from web.extensions import get_engine
 from web.auth import login_required
 from web.form_rows import (
     Checked,

@@ -15,7 +15,7 @@ from abtest.errors import ValidationError
 from abtest.report import Report
 from abtest.studies import store
 from abtest.studies.runner import get_study
-from web import get_engine
+from web.extensions import get_engine
 from web.auth import login_required
 
 study_results = Blueprint("study_results", __name__)
