@@ -168,7 +168,7 @@ def snippet_page(src: str, body: str = "<h1>Shop</h1>", head: str = "", **data: 
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
+def playwright() -> Iterator[object]:
     try:
         from playwright.sync_api import sync_playwright
     except ImportError as exc:
@@ -180,9 +180,20 @@ def browser() -> Iterator[object]:
             pytest.fail(reason + " (ABTEST_REQUIRE_BROWSER=1)")
         pytest.skip(reason)
     with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+        yield pw
+
+
+@pytest.fixture(scope="session")
+def browser(playwright):  # type: ignore[no-untyped-def]
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture(scope="session")
+def devices(playwright) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+    """Playwright's phone, tablet and desktop descriptors (user agent, viewport, touch)."""
+    return playwright.devices
 
 
 @pytest.fixture

@@ -141,7 +141,10 @@ def test_events_have_the_api_shape(page, shop, fake_api):  # type: ignore[no-unt
     assert checkout["success"] is True and 55 <= checkout["duration_ms"] < 2000
     load = by_kind[("task", "page-load")][0]
     assert load["success"] is True and 0 < load["duration_ms"] < 10_000
-    assert set(by_kind[("exposure", None)][0]) == {"id", "type", "experiment", "variant", "unit", "ts"}
+    exposure = by_kind[("exposure", None)][0]
+    assert set(exposure) == {"id", "type", "experiment", "variant", "unit", "attributes", "ts"}
+    # The segments of the page: window.abtestAttributes over the tag's JSON, lists left out.
+    assert exposure["attributes"] == {"device": "desktop", "country": "DE", "beta": "true"}
     assert page.errors == []
 
 

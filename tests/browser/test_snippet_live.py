@@ -86,6 +86,7 @@ class LiveServer:
     key: str
     database: Path
     folder: Path
+    env: dict[str, str]
 
     def python_variants(self, unit: str) -> dict[str, str]:
         """What abtest.assignment decides for this unit, from the same TOML files."""
@@ -130,7 +131,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     key = _cli(env, "token", "create", "--public", "--name", "browser-tests").strip().splitlines()[-1]
     assert key.startswith("pk_")
     with live_server(env, workers=1) as server:
-        yield LiveServer(server.url, key, database, folder)
+        yield LiveServer(server.url, key, database, folder, env)
 
 
 @pytest.fixture
@@ -215,3 +216,38 @@ def test_forced_variant_is_recorded_as_forced(page, shop, live):  # type: ignore
     assert exposures == [("live-hero", other)]
     assert {r["experiment"] for r in rows} == {"live-hero"}  # only the forced experiment is flagged
     assert page.errors == []
+
+
+def test_results_break_down_by_what_the_page_sent(context, site, live):  # type: ignore[no-untyped-def]
+    """Two visitors from two countries: their exposures carry the page's attributes and device,
+    and the results document splits live-hero by country with one unit in each segment."""
+    units = {}
+    for country in ("DE", "AT"):
+        context.clear_cookies()
+        page = context.new_page()
+        page.goto(site.page(f"live-{country}.html", snippet_page(
+            "abtest.js", BODY, key=live.key, api=live.url, attributes=json.dumps({"country": country}))))
+        units[country] = page.evaluate("abtest.unit")
+        page.evaluate("abtest.ready.then(() => abtest.flush())")
+        page.evaluate("() => localStorage.clear()")  # the next visitor is a new one
+        page.close()
+
+    def stored() -> dict[str, list]:
+        with sqlite3.connect(f"file:{live.database}?mode=ro", uri=True) as db:
+            rows = db.execute("""SELECT e.unit, e.attributes FROM events e JOIN experiments x ON x.id = e.experiment_id
+                                 WHERE x.key = 'live-hero' AND e.type = 'exposure' AND e.unit IN (?, ?)""",
+                              tuple(units.values())).fetchall()
+        return rows if len(rows) == 2 else []
+
+    rows = wait_until(stored, timeout=8, what="both exposures in the database")
+    by_unit = {unit: json.loads(attributes) for unit, attributes in rows}
+    for country, unit in units.items():
+        assert by_unit[unit] == {"device": "desktop", "country": country}
+
+    document = json.loads(_cli(live.env, "analyze", "live-hero", "--by", "country", "--format", "json"))
+    segments = {s["segment"]: s for s in document["metrics"][0]["segments"]}
+    assert {"DE", "AT"} <= segments.keys()
+    assert sum(v["n"] for v in segments["AT"]["variants"]) == 1  # the one Austrian visitor
+    assert sum(v["n"] for v in segments["DE"]["variants"]) >= 1  # (the other tests' visitors are German too)
+    sizes = {s["segment"]: sum(s["units"].values()) for s in document["breakdown"]["segments"]}
+    assert sizes["AT"] == 1 and sizes["DE"] >= 1

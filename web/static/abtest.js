@@ -3,7 +3,8 @@
 // <script src="https://HOST/static/abtest.js" data-key="pk_…" async></script>
 // Optional: data-api="https://…" (API origin; default: this script's origin),
 //           data-timeout="800" (ms the page may stay hidden while config loads),
-//           data-attributes='{"country":"DE"}' (targeting; window.abtestAttributes wins).
+//           data-attributes='{"country":"DE"}' (targeting and segments; window.abtestAttributes
+//           and abtest.attributes({...}) add to it and win).
 (() => {
   'use strict';
   const w = window;
@@ -74,6 +75,30 @@
     }
     const i = chooseVariant(bucket(exp.seed || exp.key, unit), exp.variants.map((v) => v.weight), exp.coverage ?? 1);
     return i == null ? null : { variant: keys[i] };
+  };
+
+  // Segments (DESIGN §8): the server's rule for event attributes (abtest.attributes): at most 20
+  // names like `country` or `plan.tier`, values a string, finite number or boolean of at most
+  // 200 characters. What breaks the rule is dropped here, so one bad value cannot cost the
+  // whole exposure; lists stay for targeting only.
+  const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
+  const segments = (attrs) => Object.fromEntries(
+    Object.entries(attrs)
+      .map(([k, v]) => [k, /^[sb]/.test(typeof v) || Number.isFinite(v) ? canonical(v) : null])
+      .filter(([k, t]) => NAME.test(k) && t != null && t.length <= 200 && !t.includes('\0'))
+      .slice(0, 20)
+  );
+
+  // mobile / tablet / desktop, as abtest.attributes.device_of reads a User-Agent; the client
+  // hint (Chromium) settles phones, and an iPad asking for the desktop site shows as a
+  // touch-screen Mac.
+  const device = () => {
+    const n = navigator;
+    const ua = n.userAgent.toLowerCase();
+    return /ipad|tablet/.test(ua) || (/android/.test(ua) && !/mobile/.test(ua)) ||
+      (/macintosh/.test(ua) && n.maxTouchPoints > 1)
+      ? 'tablet'
+      : (n.userAgentData || {}).mobile || /mobi|iphone|ipod|android/.test(ua) ? 'mobile' : 'desktop';
   };
 
   // ---- Small helpers: storage can throw (privacy modes, sandboxed iframes), so guard it. ----
@@ -214,7 +239,10 @@
     if (settled) return; // a config arriving after the timeout waits in the cache for next page
     settled = true;
     attempt(() => {
-      const attrs = Object.assign({}, readJSON(opts.attributes || '{}'), w.abtestAttributes);
+      // Later sources win; the page's own `device` beats the guess.
+      const attrs = Object.assign({ device: device() }, readJSON(opts.attributes || '{}'),
+        w.abtestAttributes, session('attrs'));
+      const attributes = segments(attrs);
       const forced = overrides();
       for (const exp of (config && config.experiments) || []) {
         const a = attempt(() => decide(exp, unit, attrs, forced[exp.key]));
@@ -222,7 +250,7 @@
         assigned[exp.key] = a.variant;
         forcedIn[exp.key] = a.forced;
         attempt(() => html.setAttribute('data-abtest-' + exp.key, a.variant));
-        record(exp.key, 'exposure', {}); // one per experiment per page view
+        record(exp.key, 'exposure', { attributes }); // one per experiment per page view
       }
     });
     unguard();
@@ -298,6 +326,9 @@
         recordAll('task', { task: String(name), success: !!success, duration_ms: Math.round(duration * 10) / 10 });
       }),
     }),
+    // Attributes learnt after load (a login, a plan): kept for the tab, so targeting and the
+    // exposures of the next page views use them (this page's exposures may be sent already).
+    attributes: (more) => attempt(() => session('attrs', Object.assign(session('attrs') || {}, more))),
     flush: () => send(false), // a Promise, settled once the queued events are sent (or kept)
     _hash: { fnv1a32, bucket, chooseVariant, namespacePosition },
   };
