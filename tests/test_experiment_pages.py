@@ -533,6 +533,10 @@ def test_show_page_summarises_the_definition(logged_in, engine):
                  'href="/experiments/rich.toml"', 'href="/experiments/rich/launch"', 'href="/experiments/rich/archive"'):
         assert text in page, text
     assert 'href="/experiments/rich/stop"' not in page  # a draft cannot be stopped
+    # What each metric counts, in its type's own words, with its parameters filled in.
+    for text in ("units with a purchase event", "sum of purchase values per unit", "time of task checkout",
+                 "seen again after 7 days"):
+        assert text in page, text
 
 
 def test_lifecycle_draft_running_stopped_archived(logged_in, engine):

@@ -156,7 +156,7 @@ def test_results_page_json_and_csv(logged_in, session, engine):
     assert page.status_code == 200
     html = page.get_data(as_text=True)
     for text in ("buy-success", "buy-time", "SUS", "UMUX-Lite", "NPS", "Too slow", "Abandoned", "SUS grade",
-                 "NPS: each variant against current", "difference of two independent NPS"):
+                 "NPS: each design against current", "difference of two independent NPS"):
         assert text in html
     document = logged_in.get("/experiments/checkout-study/results.json").get_json()
     [nps] = [m for m in document["metrics"] if m["name"] == "NPS"]

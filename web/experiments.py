@@ -229,7 +229,7 @@ def show(key: str):  # type: ignore[no-untyped-def]
         target = _planned_units(definition)
     actions = [ACTION_FOR_STATUS[s] for s in TRANSITIONS.get(definition.status, ())]
     return render_template("experiments/show.html", d=definition, row=row, actions=actions,
-                           lifecycle=LIFECYCLE, target=target)
+                           lifecycle=LIFECYCLE, target=target, metric_types=METRIC_TYPES)
 
 
 def _planned_units(definition: ExperimentDef) -> int | None:

@@ -114,6 +114,10 @@ class MetricType(ABC):
         """How to read a variant's value: ``"rate"``, ``"seconds (geometric mean)"`` …"""
         return ""
 
+    @abstractmethod
+    def measures(self, metric: MetricDef) -> str:
+        """What the metric counts, in one phrase for the definition page ("units with a purchase event")."""
+
     def series_request(self, metric: MetricDef) -> Request | None:
         """The daily rows behind the cumulative chart, when this type keeps one (as the primary metric)."""
         return None

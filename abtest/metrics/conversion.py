@@ -41,6 +41,9 @@ class Conversion(MetricType):
             return sequential.sequential_proportions(baseline, treatment, plan.planned_n, plan.alpha)
         return proportions.compare_proportions(baseline, treatment, plan.alpha)
 
+    def measures(self, metric: MetricDef) -> str:
+        return f"units with a {metric.param('event')} event"
+
     def method(self, metric: MetricDef, plan: ComparisonPlan) -> str:
         return "Wilson score interval"
 

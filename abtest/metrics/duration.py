@@ -38,6 +38,9 @@ class Duration(MetricType):
             return durations.as_ratio(diff, diff.method + " on log times (ratio of geometric means)")
         return durations.compare_durations(baseline, treatment, plan.alpha)
 
+    def measures(self, metric: MetricDef) -> str:
+        return f"time of task {metric.param('task')}"
+
     def method(self, metric: MetricDef, plan: ComparisonPlan) -> str:
         return "geometric mean of successful task times with t interval on log times"
 

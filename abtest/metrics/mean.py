@@ -40,6 +40,9 @@ class Mean(MetricType):
             return _cuped_or_welch(baseline, treatment, plan.alpha)
         return means.welch_test(baseline.post, treatment.post, plan.alpha)
 
+    def measures(self, metric: MetricDef) -> str:
+        return f"sum of {metric.param('event')} values per unit"
+
     def method(self, metric: MetricDef, plan: ComparisonPlan) -> str:
         note = " (CUPED is not applied to the always-valid test)" if plan.cuped and plan.sequential else ""
         return "mean per unit with t interval" + note

@@ -27,5 +27,9 @@ class Retention(Conversion):
     def summary(self, stat: Counts) -> tuple[int, Counts]:  # type: ignore[override]
         return stat.n, stat
 
+    def measures(self, metric: MetricDef) -> str:
+        days = metric.param("days")
+        return f"seen again after {days} day{'' if days == 1 else 's'}"
+
     def method(self, metric: MetricDef, plan: ComparisonPlan) -> str:
         return f"Wilson score interval; units first exposed at least {metric.param('days')} days ago"
