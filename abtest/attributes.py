@@ -12,10 +12,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from decimal import Decimal
 
 MAX_ATTRIBUTES = 20
 MAX_VALUE_LENGTH = 200
 NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,63}")
+# The labels a breakdown gives its pooled segments; a visitor's value may not pass for one.
+OTHER = "(other)"  # the segments beyond the largest ones, pooled
+NOT_SET = "(not set)"  # units whose first exposure did not carry the attribute
 
 
 class BadAttribute(ValueError):
@@ -33,9 +37,21 @@ def canonical_attribute(value: object) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else _js_float(value)
     return str(value)
+
+
+def _js_float(value: float) -> str:
+    """A fraction as JavaScript's String() writes it: the same shortest digits as repr(), but plain
+    down to 1e-6 and then "1.5e-7" where Python says "1e-05" and "1.5e-07"."""
+    text = repr(value)
+    if "e" not in text:
+        return text
+    mantissa, exponent = text.split("e")
+    if int(exponent) >= -6:
+        return format(Decimal(text), "f")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _scalar(name: str, value: object) -> str:
@@ -49,6 +65,12 @@ def _scalar(name: str, value: object) -> str:
         raise BadAttribute(where, f"at most {MAX_VALUE_LENGTH} characters, got {len(text)}")
     if "\x00" in text:
         raise BadAttribute(where, "must not contain NUL characters")
+    if text in (OTHER, NOT_SET):
+        raise BadAttribute(where, f"{text!r} is reserved for the pooled segments of a breakdown")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: a string cut in the middle of an emoji
+        raise BadAttribute(where, "must be valid Unicode text (it holds a lone surrogate)") from None
     return text
 
 
@@ -68,8 +90,8 @@ def clean_attributes(raw: object, allow_lists: bool = False) -> dict[str, str | 
             raise BadAttribute(f"attributes.{name}", "names are 1-64 letters, digits, _ . - "
                                                         "starting with a letter or _")
         if isinstance(value, list) and allow_lists:
-            if not value or len(value) > MAX_ATTRIBUTES:
-                raise BadAttribute(f"attributes.{name}", f"a list needs 1 to {MAX_ATTRIBUTES} values")
+            if len(value) > MAX_ATTRIBUTES:  # [] is fine: a visitor in no group matches no rule
+                raise BadAttribute(f"attributes.{name}", f"a list holds at most {MAX_ATTRIBUTES} values")
             out[name] = [_scalar(name, v) for v in value]
         else:
             out[name] = _scalar(name, value)

@@ -55,14 +55,13 @@ def comparison(variant: str, baseline: str, effect_kind: str, compute: Callable[
                       effect.p_value, effect.p_value, False, effect.method, chance, loss)
 
 
-def adjust(comparisons: Sequence[Comparison], alpha: float, significance_allowed: bool = True,
-           holm: bool = True) -> tuple[Comparison, ...]:
-    """Holm-adjust the p-values of one family of comparisons (when ``holm`` and there is more than
-    one) and call each significant when its adjusted p is below α and a decision is allowed."""
-    from abtest.stats.multiple import holm as holm_adjusted
+def adjust(comparisons: Sequence[Comparison], alpha: float, significance_allowed: bool = True) -> tuple[Comparison, ...]:
+    """Holm-adjust the p-values of one family of comparisons (when there is more than one) and
+    call each significant when its adjusted p is below α and a decision is allowed."""
+    from abtest.stats.multiple import holm
 
     p_values = [c.p_value for c in comparisons if c.p_value is not None]
-    adjusted = iter(holm_adjusted(p_values) if holm and len(p_values) > 1 else p_values)
+    adjusted = iter(holm(p_values) if len(p_values) > 1 else p_values)
     out = []
     for c in comparisons:
         if c.p_value is None:

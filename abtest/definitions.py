@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from abtest.assignment import bucket_ranges
-from abtest.attributes import canonical_attribute
+from abtest.attributes import MAX_VALUE_LENGTH, NAME_PATTERN, canonical_attribute
 from abtest.checks import (
     KEY_PATTERN,
     KEY_WORDS,
@@ -308,6 +308,10 @@ def _parse_targeting(c: Checker, raw: Any) -> dict[str, tuple[str, ...]]:
     for attr, allowed in raw.items():
         where = f"targeting.{attr}"
         values = allowed if isinstance(allowed, list) else [allowed]
+        if not isinstance(attr, str) or not NAME_PATTERN.fullmatch(attr):
+            # The same rule /assign and the snippet apply to the attributes they send.
+            c.fail(where, "attribute names are 1-64 letters, digits, _ . - starting with a letter or _")
+            continue
         if not values:
             c.fail(where, "must list at least one value")
             continue
@@ -315,7 +319,13 @@ def _parse_targeting(c: Checker, raw: Any) -> dict[str, tuple[str, ...]]:
         if bad:
             c.fail(where, f"values must be strings, integers or booleans, not {bad[0]!r}")
             continue
-        rules[attr] = tuple(canonical_attribute(v) for v in values)
+        texts = tuple(canonical_attribute(v) for v in values)
+        long = [t for t in texts if len(t) > MAX_VALUE_LENGTH]
+        if long:
+            c.fail(where, f"values are at most {MAX_VALUE_LENGTH} characters (a visitor's cannot be longer), "
+                          f"got {len(long[0])}")
+            continue
+        rules[attr] = texts
     return rules
 
 

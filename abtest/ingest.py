@@ -235,9 +235,10 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
         for index, event in valid:
             target = targets.get(event.experiment)
             if target is None or target.status not in statuses:
-                state = "no such experiment" if target is None else f"experiment is {target.status}"
-                rejected.append(Rejection(index, "experiment", f"{state}; events are accepted for "
-                                          f"{' or '.join(statuses)} experiments"))
+                # One answer for unknown, of another kind and not accepting: a public key learns
+                # nothing about drafts or studies from it.
+                rejected.append(Rejection(index, "experiment", f"no {' or '.join(statuses)} experiment "
+                                          f"with key {event.experiment!r}"))
                 continue
             if event.variant is not None and event.variant not in target.variants:
                 rejected.append(Rejection(index, "variant", f"{event.variant!r} is not a variant of {event.experiment!r}"))

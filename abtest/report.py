@@ -173,8 +173,9 @@ class Breakdown:
 
     @classmethod
     def nothing_carried(cls, by: str) -> Breakdown:
-        return cls(by, (), f"no unit's first exposure carried the attribute {by!r}, so there is nothing to break "
-                           "down by it")
+        # Also what a test with no units yet gets: nothing carried it *yet*.
+        return cls(by, (), f"no unit's first exposure has carried the attribute {by!r} yet, so there is nothing "
+                           "to break down by it")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"by": self.by, "exploratory": True, "method": self.method,

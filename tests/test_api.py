@@ -411,12 +411,14 @@ def test_events_carry_attributes_in_canonical_form_and_bad_ones_are_refused_by_n
     good = exposure("ann", attributes={"country": "DE", "beta": True, "visits": 3.0, "score": 2.5})
     bad = [exposure("bob", attributes={"country": ["DE"]}), exposure("cid", attributes={"bad key": 1}),
            exposure("dan", attributes={f"a{i}": i for i in range(21)}), exposure("eve", attributes="DE"),
-           exposure("fay", attributes={"long": "x" * 201})]
+           exposure("fay", attributes={"long": "x" * 201}),
+           exposure("gil", attributes={"text": "cut \ud83d"}),  # half an emoji: not storable as UTF-8
+           exposure("hal", attributes={"country": "(other)"})]  # would pass for the pooled segment
     body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [good, *bad]}).get_json()
     assert body["accepted"] == 1
     assert [(r["index"], r["error"]["field"]) for r in body["rejected"]] == [
         (1, "attributes.country"), (2, "attributes.bad key"), (3, "attributes"), (4, "attributes"),
-        (5, "attributes.long")]
+        (5, "attributes.long"), (6, "attributes.text"), (7, "attributes.country")]
     [stored] = stored_events(session)
     assert stored.attributes == {"country": "DE", "beta": "true", "visits": "3", "score": "2.5"}
 
@@ -430,6 +432,24 @@ def test_assign_records_single_valued_attributes_on_the_exposure(client, tokens,
     refused = client.post("/api/v1/assign", headers=tokens["pk"], json={
         "experiment": "checkout-button", "unit": "gus", "attributes": {"device": {"nested": 1}}})
     assert (refused.status_code, refused.get_json()["error"]["field"]) == (422, "attributes.device")
+    in_no_group = client.post("/api/v1/assign", headers=tokens["pk"], json={
+        "experiment": "checkout-button", "unit": "ivy", "attributes": {"groups": []}})
+    assert in_no_group.status_code == 200  # a visitor in no group is a visitor, not a bad request
+
+
+def test_a_public_key_cannot_tell_a_draft_or_a_study_from_an_unknown_key(client, tokens, engine):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)  # a draft (pricing-layout) and a running study (checkout-study)
+    answers = {}
+    for key in ("pricing-layout", "checkout-study", "no-such-test"):
+        assign = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": key, "unit": "u1"})
+        event = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [
+            {**exposure(), "experiment": key, "variant": None}]}).get_json()["rejected"][0]["error"]
+        answers[key] = (assign.status_code, assign.get_json()["error"]["message"].replace(key, "KEY"),
+                        event["field"], event["message"].replace(key, "KEY"))
+    assert len(set(answers.values())) == 1, answers
+    assert answers["no-such-test"][0] == 404
 
 
 def test_results_break_down_by_an_attribute(client, tokens, seeded_experiment):

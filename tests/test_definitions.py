@@ -82,6 +82,9 @@ def test_definition_round_trips_through_to_dict():
     (valid(namespace={"range": [0, 1]}), "namespace.name", "required"),
     (valid(targeting={"country": []}), "targeting.country", "at least one"),
     (valid(targeting={"score": 0.5}), "targeting.score", "strings, integers or booleans"),
+    # The rules of the attributes a visitor sends: a rule nobody could ever match is refused.
+    (valid(targeting={"Plan Tier": "pro"}), "targeting.Plan Tier", "attribute names are 1-64"),
+    (valid(targeting={"plan": ["pro", "x" * 201]}), "targeting.plan", "at most 200 characters"),
     (valid(plan={"baseline": 0.1}), "plan", "both baseline and mde"),
     (valid(plan={"baseline": 1.2, "mde": 0.01}), "plan.baseline", "between 0 and 1"),
     (valid(plan={"units_per_variant": 1}), "plan.units_per_variant", "at least 2"),

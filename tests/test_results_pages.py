@@ -231,7 +231,7 @@ def test_break_down_control_lists_attributes_and_shows_segments(logged_in, demo)
 def test_break_down_by_an_attribute_nobody_sent_says_so_on_the_page(logged_in, demo):
     response = logged_in.get("/experiments/checkout-button/results?by=country")
     body = response.get_data(as_text=True)
-    assert response.status_code == 200 and "No unit&#39;s first exposure carried the attribute &#39;country&#39;" in body
+    assert response.status_code == 200 and "No unit&#39;s first exposure has carried the attribute &#39;country&#39; yet" in body
 
 
 def test_a_bad_break_down_name_is_a_field_error_page(logged_in, demo):

@@ -111,10 +111,15 @@ def config():  # type: ignore[no-untyped-def]
 def _snippet_definition(session: Session, key: str) -> tuple[Any, Any]:
     """The row and definition of a test the public routes may touch: of a snippet kind, and for a
     public key running; anything else answers exactly as an unknown key does (404, nothing stored)."""
-    row, definition = pipeline.load(session, key)
-    require_snippet_kind(row.kind, key)
-    if g.token_kind == "public" and definition.status != "running":
-        raise NotFound(f"no running experiment with key {key!r}", field="experiment")
+    try:
+        row, definition = pipeline.load(session, key)
+        require_snippet_kind(row.kind, key)
+        if g.token_kind == "public" and definition.status != "running":
+            raise NotFound("not running")
+    except NotFound:
+        if g.token_kind != "public":
+            raise
+        raise NotFound(f"no running experiment with key {key!r}", field="experiment") from None
     return row, definition
 
 

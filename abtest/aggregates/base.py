@@ -25,10 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+from abtest.attributes import NOT_SET, OTHER  # noqa: F401 - the segment labels, re-exported
 from abtest.stats.summary import Counts, Moments
 
-OTHER = "(other)"  # the segments beyond the largest ones, pooled
-NOT_SET = "(not set)"  # units whose first exposure did not carry the attribute
 MAX_SEGMENTS = 20
 
 

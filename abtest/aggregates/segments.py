@@ -55,8 +55,9 @@ SAMPLE_UNITS = 10_000  # how many units' first exposures are looked at to list t
 
 
 def attribute_names(conn: sa.Connection, rows: sa.Select[tuple[object]]) -> list[str]:
-    """The attribute names present in the ``attributes`` objects ``rows`` select (a sample of
-    units' first exposures), sorted: what a designer can break the results down by."""
+    """The attribute names present in the ``attributes`` objects ``rows`` select (the newest
+    units' first exposures, so an attribute the site began to send lately is listed), sorted:
+    what a designer can break the results down by."""
     sample = rows.limit(SAMPLE_UNITS).subquery("sample")
     column = sample.c[0]
     if conn.dialect.name == "postgresql":
@@ -70,4 +71,5 @@ def attribute_names(conn: sa.Connection, rows: sa.Select[tuple[object]]) -> list
         keys = sa.func.json_each(column).table_valued("key").alias("k")
         query = sa.select(keys.c.key).select_from(sample).join(keys, sa.true()).where(
             sa.func.json_type(column) == "object")
-    return sorted({str(name) for (name,) in conn.execute(query.distinct().limit(MAX_LISTED)).all()})
+    name = query.selected_columns[0]
+    return [str(n) for (n,) in conn.execute(query.distinct().order_by(name).limit(MAX_LISTED)).all()]

@@ -82,11 +82,13 @@ class SqlSource:
         experiment_id = self.experiment_id(key)
         with self.engine.connect() as conn:
             if self.rolls_up(requests):
-                rows = sa.select(rollup_sql.UNITS.c.attributes).where(rollup_sql.UNITS.c.experiment_id == experiment_id)
+                units = rollup_sql.UNITS
+                rows = sa.select(units.c.attributes).where(units.c.experiment_id == experiment_id).order_by(
+                    units.c.first_ts.desc())
             else:
                 events = events_sql.EVENTS
                 rows = sa.select(events.c.attributes).where(events.c.experiment_id == experiment_id,
-                                                            events.c.type == "exposure")
+                                                            events.c.type == "exposure").order_by(events.c.id.desc())
             return attribute_names(conn, rows)
 
     def fetch(self, key: str, variants: Sequence[str], requests: Sequence[Request], now: datetime,

@@ -92,7 +92,10 @@ class StudyKind(Kind):
     def assign(self, definition: StudyDef, unit: str, attributes: Mapping[str, object] | None = None,
                overrides: Mapping[str, str] | None = None) -> Assignment:
         """Between subjects: the design a participant with this id would get when joining (the
-        experiments' hash). Within subjects every participant sees every design."""
+        experiments' hash). Within subjects every participant sees every design. A study that is
+        not running takes nobody, as the participant link says."""
+        if definition.status != "running":
+            return Assignment(definition.key, None, False, "not_running", note=definition.status)
         if definition.within_subjects:
             return Assignment(definition.key, None, False, "within_subjects",
                               note="every participant sees every design, in a Latin-square order by arrival")

@@ -176,7 +176,7 @@ def _metrics(study: StudyDef) -> list[_Metric]:
         if isinstance(questionnaire.scoring, Linear):
             out.append(_score_metric(name, name, questionnaire.unit, Scores(name),
                                      PairedScores(name, base) if within else None))
-        else:
+        elif questionnaire is QUESTIONNAIRES["NPS"]:  # banded by promoters, passives and detractors
             out.append(_Metric(
                 name, "mean", name, questionnaires.NPS_METHOD, questionnaire.unit, "difference",
                 lambda c: questionnaires.nps(*c, alpha=ALPHA), lambda c: sum(c),
@@ -184,6 +184,8 @@ def _metrics(study: StudyDef) -> list[_Metric]:
                                                            questionnaires.NpsCounts(*c), ALPHA),
                 _paired(lambda p: questionnaires.nps_paired_difference(p, ALPHA), "answered the NPS"),
                 Bands(name), PairedScores(name, base, codes=True) if within else None))
+        else:  # END_OF_SESSION lists what a study may ask; each needs its analysis here
+            raise ValueError(f"no study analysis for the {name} questionnaire")
     return out
 
 

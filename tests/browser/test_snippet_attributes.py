@@ -98,7 +98,8 @@ def test_the_page_may_name_its_own_device(page, site, api):  # type: ignore[no-u
 def test_bad_attributes_are_dropped_one_by_one(page, site, api):  # type: ignore[no-untyped-def]
     many = {f"k{i:02d}": i for i in range(30)}
     junk = {"bad name": "x", "1st": "x", "": "x", "nested": {"a": 1}, "nan": float("nan"), "nul": "a\u0000b",
-            "long": "x" * 201, "edge": "y" * 200, "nothing": None, "list": [1, 2], "ok": "kept"}
+            "long": "x" * 201, "edge": "y" * 200, "nothing": None, "list": [1, 2], "ok": "kept",
+            "half": "cut \ud83d", "pooled": "(other)", "unset": "(not set)"}
     head = ("<script>window.abtestAttributes = Object.assign(" + json.dumps(junk)
             + ", " + json.dumps(many) + ");</script>")
     url = site.page("junk.html", snippet_page("abtest.js", head=head, key="pk", api=api.url,
@@ -110,6 +111,7 @@ def test_bad_attributes_are_dropped_one_by_one(page, site, api):  # type: ignore
     sent = exposure["attributes"]
     assert len(sent) == MAX_ATTRIBUTES
     assert sent["device"] == "desktop" and sent["ok"] == "kept" and sent["edge"] == "y" * 200
-    assert not {"bad name", "1st", "", "nested", "nan", "nul", "long", "nothing", "list"} & sent.keys()
+    assert not {"bad name", "1st", "", "nested", "nan", "nul", "long", "nothing", "list", "half", "pooled",
+                "unset"} & sent.keys()
     assert clean_attributes(sent) == sent  # the server takes the whole exposure
     assert page.errors == []

@@ -80,12 +80,14 @@
   // Segments (DESIGN §8): the server's rule for event attributes (abtest.attributes): at most 20
   // names like `country` or `plan.tier`, values a string, finite number or boolean of at most
   // 200 characters. What breaks the rule is dropped here, so one bad value cannot cost the
-  // whole exposure; lists stay for targeting only.
+  // whole exposure; lists stay for targeting only. "(other)" and "(not set)" name pooled segments.
   const NAME = /^[A-Za-z_][A-Za-z0-9_.-]{0,63}$/;
   const segments = (attrs) => Object.fromEntries(
     Object.entries(attrs)
       .map(([k, v]) => [k, /^[sb]/.test(typeof v) || Number.isFinite(v) ? canonical(v) : null])
-      .filter(([k, t]) => NAME.test(k) && t != null && t.length <= 200 && !t.includes('\0'))
+      // encodeURIComponent throws on a lone surrogate (a string cut inside an emoji).
+      .filter(([k, t]) => NAME.test(k) && t != null && t.length <= 200 && !/\0|^\((other|not set)\)$/.test(t) &&
+        attempt(() => encodeURIComponent(t)))
       .slice(0, 20)
   );
 
