@@ -41,13 +41,21 @@ class FieldProblem(ValueError):
 
 
 def reject_nul(data: Any, where: str = "") -> Any:
-    """Refuse NUL characters anywhere in a JSON body: PostgreSQL cannot store them in text."""
-    if isinstance(data, str) and "\x00" in data:
-        raise FieldProblem(where or "body", "must not contain NUL characters")
+    """Refuse NUL characters and lone surrogates (JSON may escape half an emoji as "\\ud83d")
+    anywhere in a JSON body: PostgreSQL cannot store either in text."""
+    if isinstance(data, str):
+        if "\x00" in data:
+            raise FieldProblem(where or "body", "must not contain NUL characters")
+        if not data.isascii():
+            try:
+                data.encode("utf-8")
+            except UnicodeEncodeError:
+                raise FieldProblem(where or "body", "must be valid Unicode text (it holds a lone surrogate)") from None
     if isinstance(data, dict):
         for key, value in data.items():
-            reject_nul(key, where or str(key))
-            reject_nul(value, where or str(key))
+            inner = f"{where}.{key}" if where else str(key)
+            reject_nul(key, inner)
+            reject_nul(value, inner)
     elif isinstance(data, list):
         for value in data:
             reject_nul(value, where)

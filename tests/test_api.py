@@ -326,12 +326,15 @@ def test_hostile_values_are_refused_not_crashed(client, tokens, session, seeded_
     conversion = {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button", "unit": "u",
                   "event": "purchase", "ts": now_iso()}
     bad = [{**conversion, "value": 1e200}, {**conversion, "value": 10**400}, {**exposure(), "unit": "a\u0000b"},
-           {**exposure(), "id": "id-with-\u0000-nul"}]
+           {**exposure(), "id": "id-with-\u0000-nul"}, {**exposure(), "unit": "half an emoji \ud83d"},
+           {**conversion, "event": "\udc00"}]
     body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [exposure("fine"), *bad]}).get_json()
     assert body["accepted"] == 1
-    assert [r["error"]["field"] for r in body["rejected"]] == ["value", "value", "unit", "id"]
+    assert [r["error"]["field"] for r in body["rejected"]] == ["value", "value", "unit", "id", "unit", "event"]
     nul = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": "checkout-button", "unit": "a\u0000"})
     assert (nul.status_code, nul.get_json()["error"]["field"]) == (422, "unit")
+    half = client.post("/api/v1/assign", headers=tokens["pk"], json={"experiment": "checkout-button", "unit": "\ud83d"})
+    assert (half.status_code, half.get_json()["error"]["field"]) == (422, "unit")
     deep = client.post("/api/v1/events", headers=tokens["pk"], data="[" * 50_000 + "]" * 50_000,
                        content_type="application/json")
     assert (deep.status_code, deep.get_json()["error"]["field"]) == (400, "body")
