@@ -79,9 +79,9 @@ def _metric(definition: ExperimentDef, metric: MetricDef, answers: Slice, plan: 
     baseline = definition.variant_keys[0]
     comparisons = tuple(
         comparison(key, baseline, kind.effect_kind,
-                   (lambda b=summaries[baseline][1], t=summaries[key][1]: kind.compare(b, t, plan))
+                   (lambda a, b=summaries[baseline][1], t=summaries[key][1]: kind.compare(b, t, replace(plan, alpha=a)))
                    if baseline in summaries and key in summaries else None,
-                   higher_is_better=kind.higher_is_better)
+                   plan.alpha, higher_is_better=kind.higher_is_better)
         for key in definition.variant_keys[1:])
     result = MetricResult(metric.name, metric.type, metric.primary, kind.method(metric, plan), (), (),
                           "Holm" if len(definition.variants) > 2 else None, kind.unit(metric))

@@ -28,15 +28,16 @@ def variant_row(variant: str, n: int, compute: Callable[[], Estimate] | None) ->
     return VariantResult(variant, n, estimate.value, estimate.ci.as_tuple())
 
 
-def comparison(variant: str, baseline: str, effect_kind: str, compute: Callable[[], Effect] | None,
-               higher_is_better: bool | None = None) -> Comparison:
-    """Treatment against baseline (unadjusted; see :func:`adjust`). ``higher_is_better`` asks for
-    the Bayesian chance to beat and expected loss (Gaussian approximation) beside the effect."""
+def comparison(variant: str, baseline: str, effect_kind: str, compute: Callable[[float], Effect] | None,
+               alpha: float, higher_is_better: bool | None = None) -> Comparison:
+    """Treatment against baseline at level α (unadjusted; see :func:`adjust`, which may ask
+    ``compute`` again at the level a multiple-comparison adjustment leaves). ``higher_is_better``
+    asks for the Bayesian chance to beat and expected loss beside the effect."""
     if compute is None:
         return Comparison(variant, baseline, None, effect_kind, None, None, None, None, False, "",
                           reason="no units yet in one of the variants")
     try:
-        effect = compute()
+        effect = compute(alpha)
     except AbtestError as exc:
         return Comparison(variant, baseline, None, effect_kind, None, None, None, None, False, "", reason=exc.message)
     relative = effect.relative if effect.effect_kind == "difference" else effect.effect - 1
@@ -52,24 +53,45 @@ def comparison(variant: str, baseline: str, effect_kind: str, compute: Callable[
         except AbtestError:
             pass
     return Comparison(variant, baseline, effect.effect, effect.effect_kind, relative, effect.ci.as_tuple(),
-                      effect.p_value, effect.p_value, False, effect.method, chance, loss)
+                      effect.p_value, effect.p_value, False, effect.method, chance, loss, at_level=compute)
 
 
 def adjust(comparisons: Sequence[Comparison], alpha: float, significance_allowed: bool = True) -> tuple[Comparison, ...]:
-    """Holm-adjust the p-values of one family of comparisons (when there is more than one) and
-    call each significant when its adjusted p is below α and a decision is allowed."""
+    """Holm-adjust the p-values of one family of comparisons (when there is more than one), call
+    each significant when its adjusted p is below α and a decision is allowed, and give each the
+    interval that matches that decision.
+
+    The matching interval is the comparison's own interval at level α·p/p_Holm: that level puts
+    "excludes no effect" exactly where "p_Holm < α" is (for a test and interval that agree, as
+    Welch's t and the mSPRT do), and lies between Bonferroni's α/m and α. An unadjusted interval
+    beside an adjusted decision reads "95% CI 0.1 to 3.7; not significant", which is the
+    contradiction this avoids."""
     from abtest.stats.multiple import holm
 
     p_values = [c.p_value for c in comparisons if c.p_value is not None]
-    adjusted = iter(holm(p_values) if len(p_values) > 1 else p_values)
+    family = len(p_values) > 1
+    adjusted = iter(holm(p_values) if family else p_values)
     out = []
     for c in comparisons:
         if c.p_value is None:
             out.append(c)
             continue
         p_adj = next(adjusted)
-        out.append(replace(c, p_adjusted=p_adj, significant=significance_allowed and p_adj < alpha))
+        c = replace(c, p_adjusted=p_adj, significant=significance_allowed and p_adj < alpha)
+        out.append(_matching_interval(c, alpha * c.p_value / p_adj) if family and p_adj > 0 else c)
     return tuple(out)
+
+
+def _matching_interval(c: Comparison, level: float) -> Comparison:
+    """``c`` with its interval recomputed at ``level`` (named Holm-adjusted); unchanged when the
+    comparison cannot be recomputed."""
+    if c.at_level is None or not 0 < level <= 1:
+        return c
+    try:
+        effect = c.at_level(min(level, 1.0))
+    except AbtestError:
+        return c
+    return replace(c, ci=effect.ci.as_tuple(), ci_adjustment="Holm")
 
 
 def segment_results(parts: Sequence[tuple[str, tuple[VariantResult, ...], tuple[Comparison, ...]]], alpha: float,

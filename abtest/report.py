@@ -10,8 +10,12 @@ NaN or infinity.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from abtest.stats.summary import Effect
 
 
 def _finite(value: float | None) -> float | None:
@@ -56,6 +60,9 @@ class Comparison:
     chance_to_beat: float | None = None
     expected_loss: float | None = None
     reason: str | None = None
+    ci_adjustment: str | None = None  # "Holm": the interval is at the level the adjusted decision uses
+    # The comparison at another α (for that adjusted interval); not part of the document.
+    at_level: Callable[[float], Effect] | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -67,6 +74,8 @@ class Comparison:
         }
         if self.reason:
             out["reason"] = self.reason
+        if self.ci_adjustment:
+            out["ci_adjustment"] = self.ci_adjustment
         return out
 
 
@@ -168,7 +177,8 @@ class Breakdown:
     by: str
     segments: tuple[SegmentUnits, ...]
     message: str | None = None  # e.g. no unit carried the attribute
-    method: str = ("exploratory: each segment's p-values Holm-adjusted across segments and variants; "
+    method: str = ("exploratory: each segment's p-values Holm-adjusted across segments and variants, intervals at "
+                   "the level that adjustment leaves; "
                    "the 20 largest segments, the rest pooled as (other)")
 
     @classmethod
@@ -232,6 +242,8 @@ def describe_effect(metric: MetricResult, comparison: Comparison, level: str = "
     assert comparison.effect is not None and comparison.ci is not None
     low, high = comparison.ci
     ci = f"{level} CI".strip()
+    if comparison.ci_adjustment:
+        ci = f"{comparison.ci_adjustment}-adjusted {ci}"
     if comparison.effect_kind == "ratio":  # task times: below 1 is faster
         change = 1 - comparison.effect
         direction = "faster" if change > 0 else "slower"

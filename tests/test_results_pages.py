@@ -97,7 +97,7 @@ def test_running_sequential_demo_page(logged_in, demo):
     assert 'class="verdict"' in body[verdict - 80:verdict]
     # the methods are named: variant intervals, always-valid comparisons, the plan, chance to beat
     for method in ("Wilson score interval", "always-valid mSPRT", "geometric mean of successful task times",
-                   report.power.method, "Gaussian approximation with a flat prior"):
+                   report.power.method, "Gaussian posterior under the same N(0, τ²) prior the always-valid test"):
         assert method in body, method
     assert body.count('class="method"') >= 7
     assert ">always-valid p</th>" in body

@@ -110,10 +110,15 @@ def test_every_segment_number_equals_a_direct_computation(engine, session):
         [c] = segment.comparisons
         _z, p = proportions_ztest([xt, xb], [len(treat), len(base)])
         assert c.p_value == pytest.approx(p, rel=1e-9), segment.segment
-        assert c.ci == pytest.approx(confint_proportions_2indep(xt, len(treat), xb, len(base), method="wald"), rel=1e-9)
-        raw_p.append(c.p_value)
-    holm = multipletests(raw_p, method="holm")[1]
+        raw_p.append((c, c.p_value, (xt, len(treat), xb, len(base))))
+    holm = multipletests([p for _c, p, _t in raw_p], method="holm")[1]
     assert [s.comparisons[0].p_adjusted for s in purchase.segments] == pytest.approx(list(holm), rel=1e-12)
+    for (c, p, table), p_holm in zip(raw_p, holm, strict=True):
+        # The interval that matches the Holm decision: the Wald interval at level α·p/p_Holm.
+        assert c.ci_adjustment == "Holm"
+        assert c.ci == pytest.approx(confint_proportions_2indep(*table, method="wald", alpha=0.05 * p / p_holm),
+                                     rel=1e-9)
+        assert (c.ci[0] > 0 or c.ci[1] < 0) == (p_holm < 0.05)
 
     revenue = next(m for m in report.metrics if m.name == "revenue")
     for segment in revenue.segments:

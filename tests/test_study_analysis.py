@@ -253,3 +253,38 @@ def test_the_study_page_shows_the_document_the_api_gives(logged_in, session, eng
     assert "Chance to beat" not in text  # no A/B-only columns on a study's page
     for p in document["participants"]:
         assert f'<td class="num">{p["started"]}</td><td class="num">{p["finished"]}</td>' in page
+
+
+def test_lopsided_study_results_stay_on_their_scales(session, engine):
+    """Issue 14: 8 of 8 against 0 of 8 used to read "95% CI −106.7 to −54.6 points", and a SEQ mean
+    of 4.0 from two answers a CI of −21.4 to 29.4 on a 1–7 scale."""
+    store_study(session, questionnaires=["NPS"])
+    row, _study = get_study(session, "checkout-study")
+    now, events = utcnow(), []
+    for i in range(8):
+        events.append(study_event(row.id, f"a-{i}", "task", "current", f"a{i}", now, task="buy", success=True,
+                                  duration_ms=30_000.0 + i))
+        events.append(study_event(row.id, f"b-{i}", "task", "new", f"b{i}", now, task="buy", success=False,
+                                  duration_ms=60_000.0))
+    for i, answer in enumerate([1, 7]):
+        events.append(study_event(row.id, f"s-{i}", "response", "new", f"b{i}", now, questionnaire="SEQ", task="buy",
+                                  answers=[answer]))
+    for i, answer in enumerate([10, 10, 10, 0]):
+        events.append(study_event(row.id, f"n-{i}", "response", "current", f"a{i}", now, questionnaire="NPS",
+                                  answers=[answer]))
+    with engine.begin() as conn:
+        write_events(conn, events)
+    document = analyze(engine, "checkout-study").to_dict()
+    metrics = {m["name"]: m for m in document["metrics"]}
+    (success,) = metrics["buy-success"]["comparisons"]
+    assert success["effect"] == -1.0 and success["ci"][0] == -1.0 and success["ci"][1] < 0
+    assert success["significant"] is True  # Fisher exact: p = 2 / C(16, 8) = 1.55e-4
+    assert success["p_value"] == pytest.approx(2 / math.comb(16, 8), rel=1e-9)
+    seq_new = {v["variant"]: v for v in metrics["buy-SEQ"]["variants"]}["new"]
+    assert seq_new["value"] == 4.0 and seq_new["ci"] == [1.0, 7.0]
+    nps_current = {v["variant"]: v for v in metrics["NPS"]["variants"]}["current"]
+    assert -100.0 <= nps_current["ci"][0] and nps_current["ci"][1] <= 100.0
+    for metric in document["metrics"]:
+        for variant in metric["variants"]:
+            if metric["unit"] == "rate" and variant["ci"]:
+                assert 0.0 <= variant["ci"][0] <= variant["ci"][1] <= 1.0

@@ -234,12 +234,18 @@ def _style_ticks(axes: Any) -> None:
 
 # ---- forest plot ------------------------------------------------------------------------------------
 
+def _ci_label(comparison: Comparison, level: str) -> str:
+    """"95% CI", or "Holm-adj. 95% CI" where the interval matches an adjusted decision."""
+    return f"Holm-adj. {level} CI" if comparison.ci_adjustment == "Holm" else f"{level} CI"
+
+
 def _comparison_words(metric: MetricResult, comparison: Comparison, level: str) -> str:
     who = f"{comparison.variant} vs {comparison.baseline}"
     if comparison.effect is None or comparison.ci is None:
         return f"{who}: no estimate ({comparison.reason or 'not enough data'})"
     verdict = "significant" if comparison.significant else "not significant"
-    return f"{who}: {format_effect(metric, comparison)} ({level} CI {format_effect_ci(metric, comparison)}), {verdict}"
+    return (f"{who}: {format_effect(metric, comparison)} ({_ci_label(comparison, level)} "
+            f"{format_effect_ci(metric, comparison)}), {verdict}")
 
 
 def forest_plot(metric: MetricResult, alpha: float = 0.05) -> str | None:
@@ -273,7 +279,8 @@ def _forest_plot(metric: MetricResult, alpha: float) -> str | None:
     low_end, high_end = min(spans), max(spans)
     pad = (high_end - low_end) * 0.06 or (0.05 if ratio else 1.0)
     row_labels = [f"{c.variant} vs {c.baseline}" for c in comparisons]
-    value_labels = [f"{format_effect(metric, c)}   {level} CI {format_effect_ci(metric, c)}" for c in comparisons]
+    value_labels = [f"{format_effect(metric, c)}   {_ci_label(c, level)} {format_effect_ci(metric, c)}"
+                    for c in comparisons]
     width, left, plot_width = _layout(_text_inches(row_labels, 10) + 0.35, _text_inches(value_labels, 9.5) + 0.45)
     with _LOCK:
         import matplotlib
@@ -304,7 +311,8 @@ def _forest_plot(metric: MetricResult, alpha: float) -> str | None:
                     axes.plot([comparison.effect * scale], [y], marker="s" if significant else "o", markersize=9,
                               markerfacecolor=colour if significant else "white", markeredgecolor=colour,
                               markeredgewidth=2, linestyle="none", zorder=3)
-                    text = (f"{format_effect(metric, comparison)}   {level} CI {format_effect_ci(metric, comparison)}\n"
+                    text = (f"{format_effect(metric, comparison)}   {_ci_label(comparison, level)} "
+                            f"{format_effect_ci(metric, comparison)}\n"
                             f"{'■ significant' if significant else '○ not significant'}")
                 axes.annotate(text, (1.03, y), xycoords=("axes fraction", "data"), va="center", fontsize=9.5,
                               color=INK, linespacing=1.5, annotation_clip=False)

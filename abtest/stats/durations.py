@@ -70,6 +70,7 @@ def as_ratio(diff_effect: Effect, method: str) -> Effect:
         relative_ci=Interval(ci.low - 1.0, ci.high - 1.0),
         statistic=diff_effect.statistic,
         df=diff_effect.df,
+        prior_var=diff_effect.prior_var,
     )
 
 

@@ -32,7 +32,9 @@ def mcnemar(
     (se = sqrt(b + c − (c − b)²/n) / n, Agresti *Categorical Data Analysis* §10.1). The
     p-value is the mid-p McNemar test by default, or the exact (binomial) one with
     ``mid_p=False`` (``statsmodels.stats.contingency_tables.mcnemar(exact=True)``). Refuses
-    when there are no discordant pairs.
+    when there are no discordant pairs. When every discordant pair points the same way the
+    plain Wald interval has zero width; the Agresti-Min interval (1/2 added to each cell) takes
+    its place. Intervals are clipped to [−1, 1].
     """
     check_alpha(alpha)
     n = _count(n_pairs, "n_pairs")
@@ -63,13 +65,22 @@ def mcnemar(
         method = "exact McNemar test (binomial), Wald interval of the paired difference"
     diff = (c - b) / n
     se = math.sqrt(max(m - (c - b) ** 2 / n, 0.0)) / n
-    if se == 0.0:
-        raise InsufficientData("every pair changed in the same direction; the Wald interval is degenerate")
     z = z_quantile(alpha)
+    if se > 0.0:
+        ci = Interval(diff - z * se, diff + z * se)
+    else:
+        # Every discordant pair went the same way (5 of 5 succeeded on one design only): the
+        # clearest outcome there is, but the Wald interval has zero width. Agresti & Min (2005):
+        # add 1/2 to each of the four cells and take the Wald interval of the adjusted table.
+        bt, ct, nt = b + 0.5, c + 0.5, n + 2.0
+        adjusted = (ct - bt) / nt
+        se = math.sqrt(max((bt + ct) / nt - adjusted**2, 0.0) / nt)
+        ci = Interval(adjusted - z * se, adjusted + z * se)
+        method = method.replace("Wald interval", "Agresti-Min adjusted Wald interval")
     return Effect(
         effect=diff,
         effect_kind="difference",
-        ci=Interval(diff - z * se, diff + z * se),
+        ci=ci.clip(-1.0, 1.0),
         p_value=p,
         se=se,
         method=method,

@@ -143,12 +143,17 @@ def _wald_difference(
     """Wald interval ``d ± z·se`` of :func:`_wald_se` (ours: statsmodels' Agresti-Caffo
     interval fixes ``add`` at 1, we use z²/4 as Sauro & Lewis do)."""
     diff, se = _wald_se(baseline, treatment, add)
-    return diff, se, Interval(diff - z * se, diff + z * se)
+    return diff, se, Interval(diff - z * se, diff + z * se).clip(*DIFFERENCE_RANGE)
+
+
+DIFFERENCE_RANGE = (-1.0, 1.0)  # a difference of two rates; every interval of one is clipped to it
 
 
 def _relative(baseline: Counts, treatment: Counts, z: float) -> tuple[float | None, Interval | None]:
     pb, pt = baseline.rate, treatment.rate
-    return relative_lift(pb, pt, pb * (1 - pb) / baseline.n, pt * (1 - pt) / treatment.n, z)
+    rel, ci = relative_lift(pb, pt, pb * (1 - pb) / baseline.n, pt * (1 - pt) / treatment.n, z)
+    # A rate cannot fall by more than all of it: the lift is at least −100 %.
+    return rel, None if ci is None else ci.clip(-1.0, math.inf)
 
 
 def z_test(baseline: Counts, treatment: Counts, alpha: float = 0.05) -> Effect:
@@ -180,7 +185,7 @@ def z_test(baseline: Counts, treatment: Counts, alpha: float = 0.05) -> Effect:
     low, high = confint_proportions_2indep(
         treatment.x, treatment.n, baseline.x, baseline.n, method="wald", compare="diff", alpha=alpha
     )
-    ci = Interval(float(low), float(high))
+    ci = Interval(float(low), float(high)).clip(*DIFFERENCE_RANGE)
     rel, rel_ci = _relative(baseline, treatment, z)
     return Effect(
         effect=diff,
@@ -284,11 +289,16 @@ def compare_proportions(baseline: Counts, treatment: Counts, alpha: float = 0.05
       the results document;
     * every expected cell ≥ 1 but some < 5 → N−1 two-proportion test (:func:`n_minus_1_test`),
       Campbell (2007) / Sauro & Lewis;
-    * some expected cell < 1 → Fisher exact test (:func:`fisher_exact`).
+    * some expected cell < 1 → Fisher exact test (:func:`fisher_exact`);
+    * each variant converted all or none of its units (50/50 against 0/50) → Fisher exact test
+      too: the Wald interval of the z-test and the N−1 test has zero width there, yet such a
+      lopsided table is the clearest evidence there is, not a lack of data.
     """
     check_alpha(alpha)
     _check_pair(baseline, treatment)
     smallest = smallest_expected_cell(baseline, treatment)
+    if all(c.x in (0, c.n) for c in (baseline, treatment)):
+        return fisher_exact(baseline, treatment, alpha)
     if smallest >= 5:
         return z_test(baseline, treatment, alpha)
     if smallest >= 1:

@@ -134,7 +134,8 @@ def nps(promoters: int, passives: int, detractors: int, alpha: float = 0.05) -> 
     if var <= 0:
         raise InsufficientData("every respondent is in the same group; no spread for an interval")
     half = z_quantile(alpha) * math.sqrt(var)
-    return Estimate(100 * score, Interval(100 * (score - half), 100 * (score + half)), counts.n, NPS_METHOD)
+    return Estimate(100 * score, Interval(100 * (score - half), 100 * (score + half)).clip(-100.0, 100.0),
+                    counts.n, NPS_METHOD)
 
 
 def nps_difference(baseline: NpsCounts, treatment: NpsCounts, alpha: float = 0.05) -> Effect:
@@ -153,8 +154,9 @@ def nps_difference(baseline: NpsCounts, treatment: NpsCounts, alpha: float = 0.0
     se = math.sqrt(var_b + var_t)
     centre, stat = adj_t - adj_b, (adj_t - adj_b) / se
     half = z_quantile(alpha) * se
-    return Effect(100 * (raw_t - raw_b), "difference", Interval(100 * (centre - half), 100 * (centre + half)),
-                  normal_two_sided_p(stat), 100 * se, NPS_DIFFERENCE_METHOD, statistic=stat)
+    ci = Interval(100 * (centre - half), 100 * (centre + half)).clip(-200.0, 200.0)  # NPS spans −100..100
+    return Effect(100 * (raw_t - raw_b), "difference", ci, normal_two_sided_p(stat), 100 * se, NPS_DIFFERENCE_METHOD,
+                  statistic=stat)
 
 
 def _adjusted(counts: NpsCounts) -> tuple[float, float]:
@@ -186,8 +188,9 @@ def nps_paired_difference(differences: Moments, alpha: float = 0.05) -> Effect:
     estimate = mean_interval(differences, alpha)
     se = math.sqrt(differences.variance / n)
     stat = estimate.value / se
-    return Effect(100 * estimate.value, "difference", Interval(100 * estimate.ci.low, 100 * estimate.ci.high),
-                  t_two_sided_p(stat, n - 1), 100 * se, NPS_PAIRED_METHOD, statistic=stat, df=n - 1)
+    ci = Interval(100 * estimate.ci.low, 100 * estimate.ci.high).clip(-200.0, 200.0)
+    return Effect(100 * estimate.value, "difference", ci, t_two_sided_p(stat, n - 1), 100 * se, NPS_PAIRED_METHOD,
+                  statistic=stat, df=n - 1)
 
 
 def csat_top_two_box(top_two: int, n: int, alpha: float = 0.05) -> Estimate:

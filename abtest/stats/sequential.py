@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 from abtest.errors import InsufficientData, ValidationError
 from abtest.stats.summary import Counts, Effect, Interval, Moments, _count, check_alpha
@@ -76,6 +77,7 @@ def _msprt(
         relative=relative,
         relative_ci=None,
         statistic=log_lr,
+        prior_var=tau2,
     )
 
 
@@ -105,12 +107,20 @@ def sequential_proportions(
             raise InsufficientData("needs at least 2 units per variant", field=field)
     pb, pt = baseline.rate, treatment.rate
     vb, vt = pb * (1 - pb), pt * (1 - pt)
+    what = "difference of proportions"
     if vb == 0 and vt == 0:
-        raise InsufficientData("each variant converted all or none of its units")
+        # Each variant converted all or none (and not the same: _check_pair would have said):
+        # the unpooled variance is zero, so plug in the pooled one, the variance under H0.
+        pooled = (baseline.x + treatment.x) / (baseline.n + treatment.n)
+        if pooled in (0.0, 1.0):
+            raise InsufficientData("no unit converted, or every unit did, in both variants")
+        vb = vt = pooled * (1 - pooled)
+        what += " (pooled variance: each variant converted all or none of its units)"
     var = vb / baseline.n + vt / treatment.n
     tau2 = mixture_tau2(vb, vt, n_star, alpha)
     rel = pt / pb - 1 if pb > 0 else None
-    return _msprt(pt - pb, var, tau2, alpha, previous, rel, "difference of proportions")
+    effect = _msprt(pt - pb, var, tau2, alpha, previous, rel, what)
+    return replace(effect, ci=effect.ci.clip(-1.0, 1.0))
 
 
 def sequential_means(

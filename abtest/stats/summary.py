@@ -57,6 +57,12 @@ class Interval:
     def contains(self, value: float) -> bool:
         return self.low <= value <= self.high
 
+    def clip(self, low: float, high: float) -> Interval:
+        """The interval kept inside its parameter's range: a normal approximation knows no
+        bounds, but a difference of two rates lies in [−1, 1] and a 1–7 rating in [1, 7]
+        (R ``prop.test`` clips its interval the same way)."""
+        return Interval(min(max(self.low, low), high), max(min(self.high, high), low))
+
     @property
     def width(self) -> float:
         return self.high - self.low
@@ -164,6 +170,9 @@ class Effect:
     relative_ci: Interval | None = None
     statistic: float | None = None
     df: float | None = None
+    # The prior variance of the true effect a test assumed, on the scale of ``se`` (the mSPRT's
+    # normal mixture N(0, τ²)); a chance to beat beside the test then uses the same prior.
+    prior_var: float | None = None
 
     def significant(self, alpha: float = 0.05) -> bool:
         return self.p_value < alpha

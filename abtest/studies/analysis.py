@@ -52,7 +52,7 @@ from abtest.report import (
 )
 from abtest.stats import durations, paired, proportions, questionnaires
 from abtest.stats.means import mean_interval, welch_test
-from abtest.stats.summary import Counts, Moments
+from abtest.stats.summary import Counts, Effect, Estimate, Moments
 from abtest.studies.definition import ABANDON_AFTER, StudyDef
 
 ALPHA = 0.05
@@ -134,17 +134,17 @@ class _Metric:
     effect_kind: str
     estimate: Callable[[Any], Any]
     n: Callable[[Any], int]
-    between: Callable[[Any, Any], Any] | None
-    within: Callable[[Any], Any] | None
+    between: Callable[[Any, Any, float], Any] | None  # (baseline, design, α) → Effect
+    within: Callable[[Any, float], Any] | None  # (pairs, α) → Effect
     stats: Request
     pairs: Request | None
 
 
-def _paired(compute: Callable[[Any], Any], what: str) -> Callable[[Any], Any]:
-    def run(pair: Any) -> Any:
+def _paired(compute: Callable[[Any, float], Any], what: str) -> Callable[[Any, float], Any]:
+    def run(pair: Any, alpha: float) -> Any:
         if pair is None:
             raise InsufficientData(f"no participant {what} for both designs")
-        return compute(pair)
+        return compute(pair, alpha)
     return run
 
 
@@ -152,48 +152,60 @@ def _metrics(study: StudyDef) -> list[_Metric]:
     base, within = study.variant_keys[0], study.within_subjects
     out = []
     score_unit = QUESTIONNAIRES["SEQ"].unit
+    seq = QUESTIONNAIRES["SEQ"].scoring
+    assert isinstance(seq, Linear)
     for task in study.tasks:
         t = task.key
         out.append(_Metric(
             f"{t}-success", "conversion", f"{t}: success", "adjusted Wald (Agresti-Coull) interval", "rate",
             "difference", lambda c: proportions.adjusted_wald_interval(c, ALPHA), lambda c: c.n,
-            lambda b, c: proportions.compare_proportions(b, c, ALPHA),
-            _paired(lambda p: paired.mcnemar(*p, ALPHA, mid_p=True), "tried the task"),
+            lambda b, c, a: proportions.compare_proportions(b, c, a),
+            _paired(lambda p, a: paired.mcnemar(*p, a, mid_p=True), "tried the task"),
             Attempts(t), PairedAttempts(t, base) if within else None))
         out.append(_Metric(
             f"{t}-time", "duration", f"{t}: time", "geometric mean of successful task times with t interval "
             "on log times", "seconds (geometric mean)", "ratio", lambda m: durations.geometric_mean(m, ALPHA),
-            lambda m: m.n, lambda b, m: durations.compare_durations(b, m, ALPHA),
-            _paired(lambda p: durations.paired_durations(p, ALPHA), "succeeded"),
+            lambda m: m.n, lambda b, m, a: durations.compare_durations(b, m, a),
+            _paired(lambda p, a: durations.paired_durations(p, a), "succeeded"),
             AttemptLogTimes(t), PairedLogTimes(t, base) if within else None))
-        out.append(_score_metric(f"{t}-SEQ", f"{t}: SEQ", score_unit, Scores("SEQ", t),
+        out.append(_score_metric(f"{t}-SEQ", f"{t}: SEQ", score_unit, seq, Scores("SEQ", t),
                                  PairedScores("SEQ", base, task=t) if within else None))
-    out.append(_score_metric("SEQ", "SEQ over tasks", "SEQ (1–7), mean of each participant's tasks",
+    out.append(_score_metric("SEQ", "SEQ over tasks", "SEQ (1–7), mean of each participant's tasks", seq,
                              Scores("SEQ", per_participant=True),
                              PairedScores("SEQ", base, per_participant=True) if within else None))
     for name in study.questionnaires:
         questionnaire = QUESTIONNAIRES[name]
         if isinstance(questionnaire.scoring, Linear):
-            out.append(_score_metric(name, name, questionnaire.unit, Scores(name),
+            out.append(_score_metric(name, name, questionnaire.unit, questionnaire.scoring, Scores(name),
                                      PairedScores(name, base) if within else None))
         elif questionnaire is QUESTIONNAIRES["NPS"]:  # banded by promoters, passives and detractors
             out.append(_Metric(
                 name, "mean", name, questionnaires.NPS_METHOD, questionnaire.unit, "difference",
                 lambda c: questionnaires.nps(*c, alpha=ALPHA), lambda c: sum(c),
-                lambda b, c: questionnaires.nps_difference(questionnaires.NpsCounts(*b),
-                                                           questionnaires.NpsCounts(*c), ALPHA),
-                _paired(lambda p: questionnaires.nps_paired_difference(p, ALPHA), "answered the NPS"),
+                lambda b, c, a: questionnaires.nps_difference(questionnaires.NpsCounts(*b),
+                                                              questionnaires.NpsCounts(*c), a),
+                _paired(lambda p, a: questionnaires.nps_paired_difference(p, a), "answered the NPS"),
                 Bands(name), PairedScores(name, base, codes=True) if within else None))
         else:  # END_OF_SESSION lists what a study may ask; each needs its analysis here
             raise ValueError(f"no study analysis for the {name} questionnaire")
     return out
 
 
-def _score_metric(name: str, label: str, unit: str, stats: Request, pairs: Request | None) -> _Metric:
-    return _Metric(name, "mean", label, "mean with t interval", unit, "difference",
-                   lambda m: mean_interval(m, ALPHA), lambda m: m.n,
-                   lambda b, m: welch_test(b, m, ALPHA), _paired(lambda p: paired.paired_t(p, ALPHA), "answered"),
-                   stats, pairs)
+def _score_metric(name: str, label: str, unit: str, scale: Linear, stats: Request, pairs: Request | None) -> _Metric:
+    """A questionnaire mean (t interval) and differences of means, each interval kept on the
+    score's scale: a SEQ mean of 4.0 from two answers cannot lie outside 1–7."""
+    spread = scale.high - scale.low
+
+    def estimate(m: Moments) -> Estimate:
+        e = mean_interval(m, ALPHA)
+        return replace(e, ci=e.ci.clip(scale.low, scale.high))
+
+    def bounded(effect: Effect) -> Effect:
+        return replace(effect, ci=effect.ci.clip(-spread, spread))
+
+    return _Metric(name, "mean", label, "mean with t interval, clipped to the scale", unit, "difference",
+                   estimate, lambda m: m.n, lambda b, m, a: bounded(welch_test(b, m, a)),
+                   _paired(lambda p, a: bounded(paired.paired_t(p, a)), "answered"), stats, pairs)
 
 
 def _compute(study: StudyDef, spec: _Metric, answers: Slice) -> tuple[tuple[VariantResult, ...], tuple[Comparison, ...]]:
@@ -207,11 +219,12 @@ def _compute(study: StudyDef, spec: _Metric, answers: Slice) -> tuple[tuple[Vari
     base = designs[0]
     if spec.pairs is not None:
         pairs: Mapping[str, Any] = answers.get(spec.pairs, {})
-        comparisons = tuple(comparison(d, base, spec.effect_kind, lambda d=d: spec.within(pairs.get(d)))  # type: ignore[misc]
+        comparisons = tuple(comparison(d, base, spec.effect_kind,
+                                       lambda a, d=d: spec.within(pairs.get(d), a), ALPHA)  # type: ignore[misc]
                             for d in designs[1:])
     else:
-        comparisons = tuple(comparison(d, base, spec.effect_kind, lambda d=d: spec.between(  # type: ignore[misc]
-            stats.get(base, empty), stats.get(d, empty))) for d in designs[1:])
+        comparisons = tuple(comparison(d, base, spec.effect_kind, lambda a, d=d: spec.between(  # type: ignore[misc]
+            stats.get(base, empty), stats.get(d, empty), a), ALPHA) for d in designs[1:])
     return variants, comparisons
 
 
