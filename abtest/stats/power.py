@@ -6,7 +6,12 @@ the analysis runs, exactly the equation R ``power.prop.test`` solves (its defaul
 rounded up. Evan Miller's online calculator uses baseline variance under H0
 (√(2·p₁q₁) instead of √(2·p̄·q̄)) and rounds to the nearest unit; ``formula="evan_miller"``
 reproduces it (baseline 20 %, +5 points, α 0.05, power 0.8 → 1,030 per variant, against 1,094
-for ``power.prop.test``).
+for ``power.prop.test``). For a baseline above 50 % his calculator replaces p₁ by 1 − p₁ and keeps
+the MDE as it is, so baseline 80 %, +5 points is planned as 20 %, +5 points (1,030 per variant):
+that is the n for p₁ − δ (80 % → 75 %, towards 50 %, the larger variance), not for p₁ + δ
+(973). ``evan_miller`` does the same. (Replacing δ by −δ as well would change nothing: the
+formula is symmetric under p → 1 − p, δ → −δ.) At exactly 50 % the complement is the baseline,
+so the two sides meet without a jump.
 
 The proportion formula is ours: statsmodels' ``NormalIndPower`` works on Cohen's effect size
 h = 2·asin√p₂ − 2·asin√p₁, a different approximation that changes the numbers (it would not
@@ -90,6 +95,8 @@ def _check_rate(baseline: float, mde: float) -> tuple[float, float]:
 def _n_proportions(p1: float, delta: float, a: float, power: float, formula: str) -> float:
     from scipy.stats import norm
 
+    if formula == "evan_miller" and p1 > 0.5:
+        p1 = 1.0 - p1  # his calculator's complement above 50 %, with the same δ (module docstring)
     p2 = p1 + delta
     za, zb = float(norm.isf(a / 2)), float(norm.ppf(power))
     if formula == "pooled":
@@ -112,8 +119,10 @@ def sample_size_proportions(
     """Units per variant to detect an absolute rise ``mde`` over ``baseline`` (two-sided).
 
     ``formula="pooled"`` matches R ``power.prop.test`` (rounded up); ``"evan_miller"`` matches
-    Evan Miller's calculator (rounded to nearest). Our closed form (normal quantiles from
-    scipy), not statsmodels' ``NormalIndPower``: that uses Cohen's h and gives other numbers.
+    Evan Miller's calculator (rounded to nearest), including its use of 1 − ``baseline`` with the
+    same ``mde`` when ``baseline`` is above 0.5 (so 0.8 + 0.05 is planned as 0.2 + 0.05). Our closed
+    form (normal quantiles from scipy), not statsmodels' ``NormalIndPower``: that uses Cohen's h
+    and gives other numbers.
     """
     baseline, mde = _check_rate(baseline, mde)
     a, power, k = _common(alpha, power, variants)

@@ -3,9 +3,12 @@
 How each questionnaire is asked and scored is declared once in :mod:`abtest.questionnaires`.
 
 * SUS (Brooke 1996): 0–100. Grade on the Sauro-Lewis curved grading scale (*Quantifying the User Experience*,
-  2nd ed., table 8.5). Percentile rank by a normal approximation of the SUS distribution with
-  mean 68 and sd 12.5 (Sauro 2011, *A Practical Guide to the System Usability Scale*): an
-  approximation of Sauro's published lookup table, good to a few percentile points.
+  2nd ed., table 8.5). Percentile rank from a score → percentile table of Sauro's published
+  percentiles (:data:`SUS_PERCENTILE_TABLE`: both ends of the percentile range of every grade of
+  that scale, plus the point values Sauro publishes; his full per-score table, sold with *A
+  Practical Guide to the System Usability Scale* (2011), is not reproduced), interpolated linearly
+  between its rows and kept inside the band of the score's grade, so that the grade and the
+  percentile shown beside it always agree.
 * UMUX-Lite (Lewis, Utesch & Maher 2013, CHI): the SUS-comparable regression 0.65 × raw + 22.9.
 * NPS (Reichheld 2003): 0–10; promoters 9–10, detractors 0–6; NPS = %promoters − %detractors on
   −100..100, with the trinomial standard error √((p₊ + p₋ − (p₊ − p₋)²)/n) and a Wald interval.
@@ -22,6 +25,7 @@ How each questionnaire is asked and scored is declared once in :mod:`abtest.ques
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 
 from abtest.errors import InsufficientData, ValidationError
@@ -52,7 +56,61 @@ SUS_GRADES: tuple[tuple[float, str], ...] = (
     (51.7, "D"),
     (0.0, "F"),
 )
-SUS_MEAN, SUS_SD = 68.0, 12.5
+# Percentile range of each grade on the same scale (Sauro & Lewis 2016, table 8.5).
+SUS_GRADE_PERCENTILES: dict[str, tuple[float, float]] = {
+    "A+": (96.0, 100.0), "A": (90.0, 95.0), "A-": (85.0, 89.0), "B+": (80.0, 84.0),
+    "B": (70.0, 79.0), "B-": (65.0, 69.0), "C+": (60.0, 64.0), "C": (41.0, 59.0),
+    "C-": (35.0, 40.0), "D": (15.0, 34.0), "F": (0.0, 14.0),
+}
+
+# SUS score → percentile rank, (score, percentile) rows in increasing score; interpolated linearly.
+# Sources, named on each row:
+#   CGS  Sauro & Lewis (2016), Quantifying the User Experience, 2nd ed., table 8.5, the curved
+#        grading scale: every grade's score range and percentile range; one row at each end of
+#        every range (so 80.8, the lowest A, is the 90th percentile and 80.7, the highest A-, the 89th).
+#   S11  Sauro (2011), "Measuring Usability with the System Usability Scale (SUS)", measuringu.com/sus
+#        (the summary of A Practical Guide to the System Usability Scale): 68 is the 50th percentile,
+#        74 the 70th, 80.3 the 90th (an A is the top 10 %), a score below 51 the bottom 15 %.
+#   S18  Sauro (2018), "5 Ways to Interpret a SUS Score", measuringu.com/interpret-sus-score: 68 is
+#        the 50th percentile, 75 the 73rd, 52 the 15th.
+#   GLH  the F range split at 25 (0–25 → 0–1.9, 25.1–51.6 → 2–14), as GitLab's UX handbook page
+#        "System Usability Scale" (handbook.gitlab.com) prints Sauro's scale. The only rows not
+#        taken from Sauro's own text; without them F would be a straight line from 0 to 51.6.
+# S11 predates CGS (another database). Where they differ, the S11 point is kept as close as the CGS
+# band of its grade allows: 80.3 is an A- on CGS (85–89), so 89 rather than 90; 51 is an F (0–14),
+# so 14 rather than 15. S11's 74 → 70 and S18's 52 → 15 need no row of their own: the CGS rows put
+# them at 69.0 and 15.5.
+SUS_PERCENTILE_TABLE: tuple[tuple[float, float], ...] = (
+    (0.0, 0.0),     # CGS: F 0–51.6 is 0–14
+    (25.0, 1.9),    # GLH: 0–25 is 0–1.9
+    (25.1, 2.0),    # GLH: 25.1–51.6 is 2–14
+    (51.0, 14.0),   # S11: below 51 is the bottom 15 %; held at 14, the top of F (CGS)
+    (51.6, 14.0),   # CGS: F
+    (51.7, 15.0),   # CGS: D 51.7–62.6 is 15–34
+    (62.6, 34.0),   # CGS: D
+    (62.7, 35.0),   # CGS: C- 62.7–64.9 is 35–40
+    (64.9, 40.0),   # CGS: C-
+    (65.0, 41.0),   # CGS: C 65.0–71.0 is 41–59
+    (68.0, 50.0),   # S11, S18: 68 is the 50th percentile (also the middle of C on CGS)
+    (71.0, 59.0),   # CGS: C
+    (71.1, 60.0),   # CGS: C+ 71.1–72.5 is 60–64
+    (72.5, 64.0),   # CGS: C+
+    (72.6, 65.0),   # CGS: B- 72.6–74.0 is 65–69
+    (74.0, 69.0),   # CGS: B-
+    (74.1, 70.0),   # CGS: B 74.1–77.1 is 70–79
+    (75.0, 73.0),   # S18: 75 is the 73rd percentile
+    (77.1, 79.0),   # CGS: B
+    (77.2, 80.0),   # CGS: B+ 77.2–78.8 is 80–84
+    (78.8, 84.0),   # CGS: B+
+    (78.9, 85.0),   # CGS: A- 78.9–80.7 is 85–89
+    (80.3, 89.0),   # S11: 80.3 is the 90th percentile; held at 89, the top of A- (CGS)
+    (80.7, 89.0),   # CGS: A-
+    (80.8, 90.0),   # CGS: A 80.8–84.0 is 90–95
+    (84.0, 95.0),   # CGS: A
+    (84.1, 96.0),   # CGS: A+ 84.1–100 is 96–100
+    (100.0, 100.0),  # CGS: A+
+)
+_TABLE_SCORES = tuple(score for score, _ in SUS_PERCENTILE_TABLE)
 
 
 def _sus_range(score: float) -> float:
@@ -75,12 +133,19 @@ def sus_grade(score: float) -> str:
 
 
 def sus_percentile(score: float) -> float:
-    """Percentile rank 0–100 of a SUS score: Φ((score − 68) / 12.5) × 100 (normal
-    approximation of Sauro's benchmark distribution)."""
-    from scipy.special import ndtr
+    """Percentile rank 0–100 of a SUS score from the table of Sauro's published percentiles.
 
+    Linear interpolation between the rows of :data:`SUS_PERCENTILE_TABLE`, then kept inside the
+    percentile band of the score's grade on the curved grading scale: a score between two
+    published ranges (e.g. 80.75) gets the lower grade from :func:`sus_grade`, and so the top of
+    that grade's band (89), not a value between the two bands.
+    """
     score = _sus_range(score)
-    return float(ndtr((score - SUS_MEAN) / SUS_SD)) * 100.0
+    i = min(max(bisect_right(_TABLE_SCORES, score), 1), len(SUS_PERCENTILE_TABLE) - 1)
+    (x0, y0), (x1, y1) = SUS_PERCENTILE_TABLE[i - 1], SUS_PERCENTILE_TABLE[i]
+    value = y0 + (y1 - y0) * (score - x0) / (x1 - x0)
+    low, high = SUS_GRADE_PERCENTILES[sus_grade(score)]
+    return min(max(value, low), high)
 
 
 def umux_sus_adjusted(raw: float) -> float:

@@ -246,8 +246,8 @@ def _scores(metrics: list[MetricResult]) -> dict[str, dict[str, dict[str, Any]]]
         if metric.name == "SUS":
             out["SUS"] = {v.variant: {"grade": questionnaires.sus_grade(v.value),
                                       "percentile": questionnaires.sus_percentile(v.value),
-                                      "method": "Sauro-Lewis curved grading scale; percentile by normal "
-                                                "approximation (mean 68, sd 12.5)"}
+                                      "method": "Sauro-Lewis curved grading scale; percentile from a table of Sauro's "
+                                                "published percentiles, linearly interpolated between its rows"}
                           for v in metric.variants if v.value is not None}
         elif metric.name == "UMUX-Lite":
             adjusted = questionnaires.umux_sus_adjusted

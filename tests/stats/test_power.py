@@ -32,6 +32,26 @@ def test_evan_miller_formula():
     assert "Evan Miller" in s.method
 
 
+def test_evan_miller_formula_above_half_uses_the_complement():
+    # Issue 14: Evan Miller's calculator (evanmiller.org/ab-testing/sample-size.html), baseline
+    # 80 %, MDE 5 points absolute, α 0.05, power 0.8 → 1,030 per variant, the same as for 20 %: above
+    # 50 % it works on 1 − baseline and keeps the MDE. Without that abtest gave 973 (80 % → 85 %).
+    from abtest.stats.power import _n_proportions
+
+    assert sample_size_proportions(0.80, 0.05, formula="evan_miller").n_per_variant == 1030
+    assert _n_proportions(0.80, 0.05, 0.05, 0.8, "evan_miller") == pytest.approx(
+        _n_proportions(0.20, 0.05, 0.05, 0.8, "evan_miller"))
+    # Flipping the MDE's sign as well (0.2 − 0.05) would be no flip at all: the formula is
+    # symmetric, and that is the 973.43 abtest gave before.
+    assert _n_proportions(0.20, -0.05, 0.05, 0.8, "evan_miller") == pytest.approx(973.4302300795738, rel=1e-9)
+    # At exactly 50 % the complement is the baseline: no jump either side.
+    at_half = _n_proportions(0.5, 0.05, 0.05, 0.8, "evan_miller")
+    assert _n_proportions(0.5 + 1e-9, 0.05, 0.05, 0.8, "evan_miller") == pytest.approx(at_half)
+    assert _n_proportions(0.5 - 1e-9, 0.05, 0.05, 0.8, "evan_miller") == pytest.approx(at_half)
+    # The pooled formula (R power.prop.test) is untouched: 0.8 → 0.85 needs what 0.2 → 0.15 needs.
+    assert sample_size_proportions(0.80, 0.05).n_per_variant == sample_size_proportions(0.15, 0.05).n_per_variant
+
+
 def test_variants_use_bonferroni_alpha():
     # R: power.prop.test(p1 = 0.10, p2 = 0.12, power = 0.8, sig.level = 0.025, tol = 1e-12)$n
     # = 4651.41787657652
