@@ -288,3 +288,30 @@ def test_lopsided_study_results_stay_on_their_scales(session, engine):
         for variant in metric["variants"]:
             if metric["unit"] == "rate" and variant["ci"]:
                 assert 0.0 <= variant["ci"][0] <= variant["ci"][1] <= 1.0
+
+
+def test_three_designs_are_holm_adjusted_like_an_experiment(session, engine):
+    """Issue 14: studies with more than two designs got no multiple-comparison adjustment."""
+    from statsmodels.stats.multitest import multipletests
+
+    designs = [{"key": k, "url": f"https://example.com/{k}", "weight": w}
+               for k, w in (("current", 0.34), ("new", 0.33), ("bold", 0.33))]
+    store_study(session, designs=designs, questionnaires=[])
+    row, _study = get_study(session, "checkout-study")
+    now, events = utcnow(), []
+    successes = {"current": 3, "new": 9, "bold": 7}
+    for design, wins in successes.items():
+        for i in range(12):
+            events.append(study_event(row.id, f"{design}-{i}", "task", design, f"{design}{i}", now, task="buy",
+                                      success=i < wins, duration_ms=40_000.0 + 1000 * i))
+    with engine.begin() as conn:
+        write_events(conn, events)
+    metric = _metric(analyze(engine, "checkout-study"), "buy-success")
+    assert metric.adjustment == "Holm"
+    raw = [c.p_value for c in metric.comparisons]
+    references = [proportions.compare_proportions(Counts(12, 3), Counts(12, successes[d])) for d in ("new", "bold")]
+    assert raw == pytest.approx([r.p_value for r in references], rel=1e-12)
+    holm = multipletests(raw, method="holm")[1]
+    assert [c.p_adjusted for c in metric.comparisons] == pytest.approx(list(holm), rel=1e-12)
+    for c in metric.comparisons:
+        assert c.ci_adjustment == "Holm" and c.significant == (c.p_adjusted < 0.05)
