@@ -61,10 +61,21 @@ class EventTotals(Request):
 
 @dataclass(frozen=True, slots=True)
 class EventStats:
+    """``post`` and ``pre`` are moments around their own shifts (values near the data, against
+    cancellation); ``cross`` is Σ (post − post.shift)·(pre − pre.shift) over the units."""
+
     units: Counts
     post: Moments
     pre: Moments
-    cross: float  # Σ post·pre over units
+    cross: float
+
+    def recentred(self, post_shift: float, pre_shift: float) -> EventStats:
+        """The same units' sums around other shifts (unchanged when they are equal)."""
+        if post_shift == self.post.shift and pre_shift == self.pre.shift:
+            return self
+        dy, dx = self.post.shift - post_shift, self.pre.shift - pre_shift
+        cross = self.cross + dx * self.post.total + dy * self.pre.total + self.post.n * dx * dy
+        return EventStats(self.units, self.post.recentred(post_shift), self.pre.recentred(pre_shift), cross)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,10 @@
 """Adding sufficient statistics: the answers of disjoint slices of units sum to the answer for
 their union (counts and sums add; so do moments, since n, Σx and Σx² do). A breakdown reads each
-segment once and gets the whole test as their sum."""
+segment once and gets the whole test as their sum.
+
+Moments are sums around a shift (against cancellation, see :class:`~abtest.stats.summary.Moments`):
+slices with the same shift, as the SQL sources give them, add exactly; otherwise the second is
+first re-centred on the shift of the first (or of the second, when the first has no units)."""
 
 from __future__ import annotations
 
@@ -21,8 +25,14 @@ def add(a: Any, b: Any) -> Any:
     if isinstance(a, Counts):
         return Counts(a.n + b.n, a.x + b.x)
     if isinstance(a, Moments):
-        return Moments(a.n + b.n, a.total + b.total, a.total_sq + b.total_sq)
+        if a.n == 0:
+            a, b = b, a
+        b = b.recentred(a.shift)
+        return Moments(a.n + b.n, a.total + b.total, a.total_sq + b.total_sq, a.shift)
     if isinstance(a, EventStats):
+        if a.post.n == 0:
+            a, b = b, a
+        b = b.recentred(a.post.shift, a.pre.shift)
         return EventStats(add(a.units, b.units), add(a.post, b.post), add(a.pre, b.pre), a.cross + b.cross)
     if isinstance(a, UnitCounts):
         return UnitCounts(_add_maps(a.units, b.units), _add_maps(a.excluded, b.excluded))

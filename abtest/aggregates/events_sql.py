@@ -1,11 +1,11 @@
 """Usability-study aggregates, straight from the events (studies are small: tens to hundreds of
 participants, so no rollups are kept for them).
 
-Every answer is a ``GROUP BY`` to counts, sums and sums of squares, one query per request family;
-questionnaire scores are computed in SQL from the questionnaire's one declaration
-(:mod:`abtest.questionnaires`). Only the open comments and the participants' progress rows are
-read row by row. A breakdown joins each participant's segment label: the attribute on their
-first exposure (when they joined the study).
+Every answer is a ``GROUP BY`` to counts, sums and sums of squares (around the values' mean,
+against cancellation), one query per request family; questionnaire scores are computed in SQL
+from the questionnaire's one declaration (:mod:`abtest.questionnaires`). Only the open comments
+and the participants' progress rows are read row by row. A breakdown joins each participant's
+segment label: the attribute on their first exposure (when they joined the study).
 """
 
 from __future__ import annotations
@@ -65,12 +65,20 @@ def _log_seconds(column: sa.ColumnElement[float]) -> sa.ColumnElement[float]:
     return sa.func.ln(column / 1000.0)
 
 
-def _moment_columns(value: sa.ColumnElement[float]) -> list[sa.ColumnElement[Any]]:
-    return [sa.func.count(value), sa.func.sum(value), sa.func.sum(value * value)]
+def _moments_by(rows: sa.Select[Any]) -> sa.Select[Any]:
+    """``rows`` selects (group columns …, value); grouped by the group columns, this gives
+    (group columns …, n, Σd, Σd², c) with d = value − c and c the mean of every value in ``rows``:
+    around a shift near the data Σd² − (Σd)²/n keeps the digits that Σx² − (Σx)²/n loses to
+    cancellation. One c for every group (and segment), so their moments add exactly."""
+    values = rows.cte("moment_rows")
+    *group, value = values.c
+    c = sa.func.coalesce(sa.select(sa.func.avg(value)).scalar_subquery(), 0.0)
+    d = value - c
+    return sa.select(*group, sa.func.count(value), sa.func.sum(d), sa.func.sum(d * d), sa.func.max(c)).group_by(*group)
 
 
-def _moments(n: Any, total: Any, total_sq: Any) -> Moments:
-    return Moments(int(n or 0), float(total or 0), float(total_sq or 0))
+def _moments(n: Any, total: Any, total_sq: Any, shift: Any) -> Moments:
+    return Moments(int(n or 0), float(total or 0), float(total_sq or 0), float(shift or 0))
 
 
 # ---- segments --------------------------------------------------------------------------------------
@@ -159,14 +167,14 @@ def attempts(conn: sa.Connection, scope: _Scope, requests: Sequence[Attempts]) -
 def attempt_log_times(conn: sa.Connection, scope: _Scope, requests: Sequence[AttemptLogTimes]
                       ) -> dict[AttemptLogTimes, PerSegment]:
     e = EVENTS.c
-    query = (sa.select(*scope.columns(), e.task, e.variant, *_moment_columns(_log_seconds(e.duration_ms)))
-             .select_from(scope.source(EVENTS, e.unit))
-             .where(*scope.events(e.type == "task", e.task.in_([r.task for r in requests]), e.success == sa.true()))
-             .group_by(*scope.group(), e.task, e.variant))
+    query = _moments_by(sa.select(*scope.columns(), e.task, e.variant, _log_seconds(e.duration_ms).label("value"))
+                        .select_from(scope.source(EVENTS, e.unit))
+                        .where(*scope.events(e.type == "task", e.task.in_([r.task for r in requests]),
+                                             e.success == sa.true())))
     out: dict[AttemptLogTimes, PerSegment] = {r: {} for r in requests}
     by_task = {r.task: r for r in requests}
-    for seg, (task, variant, n, s, ss) in scope.rows(conn, query):
-        out[by_task[task]].setdefault(seg, {})[variant] = _moments(n, s, ss)
+    for seg, (task, variant, n, s, ss, c) in scope.rows(conn, query):
+        out[by_task[task]].setdefault(seg, {})[variant] = _moments(n, s, ss, c)
     return out
 
 
@@ -179,16 +187,14 @@ def scores(conn: sa.Connection, scope: _Scope, request: Scores) -> PerSegment:
     if request.per_participant:  # each participant's mean first, so a person counts once
         per_unit = (sa.select(e.variant, e.unit, sa.func.avg(score).label("score"))
                     .where(*scope.events(*conditions)).group_by(e.variant, e.unit).subquery())
-        query = (sa.select(*scope.columns(), per_unit.c.variant, *_moment_columns(per_unit.c.score))
-                 .select_from(scope.source(per_unit, per_unit.c.unit))
-                 .group_by(*scope.group(), per_unit.c.variant))
+        query = _moments_by(sa.select(*scope.columns(), per_unit.c.variant, per_unit.c.score.label("value"))
+                            .select_from(scope.source(per_unit, per_unit.c.unit)))
     else:
-        query = (sa.select(*scope.columns(), e.variant, *_moment_columns(score))
-                 .select_from(scope.source(EVENTS, e.unit)).where(*scope.events(*conditions))
-                 .group_by(*scope.group(), e.variant))
+        query = _moments_by(sa.select(*scope.columns(), e.variant, score.label("value"))
+                            .select_from(scope.source(EVENTS, e.unit)).where(*scope.events(*conditions)))
     out: PerSegment = {}
-    for seg, (variant, n, s, ss) in scope.rows(conn, query):
-        out.setdefault(seg, {})[variant] = _moments(n, s, ss)
+    for seg, (variant, n, s, ss, c) in scope.rows(conn, query):
+        out.setdefault(seg, {})[variant] = _moments(n, s, ss, c)
     return out
 
 
@@ -247,16 +253,16 @@ def paired_attempts(conn: sa.Connection, scope: _Scope, request: PairedAttempts)
 def paired_log_times(conn: sa.Connection, scope: _Scope, request: PairedLogTimes) -> PerSegment:
     a, b = EVENTS.alias("a"), EVENTS.alias("b")
     diff = _log_seconds(b.c.duration_ms) - _log_seconds(a.c.duration_ms)
-    query = (sa.select(*scope.columns(), b.c.variant, *_moment_columns(diff))
-             .select_from(_pair(scope, a, b, sa.and_(b.c.experiment_id == a.c.experiment_id, b.c.type == "task",
-                                                     b.c.task == a.c.task)))
-             .where(a.c.experiment_id == scope.experiment_id, a.c.type == "task", a.c.task == request.task,
-                    a.c.variant == request.baseline, b.c.variant != request.baseline,
-                    a.c.success == sa.true(), b.c.success == sa.true())
-             .group_by(*scope.group(), b.c.variant))
+    query = _moments_by(
+        sa.select(*scope.columns(), b.c.variant, diff.label("value"))
+        .select_from(_pair(scope, a, b, sa.and_(b.c.experiment_id == a.c.experiment_id, b.c.type == "task",
+                                                b.c.task == a.c.task)))
+        .where(a.c.experiment_id == scope.experiment_id, a.c.type == "task", a.c.task == request.task,
+               a.c.variant == request.baseline, b.c.variant != request.baseline,
+               a.c.success == sa.true(), b.c.success == sa.true()))
     out: PerSegment = {}
-    for seg, (variant, n, s, ss) in scope.rows(conn, query):
-        out.setdefault(seg, {})[variant] = _moments(n, s, ss)
+    for seg, (variant, n, s, ss, c) in scope.rows(conn, query):
+        out.setdefault(seg, {})[variant] = _moments(n, s, ss, c)
     return out
 
 
@@ -278,9 +284,9 @@ def paired_scores(conn: sa.Connection, scope: _Scope, request: PairedScores) -> 
                     .group_by(e.variant, e.unit).subquery())
         a, b = per_unit.alias("a"), per_unit.alias("b")
         diff = b.c.score - a.c.score
-        query = (sa.select(*scope.columns(), b.c.variant, *_moment_columns(diff))
-                 .select_from(scope.source(a.join(b, b.c.unit == a.c.unit), a.c.unit))
-                 .where(a.c.variant == request.baseline, b.c.variant != request.baseline))
+        rows = (sa.select(*scope.columns(), b.c.variant, diff.label("value"))
+                .select_from(scope.source(a.join(b, b.c.unit == a.c.unit), a.c.unit))
+                .where(a.c.variant == request.baseline, b.c.variant != request.baseline))
     else:
         a, b = EVENTS.alias("a"), EVENTS.alias("b")
         conditions = [a.c.experiment_id == scope.experiment_id, _responses(a, name),
@@ -290,13 +296,12 @@ def paired_scores(conn: sa.Connection, scope: _Scope, request: PairedScores) -> 
         diff = score(b) - score(a)
         on = sa.and_(b.c.experiment_id == a.c.experiment_id, b.c.type == "response",
                      b.c.questionnaire == a.c.questionnaire, sa.or_(a.c.task.is_(None), b.c.task == a.c.task))
-        query = sa.select(*scope.columns(), b.c.variant, *_moment_columns(diff)).select_from(
+        rows = sa.select(*scope.columns(), b.c.variant, diff.label("value")).select_from(
             _pair(scope, a, b, on)).where(*conditions)
-    query = query.group_by(*scope.group(), b.c.variant)
     out: PerSegment = {}
-    for seg, (variant, n, s, ss) in scope.rows(conn, query):
+    for seg, (variant, n, s, ss, c) in scope.rows(conn, _moments_by(rows)):
         if n:
-            out.setdefault(seg, {})[variant] = _moments(n, s, ss)
+            out.setdefault(seg, {})[variant] = _moments(n, s, ss, c)
     return out
 
 

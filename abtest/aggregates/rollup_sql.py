@@ -3,7 +3,8 @@
 One ``GROUP BY`` per request family over rows that are one per unit (not per event), with the
 same query text on SQLite and PostgreSQL; a breakdown adds the unit's segment label (its
 first-exposure attribute, joined from ``rollup_units``) to the grouping. Python only sees a few
-numbers per variant and segment.
+numbers per variant and segment. Values are summed around a shift near the data (one stored
+value per measure), not from zero: sums of x and x² would cancel the variance of large means away.
 
 Who counts: a unit's first exposure fixes its variant and start time. Units exposed to more than
 one variant, and units forced by a QA override, are left out of every metric and counted in
@@ -12,7 +13,7 @@ one variant, and units forced by a QA override, are left out of every metric and
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,44 +152,74 @@ def _measure(kind: str, names: Sequence[str], labels: Labels | None, *columns: s
     return query.where(m.kind == kind, m.name.in_(list(names))).group_by(*_group(labels), m.name, m.variant)
 
 
+def _shift(kind: str, names: Sequence[str], experiment_id: int, value: Callable[[Any], sa.ColumnElement[float]],
+           *where: Callable[[Any], sa.ColumnElement[bool]]) -> sa.ColumnElement[float]:
+    """Per measure name, one stored unit's value (the first by unit, through the primary key): the
+    shift the sums are taken around. Σ(x − c)² − (Σ(x − c))²/n keeps the digits that
+    Σx² − (Σx)²/n loses to cancellation when the mean is large against the spread, for any c
+    among the data (it then loses at most log10(n) digits). Each subquery is uncorrelated, so run
+    once per query: the same c for every variant and segment, whose sums then add exactly."""
+    row = MEASURES.alias("shift_row")
+
+    def first(name: str) -> sa.ScalarSelect[Any]:
+        return (sa.select(value(row.c)).where(row.c.experiment_id == experiment_id, row.c.kind == kind,
+                                              row.c.name == name, *(w(row.c) for w in where))
+                .order_by(row.c.unit).limit(1).scalar_subquery())
+
+    m = MEASURES.c
+    return sa.func.coalesce(sa.case(*((m.name == name, first(name)) for name in names)), 0.0)
+
+
 def event_totals(conn: sa.Connection, experiment_id: int, requests: Sequence[EventTotals],
                  units: PerSegment, labels: Labels | None) -> dict[EventTotals, PerSegment]:
     """Per variant: units converting on the event at or after exposure, and per-unit value sums
-    after (the metric) and before exposure (CUPED's covariate). Units without a row for the
-    event add only to n: every sum is zero for them."""
+    after (the metric) and before exposure (CUPED's covariate), around one shift per event
+    (:func:`_shift`, against cancellation). Units without a row for the event have the value 0:
+    they add (0 − c) and (0 − c)², counted from the rows each variant has."""
     m = MEASURES.c
-    query = _measure("event", [r.event for r in requests], labels,
-                     sa.func.sum(sa.case((m.k > 0, 1), else_=0)), sa.func.sum(m.post), sa.func.sum(m.post * m.post),
-                     sa.func.sum(m.pre), sa.func.sum(m.pre * m.pre), sa.func.sum(m.post * m.pre)
+    names = [r.event for r in requests]
+    c_post = _shift("event", names, experiment_id, lambda row: row.post)
+    c_pre = _shift("event", names, experiment_id, lambda row: row.pre)
+    dy, dx = m.post - c_post, m.pre - c_pre
+    query = _measure("event", names, labels, sa.func.count(), sa.func.sum(sa.case((m.k > 0, 1), else_=0)),
+                     sa.func.sum(dy), sa.func.sum(dy * dy), sa.func.sum(dx), sa.func.sum(dx * dx),
+                     sa.func.sum(dy * dx), sa.func.max(c_post), sa.func.max(c_pre)
                      ).where(m.experiment_id == experiment_id)
     sums: dict[tuple[Seg, str, str], tuple[Any, ...]] = {}
+    shifts: dict[str, tuple[float, float]] = {}
     for seg, (name, variant, *rest) in _rows(conn, query, labels):
-        sums[(seg, name, variant)] = tuple(rest)
+        sums[(seg, name, variant)] = tuple(rest[:-2])
+        shifts[name] = (float(rest[-2]), float(rest[-1]))
     out: dict[EventTotals, PerSegment] = {}
     for request in requests:
+        cy, cx = shifts.get(request.event, (0.0, 0.0))
         per: PerSegment = {}
         for seg, counts in units.items():
             per[seg] = {}
             for variant, n in counts.units.items():
-                x, s, ss, p, pp, sp = sums.get((seg, request.event, variant), (0, 0.0, 0.0, 0.0, 0.0, 0.0))
-                per[seg][variant] = EventStats(Counts(n, int(x or 0)), Moments(n, float(s or 0), float(ss or 0)),
-                                               Moments(n, float(p or 0), float(pp or 0)), float(sp or 0))
+                rows, x, s, ss, p, pp, sp = sums.get((seg, request.event, variant), (0, 0, 0.0, 0.0, 0.0, 0.0, 0.0))
+                missing = n - int(rows)  # units without a row: value 0 after and before exposure
+                post = Moments(n, float(s or 0) - missing * cy, float(ss or 0) + missing * cy * cy, cy)
+                pre = Moments(n, float(p or 0) - missing * cx, float(pp or 0) + missing * cx * cx, cx)
+                per[seg][variant] = EventStats(Counts(n, int(x or 0)), post, pre, float(sp or 0) + missing * cy * cx)
         out[request] = per
     return out
 
 
 def unit_log_times(conn: sa.Connection, experiment_id: int, requests: Sequence[UnitLogTimes],
                    labels: Labels | None) -> dict[UnitLogTimes, PerSegment]:
-    """Per variant: moments of each unit's mean log time (seconds) over successful attempts."""
+    """Per variant: moments of each unit's mean log time (seconds) over successful attempts, around
+    one unit's mean log time per task (:func:`_shift`)."""
     m = MEASURES.c
-    log_t = m.log_sum / m.log_n
-    query = _measure("task", [r.task for r in requests], labels,
-                     sa.func.count(), sa.func.sum(log_t), sa.func.sum(log_t * log_t)
+    tasks = [r.task for r in requests]
+    c = _shift("task", tasks, experiment_id, lambda col: col.log_sum / col.log_n, lambda col: col.log_n > 0)
+    d = m.log_sum / m.log_n - c
+    query = _measure("task", tasks, labels, sa.func.count(), sa.func.sum(d), sa.func.sum(d * d), sa.func.max(c)
                      ).where(m.experiment_id == experiment_id, m.log_n > 0)
     out: dict[UnitLogTimes, PerSegment] = {r: {} for r in requests}
     by_task = {r.task: r for r in requests}
-    for seg, (task, variant, n, s, ss) in _rows(conn, query, labels):
-        out[by_task[task]].setdefault(seg, {})[variant] = Moments(int(n), float(s or 0), float(ss or 0))
+    for seg, (task, variant, n, s, ss, shift) in _rows(conn, query, labels):
+        out[by_task[task]].setdefault(seg, {})[variant] = Moments(int(n), float(s or 0), float(ss or 0), float(shift))
     return out
 
 

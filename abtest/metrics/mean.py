@@ -56,7 +56,8 @@ def _cuped_or_welch(b: EventStats, t: EventStats, alpha: float) -> Effect:
     from abtest.stats import cuped, means
 
     def covariates(s: EventStats) -> cuped.CovariateMoments:
-        return cuped.CovariateMoments(s.post.n, s.post.total, s.post.total_sq, s.pre.total, s.pre.total_sq, s.cross)
+        return cuped.CovariateMoments(s.post.n, s.post.total, s.post.total_sq, s.pre.total, s.pre.total_sq, s.cross,
+                                      s.post.shift, s.pre.shift)
 
     try:
         return cuped.cuped(covariates(b), covariates(t), alpha).effect

@@ -2,7 +2,8 @@
 
 Times are right-skewed, so Sauro & Lewis (*Quantifying the User Experience*, ch. 3 and 5)
 recommend the geometric mean for a typical time and comparisons of log times. Callers pass the
-moments of log times: n, Σ log t, Σ (log t)² (build them with :func:`log_moments` in tests).
+moments of log times: n, Σ log t, Σ (log t)², taken around a shift near the data against
+cancellation (see :class:`~abtest.stats.summary.Moments`; build them with :func:`log_moments` in tests).
 Back-transformed, a difference of mean logs is the ratio of geometric means, so comparisons
 report ``effect_kind = "ratio"`` (treatment / baseline; < 1 means faster).
 """
@@ -20,6 +21,7 @@ from abtest.stats.summary import (
     Interval,
     Moments,
     check_alpha,
+    mean_difference,
     t_quantile,
     t_two_sided_p,
 )
@@ -93,6 +95,7 @@ def compare_durations(baseline: Moments, treatment: Moments, alpha: float = 0.05
         treatment.n,
         alpha,
         "Welch t-test on log times",
+        mean_difference(baseline, treatment),
     )
     return as_ratio(diff, "Welch t-test on log times, ratio of geometric means")
 

@@ -22,6 +22,7 @@ from abtest.stats.summary import (
     Moments,
     check_alpha,
     clip_p,
+    mean_difference,
     relative_lift,
     t_quantile,
     z_quantile,
@@ -58,12 +59,14 @@ def welch_from_parts(
     n_t: int,
     alpha: float,
     method: str,
+    diff: float | None = None,
 ) -> Effect:
     """Welch t-test of mean_t − mean_b from means, variances (ddof = 1) and counts.
 
     Shared by means, durations (on logs) and CUPED (on adjusted values). t and p:
     ``scipy.stats.ttest_ind_from_stats(equal_var=False)``; the Welch–Satterthwaite df and the
-    t interval are computed here.
+    t interval are computed here. ``diff``: mean_t − mean_b when the caller has it more precisely
+    than the two rounded means (:func:`~abtest.stats.summary.mean_difference`).
     """
     from scipy.stats import ttest_ind_from_stats
 
@@ -78,10 +81,9 @@ def welch_from_parts(
     if denominator == 0.0:
         raise InsufficientData("the variances are too small to estimate degrees of freedom")
     df = (vb + vt) ** 2 / denominator
-    diff = mean_t - mean_b
-    result = ttest_ind_from_stats(
-        mean_t, math.sqrt(var_t), n_t, mean_b, math.sqrt(var_b), n_b, equal_var=False
-    )
+    diff = mean_t - mean_b if diff is None else diff
+    # t depends on the means only through their difference: pass it whole, not re-derived
+    result = ttest_ind_from_stats(diff, math.sqrt(var_t), n_t, 0.0, math.sqrt(var_b), n_b, equal_var=False)
     stat, p = float(result.statistic), clip_p(float(result.pvalue))
     tq = t_quantile(alpha, df)
     # The lift interval uses the normal quantile: the delta method is asymptotic anyway.
@@ -117,4 +119,5 @@ def welch_test(baseline: Moments, treatment: Moments, alpha: float = 0.05) -> Ef
         treatment.n,
         alpha,
         "Welch t-test",
+        mean_difference(baseline, treatment),
     )

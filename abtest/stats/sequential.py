@@ -35,7 +35,15 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from abtest.errors import InsufficientData, ValidationError
-from abtest.stats.summary import Counts, Effect, Interval, Moments, _count, check_alpha
+from abtest.stats.summary import (
+    Counts,
+    Effect,
+    Interval,
+    Moments,
+    _count,
+    check_alpha,
+    mean_difference,
+)
 
 METHOD = "always-valid mSPRT (Johari et al. 2017), normal mixture"
 
@@ -141,7 +149,7 @@ def sequential_means(
     tau2 = mixture_tau2(vb, vt, n_star, alpha)
     mb, mt = baseline.mean, treatment.mean
     rel = mt / mb - 1 if mb != 0 else None
-    return _msprt(mt - mb, var, tau2, alpha, previous, rel, "difference of means")
+    return _msprt(mean_difference(baseline, treatment), var, tau2, alpha, previous, rel, "difference of means")
 
 
 def sequential_series(

@@ -96,6 +96,12 @@ class Counts:
 class Moments:
     """Count, sum and sum of squares of a per-unit value: enough for means and variances.
 
+    The sums are taken around ``shift``, a value close to the data: ``total`` = Σ(x − shift) and
+    ``total_sq`` = Σ(x − shift)². Plain Σx² − (Σx)²/n cancels catastrophically when the mean is
+    large against the spread (values 1e9 ± 1 keep no digit of their variance); around a nearby
+    shift the sums stay small and the variance keeps its digits. ``shift = 0`` means plain sums.
+    Moments add only around one shift (:meth:`recentred` moves them).
+
     For task times pass the moments of the *logs* (n, Σ log t, Σ (log t)²); see
     :func:`abtest.stats.durations.log_moments`.
     """
@@ -103,29 +109,40 @@ class Moments:
     n: int
     total: float
     total_sq: float
+    shift: float = 0.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", _count(self.n, "n"))
         object.__setattr__(self, "total", _finite(self.total, "total"))
         object.__setattr__(self, "total_sq", _finite(self.total_sq, "total_sq"))
+        object.__setattr__(self, "shift", _finite(self.shift, "shift"))
         if self.total_sq < 0:
             raise ValidationError("a sum of squares cannot be negative", field="total_sq")
 
     @classmethod
     def from_values(cls, values: Iterable[float]) -> Moments:
-        """Build from per-unit values (tests and small in-memory studies)."""
+        """Build from per-unit values (tests and small in-memory studies), around their mean."""
         vals = [float(v) for v in values]
-        return cls(len(vals), math.fsum(vals), math.fsum(v * v for v in vals))
+        shift = math.fsum(vals) / len(vals) if vals else 0.0
+        return cls(len(vals), math.fsum(v - shift for v in vals), math.fsum((v - shift) ** 2 for v in vals), shift)
+
+    def recentred(self, shift: float) -> Moments:
+        """The same values' moments around another ``shift`` (exact when the shifts are equal)."""
+        if shift == self.shift:
+            return self
+        d = self.shift - shift  # x − shift = (x − self.shift) + d
+        total_sq = self.total_sq + 2.0 * d * self.total + self.n * d * d
+        return Moments(self.n, self.total + self.n * d, max(total_sq, 0.0), shift)
 
     @property
     def mean(self) -> float:
         if self.n == 0:
             raise InsufficientData("no units yet", field="n")
-        return self.total / self.n
+        return self.shift + self.total / self.n
 
     @property
     def variance(self) -> float:
-        """Sample variance (ddof = 1), clipped at 0 against rounding in Σx² − (Σx)²/n."""
+        """Sample variance (ddof = 1), clipped at 0 against rounding in Σd² − (Σd)²/n (d = x − shift)."""
         if self.n < 2:
             raise InsufficientData("a variance needs at least 2 units", field="n")
         centred = self.total_sq - self.total * self.total / self.n
@@ -137,6 +154,14 @@ class Moments:
     @property
     def sd(self) -> float:
         return math.sqrt(self.variance)
+
+
+def mean_difference(baseline: Moments, treatment: Moments) -> float:
+    """treatment.mean − baseline.mean from the shifted sums, so that means far from zero (1e9 ± 1)
+    do not round the difference away: (shift_t − shift_b) is exact for nearby shifts."""
+    if baseline.n == 0 or treatment.n == 0:
+        raise InsufficientData("no units yet", field="n")
+    return (treatment.shift - baseline.shift) + (treatment.total / treatment.n - baseline.total / baseline.n)
 
 
 @dataclass(frozen=True, slots=True)
