@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from abtest.assignment import bucket_ranges
-from abtest.attributes import MAX_VALUE_LENGTH, NAME_PATTERN, canonical_attribute
+from abtest.attributes import MAX_VALUE_LENGTH, canonical_attribute
+from abtest.attributes import NAME_PATTERN as ATTRIBUTE_NAME  # not checks.NAME_PATTERN (metric names)
 from abtest.checks import (
     KEY_PATTERN,
     KEY_WORDS,
@@ -308,7 +309,7 @@ def _parse_targeting(c: Checker, raw: Any) -> dict[str, tuple[str, ...]]:
     for attr, allowed in raw.items():
         where = f"targeting.{attr}"
         values = allowed if isinstance(allowed, list) else [allowed]
-        if not isinstance(attr, str) or not NAME_PATTERN.fullmatch(attr):
+        if not isinstance(attr, str) or not ATTRIBUTE_NAME.fullmatch(attr):
             # The same rule /assign and the snippet apply to the attributes they send.
             c.fail(where, "attribute names are 1-64 letters, digits, _ . - starting with a letter or _")
             continue
