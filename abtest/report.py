@@ -257,6 +257,24 @@ def describe_effect(metric: MetricResult, comparison: Comparison, level: str = "
             f"({ci} {_number(low)} to {_number(high)})")
 
 
+def describe_estimate(metric: MetricResult, comparison: Comparison, level: str = "") -> str:
+    """'green against control: +1.8 points (95% CI −1.3 to 5.0)': the estimate without a claim,
+    for results that are not significant (a verb such as "raises" would claim what is not known)."""
+    assert comparison.effect is not None and comparison.ci is not None
+    low, high = comparison.ci
+    ci = f"{level} CI".strip()
+    if comparison.ci_adjustment:
+        ci = f"{comparison.ci_adjustment}-adjusted {ci}"
+    who = f"{comparison.variant} against {comparison.baseline}"
+    if comparison.effect_kind == "ratio":
+        return f"{who}: {metric.name} time ratio {comparison.effect:.2f} ({ci} {low:.2f} to {high:.2f})"
+    if metric.unit == "rate":
+        return (f"{who}: {comparison.effect * 100:+.1f} points on {metric.name} "
+                f"({ci} {low * 100:.1f} to {high * 100:.1f})")
+    sign = "+" if comparison.effect > 0 else "−" if comparison.effect < 0 else "±"
+    return f"{who}: {sign}{_number(abs(comparison.effect))} on {metric.name} ({ci} {_number(low)} to {_number(high)})"
+
+
 def verdict(metric: MetricResult | None, analysis: str, alpha: float, power: PowerResult, total_units: int,
             horizon_reached: bool) -> str:
     """One sentence on the primary metric that never overstates what the data support."""
@@ -270,18 +288,21 @@ def verdict(metric: MetricResult | None, analysis: str, alpha: float, power: Pow
     if not usable:
         reasons = {c.reason for c in metric.comparisons if c.reason}
         return f"Not enough data on {metric.name} yet: {'; '.join(sorted(reasons)) or 'keep collecting'}."
+    # What is known comes first; the estimate follows, with a claim only when it is significant.
     best = min(usable, key=lambda c: (c.p_adjusted if c.p_adjusted is not None else 1.0, -abs(c.effect or 0)))
-    sentence = describe_effect(metric, best, level=f"{1 - alpha:.0%}")
+    level = f"{1 - alpha:.0%}"
     if best.significant:
-        return f"{sentence}; significant."
+        return f"Significant: {describe_effect(metric, best, level)}."
+    estimate = describe_estimate(metric, best, level)
     if not horizon_reached:
         progress = power.progress
         share = "no plan: stop the experiment to mark its end" if progress is None else \
             f"{progress:.0%} of the planned sample so far"
-        return f"{sentence}; too early to call a fixed-horizon test ({share})."
+        return f"Too early to call {metric.name} (a fixed-horizon test; {share}). So far {estimate}."
     if analysis == "sequential":
-        return f"{sentence}; not significant yet (always-valid test: keep it running or stop with no winner)."
-    return f"{sentence}; not significant at the planned sample: no winner."
+        return (f"No difference detected yet in {metric.name}: {estimate}. The always-valid test allows "
+                "either: keep it running, or stop with no winner.")
+    return f"No difference detected in {metric.name} at the planned sample, so no winner: {estimate}."
 
 
 def _fmt(value: float | None, unit: str) -> str:

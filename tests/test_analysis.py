@@ -111,7 +111,7 @@ def test_fixed_analysis_end_to_end(engine, session):
 
     assert report.srm.p_value == pytest.approx(1.0) and not report.srm.alarm
     assert report.power.target_n_per_variant == 100 and report.power.progress == 1.0
-    assert report.verdict == "green raises purchase by 10.0 points (95% CI 2.2 to 17.8); significant."
+    assert report.verdict == "Significant: green raises purchase by 10.0 points (95% CI 2.2 to 17.8)."
     document = json.loads(json.dumps(report.to_dict(), allow_nan=False))
     assert document["metrics"][0]["comparisons"][0]["p_adjusted"] == pytest.approx(0.012419330651552265)
     assert {p["variant"] for p in document["series"]} == {"green"}
@@ -123,8 +123,9 @@ def test_fixed_test_is_not_called_before_its_planned_sample(engine, session):
     report = analyze(engine, "checkout-button")
     comparison = metric(report, "purchase").comparisons[0]
     assert comparison.p_value < 0.05 and not comparison.significant
-    assert report.verdict.endswith("too early to call a fixed-horizon test (20% of the planned sample so far).")
-    assert "(95% CI 2.2 to 17.8)" in report.verdict  # the effect is always stated with its interval
+    # What is known leads; the estimate follows without a claim ("raises") it has not earned.
+    assert report.verdict == ("Too early to call purchase (a fixed-horizon test; 20% of the planned sample so far). "
+                              "So far green against control: +10.0 points on purchase (95% CI 2.2 to 17.8).")
 
 
 def test_sequential_analysis_is_always_valid_and_wider(engine, session):
@@ -255,7 +256,7 @@ def test_retention_counts_units_that_came_back_after_n_days(engine, session):
     retention = metric(report, "week-back")
     assert [(v.n, v.value) for v in retention.variants] == [(100, 0.20), (100, 0.45)]
     assert retention.comparisons[0].effect == pytest.approx(0.25)
-    assert report.verdict.startswith("green raises week-back by 25.0 points")
+    assert report.verdict.startswith("Significant: green raises week-back by 25.0 points")
 
 
 def test_daily_series_uses_only_what_was_known_by_each_day(engine, session):

@@ -118,7 +118,7 @@ def test_stopped_fixed_demo_with_a_winner(logged_in, demo):
     report = analyze(demo, "onboarding-copy")
     status, body = page(logged_in, "onboarding-copy")
     assert status == 200
-    assert html.escape(report.verdict) in body and report.verdict.endswith("significant.")
+    assert html.escape(report.verdict) in body and report.verdict.startswith("Significant: short raises signup by")
     assert ">p</th>" in body and "Holm-adjusted p</th>" in body
     assert "two-proportion z-test" in body and "Holm correction" in body
     assert body.count('class="significant"') == sum(c.significant for c in report.metrics[0].comparisons) == 1
@@ -199,7 +199,7 @@ def test_fixed_test_before_its_plan_shows_no_significant_badge(logged_in, engine
     status, body = page(logged_in, "cta-colour")
     assert status == 200
     assert 'class="significant"' not in body
-    assert "not before the planned sample" in body and "too early to call" in body
+    assert "not before the planned sample" in body and "Too early to call" in body
     assert "Planned sample: 300 of 1,000 units per variant" in body
     assert '<progress id="progress-plan" value="300" max="1000">' in body
 

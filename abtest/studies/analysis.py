@@ -49,6 +49,7 @@ from abtest.report import (
     SrmResult,
     VariantResult,
     describe_effect,
+    describe_estimate,
 )
 from abtest.stats import durations, paired, proportions, questionnaires
 from abtest.stats.means import mean_interval, welch_test
@@ -274,8 +275,8 @@ def verdict(study: StudyDef, metrics: list[MetricResult], participants: int) -> 
         return (f"{participants} participants so far; not enough data to compare the designs yet "
                 "(each needs at least two answers per design).")
     best = min(usable, key=lambda c: (c.p_adjusted if c.p_adjusted is not None else 1.0, -abs(c.effect or 0)))
-    return (f"No significant difference between the designs with {participants} participants: "
-            f"{describe_effect(_named(primary), best, level)}.")
+    return (f"No significant difference between the designs with {participants} participants yet: "
+            f"{describe_estimate(_named(primary), best, level)}.")
 
 
 def _named(metric: MetricResult) -> MetricResult:

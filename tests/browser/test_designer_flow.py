@@ -80,7 +80,7 @@ def test_designer_creates_launches_and_reads_results(page, demo):  # type: ignor
 
     page.goto(demo.url + "/experiments/onboarding-copy/results")
     verdict = page.inner_text(".verdict")
-    assert verdict.startswith("short raises signup by") and verdict.endswith("significant.")
+    assert verdict.startswith("Significant: short raises signup by")
     assert page.locator("svg[role=img]").count() >= 2  # forest plot and cumulative chart
     shot(page, "4-results")
 
