@@ -80,6 +80,11 @@ def test_illegal_lifecycle_moves_are_refused(session, start, target):
     ({"alpha": 0.2}, "alpha"),
     ({"analysis": "fixed", "plan": {"units_per_variant": 40}}, "analysis"),
     ({"plan": {"units_per_variant": 40}}, "plan"),
+    # The deciding metric: swapped for another, retyped, or pointed at another event.
+    ({"metrics": [{"name": "purchase", "type": "conversion"},
+                  {"name": "signup", "type": "conversion", "primary": True}]}, "metrics"),
+    ({"metrics": [{"name": "purchase", "type": "conversion", "event": "checkout"}]}, "metrics"),
+    ({"metrics": [{"name": "purchase", "type": "mean", "event": "purchase"}]}, "metrics"),
 ])
 def test_running_experiment_split_is_frozen(session, change, field):
     pipeline.create(session, definition(status="running", coverage=0.8))
@@ -93,6 +98,14 @@ def test_running_experiment_coverage_may_rise_and_text_may_change(session):
     pipeline.update(session, definition(status="running", coverage=0.9, name="Renamed"))
     stored = pipeline.load(session, "checkout-button")[1]
     assert (stored.coverage, stored.name) == (0.9, "Renamed")
+
+
+def test_a_secondary_metric_may_join_a_running_experiment(session):
+    pipeline.create(session, definition(status="running"))
+    more = [{"name": "purchase", "type": "conversion"}, {"name": "signup", "type": "conversion"}]
+    pipeline.update(session, definition(status="running", metrics=more))
+    stored = pipeline.load(session, "checkout-button")[1]
+    assert [(m.name, m.primary) for m in stored.metrics] == [("purchase", True), ("signup", False)]
 
 
 def test_draft_may_change_anything(session):

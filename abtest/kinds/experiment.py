@@ -94,8 +94,9 @@ class ExperimentKind(Kind):
         return parse_experiment(raw, source)
 
     def check_update(self, old: ExperimentDef, new: ExperimentDef) -> None:
-        """The core's rules, then: a launched experiment's namespace and analysis plan are fixed,
-        and a running one's coverage may only rise (that adds units without moving anyone)."""
+        """The core's rules, then: a launched experiment's namespace, analysis plan and primary
+        metric are fixed, and a running one's coverage may only rise (that adds units without
+        moving anyone)."""
         super().check_update(old, new)
         if old.status == "draft":
             return
@@ -107,6 +108,15 @@ class ExperimentKind(Kind):
             if getattr(old, name) != getattr(new, name):
                 raise Conflict(f"the {name} of a launched experiment cannot change: it was fixed at launch so "
                                "the results stay honest", field=name)
+        # Swapping the primary metric after seeing the data is the same fishing trip: the metric
+        # that decides (its name, type and parameters) is fixed at launch too. Other metrics may
+        # still be added or changed: they are secondary and labelled so.
+        old_primary = next((m for m in old.metrics if m.primary), None)
+        new_primary = next((m for m in new.metrics if m.primary), None)
+        if old_primary != new_primary:
+            was = f"{old_primary.name!r} ({old_primary.type})" if old_primary else "none"
+            raise Conflict(f"the primary metric of a launched experiment cannot change (it is {was}): it was "
+                           "fixed at launch so the results stay honest", field="metrics")
         if old.status == "running" and new.coverage < old.coverage:
             raise Conflict(f"coverage of a running experiment may only rise (now {old.coverage}); "
                            "lowering it would drop units already in the test", field="coverage")
