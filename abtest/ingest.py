@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
 from abtest.models import Experiment, Variant
-from abtest.store.events import MAX_DURATION_MS, event_row, write_events
+from abtest.store.events import MAX_DURATION_MS, as_utc, event_row, first_exposures, write_events
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
@@ -168,10 +168,14 @@ class IngestResult:
     accepted: int
     duplicates: int
     rejected: list[Rejection] = field(default_factory=list)
+    # Indices of stored conversions stamped before their unit's first exposure: kept (they are the
+    # pre-period CUPED reads) but not counted by any metric, so the client is told rather than
+    # finding a silent zero in the report.
+    before_exposure: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, object]:
         return {"accepted": self.accepted, "duplicates": self.duplicates,
-                "rejected": [r.to_dict() for r in self.rejected]}
+                "rejected": [r.to_dict() for r in self.rejected], "before_exposure": self.before_exposure}
 
 
 def explain(error: ValidationError) -> tuple[str | None, str]:
@@ -239,6 +243,7 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
     with engine.begin() as conn:
         targets = _targets(conn, {e.experiment for _i, e in valid}, kinds) if valid else {}
         rows: dict[str, dict[str, Any]] = {}
+        indices: dict[str, int] = {}  # event id -> its index in the request
         in_batch_duplicates = 0
         for index, event in valid:
             target = targets.get(event.experiment)
@@ -259,6 +264,22 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
                 received_at=now, attributes=segment_attributes(event.attributes), event=event.event,
                 value=event.value, task=event.task, success=event.success, duration_ms=event.duration_ms,
                 questionnaire=event.questionnaire, answers=event.answers)
+            indices[event.id] = index
         accepted = write_events(conn, list(rows.values()))
+        early = _before_exposure(conn, [(indices[i], row) for i, row in rows.items() if row["type"] == "conversion"])
     rejected.sort(key=lambda r: r.index)
-    return IngestResult(accepted, len(rows) - accepted + in_batch_duplicates, rejected)
+    return IngestResult(accepted, len(rows) - accepted + in_batch_duplicates, rejected, early)
+
+
+def _before_exposure(conn: sa.Connection, conversions: list[tuple[int, dict[str, Any]]]) -> list[int]:
+    """The indices of conversions stamped before their unit's first exposure (as stored now,
+    this batch included). A unit with no exposure yet is not flagged: its exposure may be on the way."""
+    by_experiment: dict[int, list[tuple[int, dict[str, Any]]]] = {}
+    for index, row in conversions:
+        by_experiment.setdefault(row["experiment_id"], []).append((index, row))
+    early = []
+    for experiment_id, items in by_experiment.items():
+        first = first_exposures(conn, experiment_id, {row["unit"] for _i, row in items})
+        early += [i for i, row in items if row["unit"] in first and as_utc(row["ts"]) < first[row["unit"]]]
+    return sorted(early)
+

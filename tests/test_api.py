@@ -153,9 +153,9 @@ def test_events_are_stored_once_even_when_retried(client, tokens, session, seede
                         {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button",
                          "unit": "u1", "event": "purchase", "value": 12.5, "ts": now_iso()}]}
     first = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
-    assert (first.status_code, first.get_json()) == (202, {"accepted": 3, "duplicates": 0, "rejected": []})
+    assert (first.status_code, first.get_json()) == (202, {"accepted": 3, "duplicates": 0, "rejected": [], "before_exposure": []})
     retry = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
-    assert (retry.status_code, retry.get_json()) == (202, {"accepted": 0, "duplicates": 3, "rejected": []})
+    assert (retry.status_code, retry.get_json()) == (202, {"accepted": 0, "duplicates": 3, "rejected": [], "before_exposure": []})
     events = stored_events(session)
     assert len(events) == 3
     assert all(e.received_at.tzinfo is not None and e.ts <= e.received_at for e in events)
@@ -469,3 +469,23 @@ def test_results_break_down_by_an_attribute(client, tokens, seeded_experiment):
     assert (bad.status_code, bad.get_json()["error"]["field"]) == (422, "by")
     plain = client.get("/api/v1/experiments/checkout-button/results", headers=tokens["sk"]).get_json()
     assert "breakdown" not in plain and "segments" not in plain["metrics"][0]
+
+
+def test_conversions_stamped_before_the_exposure_are_named_in_the_answer(client, tokens, session, seeded_experiment):
+    """Issue 15: they used to be answered "accepted" and then count 0, silently."""
+    base = datetime.now(UTC) - timedelta(minutes=10)
+
+    def at(minutes: int) -> str:
+        return (base + timedelta(minutes=minutes)).isoformat().replace("+00:00", "Z")
+
+    def conversion(unit: str, minutes: int) -> dict:
+        return {"id": str(uuid.uuid4()), "type": "conversion", "experiment": "checkout-button", "unit": unit,
+                "event": "purchase", "ts": at(minutes)}
+
+    batch = [{**exposure("ann"), "ts": at(5)}, conversion("ann", 1), conversion("ann", 6),
+             conversion("bob", 2)]  # bob has no exposure yet: it may still arrive, so not flagged
+    body = client.post("/api/v1/events", headers=tokens["pk"], json={"events": batch}).get_json()
+    assert body["accepted"] == 4 and body["before_exposure"] == [1]
+    late = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [
+        {**exposure("bob"), "ts": at(3)}, conversion("bob", 0)]}).get_json()
+    assert late["before_exposure"] == [1]  # against the exposure stored in the same batch

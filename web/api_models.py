@@ -71,6 +71,9 @@ class IngestResponse(BaseModel):
     accepted: int
     duplicates: int
     rejected: list[IngestRejection]
+    before_exposure: list[int] = Field(
+        default_factory=list, description="indices of stored conversions stamped before their unit's first "
+        "exposure: kept, but no metric counts them")
 
 
 class ErrorDetail(BaseModel):

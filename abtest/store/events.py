@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -62,6 +62,23 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     # Every writer takes the unique-index locks in the same (id) order, so two requests carrying
     # overlapping ids wait for each other instead of deadlocking.
     return len(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).all())
+
+
+def first_exposures(conn: sa.Connection, experiment_id: int, units: set[str]) -> dict[str, datetime]:
+    """Each unit's earliest stored exposure in one experiment (units never exposed are absent)."""
+    e = EVENTS.c
+    out: dict[str, datetime] = {}
+    ordered = sorted(units)
+    for start in range(0, len(ordered), 500):  # bounded IN lists
+        query = (sa.select(e.unit, sa.func.min(e.ts)).where(e.experiment_id == experiment_id, e.type == "exposure",
+                                                             e.unit.in_(ordered[start:start + 500])).group_by(e.unit))
+        out.update({unit: as_utc(ts) for unit, ts in conn.execute(query)})
+    return out
+
+
+def as_utc(ts: datetime) -> datetime:
+    """An aware UTC time (SQLite hands back naive ones, PostgreSQL aware)."""
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def exposure_id(experiment: str, variant: str, unit: str, forced: bool) -> str:
