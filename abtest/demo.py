@@ -118,13 +118,13 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
         with session_scope(engine) as session:
             for raw, units, days, outcome in plans:
                 definition = parse_experiment(raw)
-                row = pipeline.create(session, definition)
+                row = pipeline.create(session, definition, "demo")
                 if outcome is None:
                     continue
                 assert row.id is not None
                 write_events(session.connection(), list(_simulate(rng, definition, row.id, units, days, outcome)))
                 lines.append(f"demo: {definition.key} with {units} simulated visitors")
-            pipeline.transition(session, ONBOARDING["key"], "stopped")
+            pipeline.transition(session, ONBOARDING["key"], "stopped", "demo")
             lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
         lines.append(seed_demo_study(engine, rng))
     if not has_demo_user:

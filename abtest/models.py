@@ -279,3 +279,17 @@ class RollupState(SQLModel, table=True):
     fingerprint: str = Field(default="", sa_type=sa.Text)
     units: int = 0  # rollup_units rows, kept by each refresh (sizes the next one without a count)
     refreshed_at: datetime = _ts()
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who changed a test, what and when: created, edited (with each changed field's before and
+    after), launched, stopped, archived. A designer who swaps what a test measures leaves a trace."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE", index=True)
+    at: datetime = _ts()
+    actor: str = Field(default="", max_length=200)  # a designer's email, "API token sk_ab12…", "abtest sync"
+    action: str = Field(max_length=16)  # create | update | running | stopped | archived
+    changes: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))

@@ -18,7 +18,7 @@ from abtest.errors import Conflict
 from abtest.kinds import KINDS
 from abtest.models import Experiment
 from abtest.report import Report
-from abtest.store import registry
+from abtest.store import audit, registry
 
 
 def definition_of(session: Session, row: Experiment) -> Any:
@@ -55,25 +55,41 @@ def check_update(old: Any, new: Any) -> None:
     KINDS[new.kind].check_update(old, new)
 
 
-def create(session: Session, definition: Any) -> Experiment:
-    """Store a new test of any kind in the caller's transaction."""
+def create(session: Session, definition: Any, actor: str = "") -> Experiment:
+    """Store a new test of any kind in the caller's transaction (and say who, in its history)."""
     row = registry.create_row(session, definition.core, definition.kind)
     KINDS[definition.kind].store(session, row, definition)
+    launched = {"status": {"from": None, "to": definition.status}} if definition.status != "draft" else None
+    audit.record(session, row, "create", actor, launched)
     return row
 
 
-def update(session: Session, definition: Any) -> Experiment:
-    """Replace a stored definition, enforcing its kind's update rule, in the caller's transaction."""
+def update(session: Session, definition: Any, actor: str = "") -> Experiment:
+    """Replace a stored definition, enforcing its kind's update rule, in the caller's transaction;
+    the history keeps each changed field's before and after."""
     row, current = load(session, definition.key)
     check_update(current, definition)
+    kind = KINDS[definition.kind]
+    changes = audit.changed_fields(kind.document(current), kind.document(definition))
     registry.update_row(session, row, definition.core)
-    KINDS[definition.kind].store(session, row, definition)
+    kind.store(session, row, definition)
+    if changes:
+        audit.record(session, row, "update", actor, changes)
     return row
 
 
-def transition(session: Session, key: str, status: str) -> Experiment:
+def transition(session: Session, key: str, status: str, actor: str = "") -> Experiment:
     """Start, stop or archive a test of any kind, if the lifecycle allows it."""
-    return registry.transition(session, key, status)
+    row = registry.transition(session, key, status)
+    audit.record(session, row, status, actor)
+    return row
+
+
+def history(session: Session, key: str) -> list[dict[str, Any]]:
+    """A test's audit log, newest first, as the API and the pages show it."""
+    row = registry.get_row(session, key)
+    return [{"at": e.at.isoformat(), "actor": e.actor, "action": e.action, "changes": e.changes or {}}
+            for e in audit.history(session, row)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,15 +116,15 @@ def plan_sync(session: Session, definitions: Sequence[Any]) -> list[SyncResult]:
     return plan
 
 
-def sync(session: Session, definitions: Sequence[Any]) -> list[SyncResult]:
+def sync(session: Session, definitions: Sequence[Any], actor: str = "abtest sync") -> list[SyncResult]:
     """Create or update every definition in the caller's transaction: all of them or none."""
     results = plan_sync(session, definitions)
     by_key = {d.key: d for d in definitions}
     for result in results:
         if result.action == "created":
-            create(session, by_key[result.key])
+            create(session, by_key[result.key], actor)
         elif result.action == "updated":
-            update(session, by_key[result.key])
+            update(session, by_key[result.key], actor)
     return results
 
 

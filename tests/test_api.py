@@ -272,6 +272,13 @@ def test_experiment_crud_and_lifecycle(client, tokens):
     assert client.post("/api/v1/experiments/new-test/archive", headers=tokens["sk"]).get_json()["status"] == "archived"
     fetched = client.get("/api/v1/experiments/new-test", headers=tokens["sk"]).get_json()
     assert fetched["archived_at"] and fetched["name"] == "Renamed"
+    # The audit log: every accepted change, newest first, by the token that made it (the refused
+    # ones are not there: they changed nothing).
+    history = client.get("/api/v1/experiments/new-test/history", headers=tokens["sk"]).get_json()["history"]
+    assert [e["action"] for e in history] == ["archived", "stopped", "running", "update", "create"]
+    assert all(e["actor"].startswith("API token sk_") for e in history)
+    assert history[3]["changes"] == {"coverage": {"from": 1.0, "to": 0.5}, "name": {"from": "New", "to": "Renamed"}}
+    assert client.get("/api/v1/experiments/new-test/history", headers=tokens["pk"]).status_code == 403
 
 
 def test_experiment_validation_is_the_sync_validation(client, tokens):

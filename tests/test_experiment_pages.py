@@ -522,6 +522,16 @@ def test_edit_keeps_status_and_seed_whatever_the_form_says(logged_in, engine):
 # ---- show and lifecycle ------------------------------------------------------------------------------------
 
 
+def test_show_page_has_the_history_of_changes(logged_in, engine):
+    store(engine, DRAFT_TOML)
+    confirm = logged_in.get("/experiments/button-color/launch").get_data(as_text=True)
+    logged_in.post("/experiments/button-color/launch", data={"csrf_token": csrf_token_from(confirm)})
+    page = logged_in.get("/experiments/button-color").get_data(as_text=True)
+    history = page[page.index('id="history-title"'):]
+    assert "launched" in history and "created" in history
+    assert "designer@example.com" in history  # who launched it: the logged-in designer
+
+
 def test_show_page_summarises_the_definition(logged_in, engine):
     store(engine, RICH_TOML)
     response = logged_in.get("/experiments/rich")

@@ -152,3 +152,24 @@ def test_stopped_experiment_split_stays_frozen(session):
         pipeline.update(session, definition(status="stopped",
                                             variants=[{"key": "control", "weight": 0.3}, {"key": "green", "weight": 0.7}]))
     assert err.value.field == "variants"
+
+
+def test_every_change_is_in_the_history_with_who_and_what(session):
+    pipeline.create(session, definition(), actor="ann@example.com")
+    pipeline.update(session, definition(name="Renamed", coverage=0.5), actor="API token sk_ab12…")
+    pipeline.transition(session, "checkout-button", "running", actor="ann@example.com")
+    pipeline.update(session, definition(status="running", name="Renamed", coverage=0.9), actor="abtest sync")
+    pipeline.update(session, definition(status="running", name="Renamed", coverage=0.9))  # no change: no entry
+    pipeline.transition(session, "checkout-button", "stopped", actor="bob@example.com")
+    session.commit()
+    history = pipeline.history(session, "checkout-button")
+    assert [(e["action"], e["actor"]) for e in history] == [
+        ("stopped", "bob@example.com"), ("update", "abtest sync"), ("running", "ann@example.com"),
+        ("update", "API token sk_ab12…"), ("create", "ann@example.com")]
+    assert history[1]["changes"] == {"coverage": {"from": 0.5, "to": 0.9}}
+    assert history[3]["changes"]["name"]["to"] == "Renamed" and history[3]["changes"]["coverage"] == {
+        "from": 1.0, "to": 0.5}
+    with pytest.raises(Conflict):  # a refused change leaves no trace
+        pipeline.update(session, definition(status="stopped", name="Renamed", coverage=0.9, seed="other"))
+    session.rollback()
+    assert len(pipeline.history(session, "checkout-button")) == 5

@@ -28,7 +28,7 @@ from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_
 from abtest.store.events import event_row, exposure_id, write_events
 from web.extensions import get_engine
 from web.api_models import AssignRequest
-from web.auth import token_required
+from web.auth import actor, token_required
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -165,7 +165,7 @@ def create_experiment():  # type: ignore[no-untyped-def]
     """Create a test of any kind (``kind``: experiment, the default, or study), as ``abtest sync``."""
     definition = parse_definition(json_body())
     with _session() as session:
-        row = pipeline.create(session, definition)
+        row = pipeline.create(session, definition, actor())
         session.commit()
         return jsonify(pipeline.document(row, definition)), 201
 
@@ -175,6 +175,14 @@ def create_experiment():  # type: ignore[no-untyped-def]
 def get_experiment(key: str):  # type: ignore[no-untyped-def]
     with _session() as session:
         return jsonify(pipeline.document(*pipeline.load(session, key)))
+
+
+@api.get("/experiments/<key>/history")
+@token_required()
+def experiment_history(key: str):  # type: ignore[no-untyped-def]
+    """Who created, edited, launched, stopped or archived the test, newest first."""
+    with _session() as session:
+        return jsonify(key=key, history=pipeline.history(session, key))
 
 
 @api.patch("/experiments/<key>")
@@ -187,14 +195,14 @@ def patch_experiment(key: str):  # type: ignore[no-untyped-def]
     with _session() as session:
         _row, current = pipeline.load(session, key)
         merged = {**KINDS[current.kind].document(current), **changes}
-        row = pipeline.update(session, parse_definition(merged))
+        row = pipeline.update(session, parse_definition(merged), actor())
         session.commit()
         return jsonify(pipeline.document(row, pipeline.definition_of(session, row)))
 
 
 def _transition(key: str, status: str):  # type: ignore[no-untyped-def]
     with _session() as session:
-        row = pipeline.transition(session, key, status)
+        row = pipeline.transition(session, key, status, actor())
         session.commit()
         return jsonify(pipeline.document(row, pipeline.definition_of(session, row)))
 

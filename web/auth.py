@@ -58,6 +58,7 @@ def token_required(public: bool = False) -> Callable[[F], F]:
                 raise Forbidden("a public key cannot use this route; it needs a secret token (sk_…)",
                                 field="Authorization")
             g.token_kind = token.kind
+            g.token_label = f"API token {token.prefix}…" + (f" ({token.name})" if token.name else "")
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
@@ -78,6 +79,14 @@ def current_user() -> User | None:
             with Session(get_engine()) as db:
                 g.user = db.get(User, user_id)
     return g.user
+
+
+def actor() -> str:
+    """Who is making this request, for the audit log: the API token, or the designer's email."""
+    if g.get("token_label"):
+        return str(g.token_label)
+    user = current_user()
+    return user.email if user is not None else ""
 
 
 def login_required(view: F) -> F:

@@ -25,7 +25,7 @@ from abtest.metrics import METRIC_TYPES, PARAMS
 from abtest.models import Experiment
 from abtest.store.registry import TRANSITIONS, check_transition
 from web.extensions import get_engine
-from web.auth import login_required
+from web.auth import actor, login_required
 from web.experiment_form import SECTIONS, Checked, DefinitionForm, check, field_error, sample_size
 from web.form_rows import vary_on_htmx, wants_fragment
 from web.kind_pages import PAGES
@@ -145,7 +145,7 @@ def _form_page(stored: ExperimentDef | None):  # type: ignore[no-untyped-def]
                             fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
-            (pipeline.update if stored else pipeline.create)(session, checked.definition)
+            (pipeline.update if stored else pipeline.create)(session, checked.definition, actor())
             session.commit()
         except Conflict as exc:  # the state changed since the check (someone launched it meanwhile)
             session.rollback()
@@ -228,8 +228,10 @@ def show(key: str):  # type: ignore[no-untyped-def]
     if definition.plan is not None:
         target = _planned_units(definition)
     actions = [ACTION_FOR_STATUS[s] for s in TRANSITIONS.get(definition.status, ())]
+    with Session(get_engine()) as session:
+        history = pipeline.history(session, key)
     return render_template("experiments/show.html", d=definition, row=row, actions=actions,
-                           lifecycle=LIFECYCLE, target=target, metric_types=METRIC_TYPES)
+                           lifecycle=LIFECYCLE, target=target, metric_types=METRIC_TYPES, history=history)
 
 
 def _planned_units(definition: ExperimentDef) -> int | None:
@@ -270,7 +272,7 @@ def lifecycle(key: str, action: str):  # type: ignore[no-untyped-def]
         return render_template("experiments/lifecycle.html", **page, refused=None)
     with Session(get_engine()) as session:
         try:
-            pipeline.transition(session, key, spec["status"])
+            pipeline.transition(session, key, spec["status"], actor())
             session.commit()
         except Conflict as exc:  # moved by someone else since the page was shown
             session.rollback()

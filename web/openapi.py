@@ -109,6 +109,15 @@ def document() -> dict[str, Any]:
                                        "schema": {"type": "string"}}],
             "responses": {"200": {"description": "results (DESIGN §4.5)", **_json({"type": "object"})},
                           **_errors(401, 403, 404)}}},
+        "/api/v1/experiments/{key}/history": {"get": {
+            "summary": "The audit log: who created, edited (each changed field's before and after), launched, "
+                       "stopped or archived the test, newest first", "security": secret, "parameters": [key_param],
+            "responses": {"200": {"description": "history", **_json({"type": "object", "properties": {
+                "key": {"type": "string"}, "history": {"type": "array", "items": {"type": "object", "properties": {
+                    "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
+                    "action": {"type": "string", "enum": ["create", "update", "running", "stopped", "archived"]},
+                    "changes": {"type": "object"}}}}}})},
+                          **_errors(401, 403, 404)}}},
         "/api/v1/experiments/{key}/start": lifecycle("Start"),
         "/api/v1/experiments/{key}/stop": lifecycle("Stop"),
         "/api/v1/experiments/{key}/archive": lifecycle("Archive"),

@@ -23,7 +23,7 @@ from abtest.errors import Conflict
 from abtest.studies.definition import END_OF_SESSION, StudyDef, parse_study
 from abtest.studies.runner import get_study
 from web.extensions import get_engine
-from web.auth import login_required
+from web.auth import actor, login_required
 from web.form_rows import (
     Checked,
     FieldError,
@@ -228,7 +228,7 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
         return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
     with Session(get_engine()) as session:
         try:
-            (pipeline.update if stored else pipeline.create)(session, definition)
+            (pipeline.update if stored else pipeline.create)(session, definition, actor())
             session.commit()
         except Conflict as exc:  # the state changed since the check (launched in another tab)
             session.rollback()

@@ -11,6 +11,7 @@ from typing import Any
 from flask import Blueprint, Response, make_response, render_template, request, url_for
 from sqlmodel import Session
 
+from abtest import pipeline
 from abtest.errors import ValidationError
 from abtest.report import Report
 from abtest.studies import store
@@ -24,10 +25,13 @@ PLAN_DEFAULTS = {"p": 0.31, "target": 0.85, "n": 5, "rate": 0.8, "margin": 0.15}
 
 
 def study_context(row: Any, definition: Any, report: Report, args: Mapping[str, str]) -> dict[str, Any]:
-    """The study page's own parts: the planner, the CSV link, the participants and readings."""
+    """The study page's own parts: the planner, the CSV link, the participants and readings, and
+    the study's history (the experiments show theirs on their definition page)."""
+    with Session(get_engine()) as session:
+        history = pipeline.history(session, row.key)
     return {"study": definition, "details": report.details, "plan": plan_answers(args),
             "plan_url": url_for("study_results.plan", key=row.key),
-            "csv_url": url_for("study_results.export", key=row.key)}
+            "csv_url": url_for("study_results.export", key=row.key), "history": history}
 
 
 def plan_answers(args: Mapping[str, str]) -> dict[str, Any]:

@@ -40,7 +40,7 @@ def seed_demo_study(engine: sa.Engine, rng: Any, participants: int = 24) -> str:
     rng = rng or random.Random(2026)
     study = parse_study(DEMO_STUDY)
     with Session(engine, expire_on_commit=False) as session:
-        row = pipeline.create(session, study)
+        row = pipeline.create(session, study, "demo")
         assert row.id is not None
         start = utcnow() - timedelta(days=3)
         events: list[dict[str, Any]] = []
