@@ -165,7 +165,7 @@ def analyze(key: str, output: str, by: str | None) -> None:
     import json
 
     from abtest import pipeline
-    from abtest.report import to_text
+    from abtest.report_text import to_text
 
     _settings, engine = open_database()
     report = pipeline.analyze(engine, key, by=by)

@@ -233,7 +233,8 @@ def test_analyze_text_fits_100_columns(run, engine, session, args):
 def test_analyze_text_fits_100_columns_with_long_names():
     """Long variant keys, segment values and reasons: the tables stack, the notes wrap, nothing is cut."""
     from abtest.report import (Breakdown, Comparison, MetricResult, PowerResult, Report, SegmentResult, SegmentUnits,
-                               SrmResult, VariantResult, to_text)
+                               SrmResult, VariantResult)
+    from abtest.report_text import to_text
 
     long = "a-long-variant-key-" + "x" * 45  # 64 characters, the longest a variant key may be
     segment = "a-segment-value-" + "y" * 60
