@@ -165,13 +165,110 @@ def analyze(key: str, output: str, by: str | None) -> None:
     import json
 
     from abtest import pipeline
-    from abtest.report import to_text
+    from abtest.report_text import to_text
 
     _settings, engine = open_database()
     report = pipeline.analyze(engine, key, by=by)
     click.echo(json.dumps(report.to_dict(), indent=2, allow_nan=False) if output == "json" else to_text(report), nl=False)
     if output == "json":
         click.echo()
+
+
+# The lifecycle's states and the kinds of test, spelled out so `--help` needs no database layer
+# (tests check them against abtest.store.registry.TRANSITIONS and abtest.kinds.KINDS).
+STATUSES = ("draft", "running", "stopped", "archived")
+KIND_NAMES = ("experiment", "study")
+WIDTH = 100  # terminal output fits this many columns
+
+
+def _list_lines(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
+    """KEY, KIND, STATUS, STARTED, NAME as aligned columns, the name wrapped to fit ``WIDTH``."""
+    import textwrap
+
+    header = ("key", "kind", "status", "started", "name")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]
+    indent = sum(widths) + 2 * len(widths)
+    room = WIDTH - indent
+    out = []
+    for cells in [header, *rows]:
+        lead = "  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  "
+        if room >= 16:
+            name = textwrap.wrap(cells[4], room) or [""]
+            out += [lead + name[0], *(" " * indent + more for more in name[1:])]
+        else:  # very long keys: the name on lines of its own
+            out += [lead.rstrip(), *textwrap.wrap(cells[4], WIDTH, initial_indent="    ", subsequent_indent="    ")]
+    return [line.rstrip() for line in out]
+
+
+@main.command("list")
+@click.option("--status", "statuses", multiple=True, type=click.Choice(STATUSES),
+              help="Only tests in this state (repeatable).")
+@click.option("--kind", "kinds", multiple=True, type=click.Choice(KIND_NAMES), help="Only this kind of test (repeatable).")
+@click.option("--format", "output", type=click.Choice(["text", "json"]), default="text", show_default=True,
+              help="text: a table for a terminal; json: one object per test.")
+def list_tests(statuses: tuple[str, ...], kinds: tuple[str, ...], output: str) -> None:
+    """List the stored experiments and studies, oldest first: key, kind, status, started, name."""
+    import json
+
+    from abtest import pipeline
+    from abtest.db import session_scope
+
+    _settings, engine = open_database()
+    with session_scope(engine) as session:
+        rows = [row for row, _definition in pipeline.list_all(session, statuses or None, kinds or None)]
+    if output == "json":
+        stamp = lambda value: value.isoformat() if value else None  # noqa: E731
+        click.echo(json.dumps([{"key": r.key, "kind": r.kind, "status": r.status, "name": r.name,
+                                "created_at": stamp(r.created_at), "started_at": stamp(r.started_at),
+                                "stopped_at": stamp(r.stopped_at), "archived_at": stamp(r.archived_at)}
+                               for r in rows], indent=2))
+        return
+    if not rows:
+        click.echo("no tests match" if statuses or kinds else
+                   "no tests yet: define them as TOML files and load them with `abtest sync experiments/`")
+        return
+    for line in _list_lines([(r.key, r.kind, r.status, r.started_at.strftime("%Y-%m-%d") if r.started_at else "-",
+                              r.name) for r in rows]):
+        click.echo(line)
+
+
+def _move(key: str, status: str) -> None:
+    """Move test KEY to ``status`` through the pipeline; a refused move raises (exit 1, the reason)."""
+    from abtest import pipeline
+    from abtest.db import session_scope
+    from abtest.kinds import KINDS
+    from abtest.store.registry import get_row
+
+    _settings, engine = open_database()
+    with session_scope(engine) as session:
+        before = get_row(session, key).status
+        row = pipeline.transition(session, key, status)
+        noun = KINDS[row.kind].noun
+    if before == status:
+        click.echo(f"{noun} {key} is already {status}; nothing changed")
+    else:
+        click.echo(f"{noun} {key}: {before} -> {status}")
+
+
+@main.command()
+@click.argument("key")
+def start(key: str) -> None:
+    """Launch test KEY (draft -> running): visitors are assigned (a study's participant link opens)."""
+    _move(key, "running")
+
+
+@main.command()
+@click.argument("key")
+def stop(key: str) -> None:
+    """Stop test KEY (running -> stopped): nobody new is assigned and its results are final."""
+    _move(key, "stopped")
+
+
+@main.command()
+@click.argument("key")
+def archive(key: str) -> None:
+    """Archive test KEY (a draft or a stopped test); an archived test stays archived."""
+    _move(key, "archived")
 
 
 @main.command()

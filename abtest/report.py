@@ -2,9 +2,9 @@
 
 One document for every kind of test: each kind's analysis (:mod:`abtest.kinds`) fills the same
 records, and a kind's own readings (a study's participants and comments) travel in ``details``.
-``to_dict()`` gives the JSON of the results API and ``abtest analyze --format json``. A number
-that could not be computed is ``None`` with a ``reason`` beside it: the document never carries
-NaN or infinity.
+``to_dict()`` gives the JSON of the results API and ``abtest analyze --format json``;
+:mod:`abtest.report_text` gives its terminal text. A number that could not be computed is
+``None`` with a ``reason`` beside it: the document never carries NaN or infinity.
 """
 
 from __future__ import annotations
@@ -304,90 +304,3 @@ def verdict(metric: MetricResult | None, analysis: str, alpha: float, power: Pow
                 "either: keep it running, or stop with no winner.")
     return f"No difference detected in {metric.name} at the planned sample, so no winner: {estimate}."
 
-
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None:
-        return "–"
-    if unit == "rate":
-        return f"{value * 100:.2f}%"
-    if unit == "points":  # a difference of two rates, in percentage points
-        return f"{value * 100:+.2f} pts"
-    if unit == "ratio":
-        return f"{value:.3f}x"
-    return f"{value:,.4g}"
-
-
-def _chance(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return ">99.9%" if value > 0.999 else "<0.1%" if value < 0.001 else f"{value:.1%}"
-
-
-def _fmt_ci(ci: tuple[float, float] | None, unit: str) -> str:
-    if ci is None:
-        return "–"
-    return f"[{_fmt(ci[0], unit)}, {_fmt(ci[1], unit)}]"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))  # noqa: E731
-    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-
-
-def _comparison_rows(metric: MetricResult, comparisons: tuple[Comparison, ...], prefix: str = "") -> list[list[str]]:
-    rows = []
-    for c in comparisons:
-        effect_unit = "ratio" if c.effect_kind == "ratio" else "points" if metric.unit == "rate" else ""
-        rows.append([f"{prefix}{c.variant} vs {c.baseline}", _fmt(c.effect, effect_unit), _fmt_ci(c.ci, effect_unit),
-                     "–" if c.p_value is None else f"{c.p_value:.3g}",
-                     "–" if c.p_adjusted is None else f"{c.p_adjusted:.3g}",
-                     _chance(c.chance_to_beat), "yes" if c.significant else "no", c.reason or c.method])
-    return rows
-
-
-_COMPARISON_HEADER = ["comparison", "effect", "CI", "p", "p adj.", "P(beat)", "signif.", "method"]
-
-
-def to_text(report: Report) -> str:
-    """The report as aligned plain-text tables for a terminal (``abtest analyze``)."""
-    kind = "" if report.kind == "experiment" else f"{report.kind}, "
-    out = [f"{report.experiment}  ({kind}{report.status}, {report.analysis} analysis, alpha {report.alpha})", "",
-           report.verdict, ""]
-    units = ", ".join(f"{k} {v:,}" for k, v in report.units.items())
-    out.append(f"units: {units}")
-    if any(report.excluded.values()):
-        out.append("excluded: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.excluded.items() if v))
-    srm = report.srm
-    srm_text = srm.reason or f"p = {srm.p_value:.3g}" + ("  ALARM: the split is off the weights" if srm.alarm else "")
-    out.append(f"sample ratio ({srm.method}): {srm_text}")
-    if report.power.target_n_per_variant:
-        out.append(f"planned: {report.power.target_n_per_variant:,} units per variant, "
-                   f"{(report.power.progress or 0):.0%} reached")
-    if report.breakdown is not None:
-        out += ["", f"by {report.breakdown.by} ({report.breakdown.method})"]
-        if report.breakdown.message:
-            out.append(report.breakdown.message)
-        for segment in report.breakdown.segments:
-            alarm = "  ALARM: the split is off the weights" if segment.srm.alarm else ""
-            out.append(f"  {segment.segment}: " + ", ".join(f"{k} {v:,}" for k, v in segment.units.items()) + alarm)
-    for metric in report.metrics:
-        out += ["", f"{metric.name}  [{metric.type}{', primary' if metric.primary else ''}]  "
-                    f"value: {metric.unit}; {metric.method}"]
-        if metric.reason:
-            out.append(f"no result: {metric.reason}")
-            continue
-        out += _table(["variant", "n", "value", "95% CI" if report.alpha == 0.05 else "CI", "note"],
-                      [[v.variant, f"{v.n:,}", _fmt(v.value, metric.unit), _fmt_ci(v.ci, metric.unit), v.reason or ""]
-                       for v in metric.variants])
-        if metric.comparisons:
-            out.append("")
-            out += _table(_COMPARISON_HEADER, _comparison_rows(metric, metric.comparisons))
-        if metric.segments:
-            out += ["", f"by {report.breakdown.by if report.breakdown else 'segment'} (exploratory; p adj.: Holm "
-                        "across segments)"]
-            rows = [row for s in metric.segments for row in _comparison_rows(metric, s.comparisons, f"{s.segment}: ")]
-            out += _table(_COMPARISON_HEADER, rows) if rows else ["no comparison in any segment"]
-    if report.details is not None and hasattr(report.details, "to_text"):
-        out += ["", *report.details.to_text()]
-    return "\n".join(out) + "\n"

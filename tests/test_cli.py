@@ -38,7 +38,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_every_command_has_help():
     runner = CliRunner()
     for args in ([], ["serve"], ["sync"], ["assign"], ["token", "create"], ["token", "list"],
-                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"], ["db", "rollup"]):
+                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"], ["db", "rollup"], ["list"],
+                 ["start"], ["stop"], ["archive"]):
         result = runner.invoke(main, [*args, "--help"])
         assert result.exit_code == 0, args
         assert "Usage:" in result.output
@@ -207,6 +208,151 @@ def test_analyze_a_study_and_a_breakdown(run, engine, session):
     lines = run("analyze", "checkout-button", "--by", "device").output.splitlines()
     assert any(line.startswith("desktop: green vs control") for line in lines)
     assert run("analyze", "checkout-button", "--by", "bad name").exit_code == 1
+
+
+@pytest.mark.parametrize("args", [(), ("--by", "device")])
+def test_analyze_text_fits_100_columns(run, engine, session, args):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    for key in ("checkout-button", "onboarding-copy", "pricing-layout", "checkout-study"):
+        result = run("analyze", key, *args)
+        assert result.exit_code == 0, result.output
+        too_long = [line for line in result.output.splitlines() if len(line) > 100]
+        assert too_long == [], key
+        # the information stays: every comparison's method (or why it has no numbers) is printed
+        report = pipeline.analyze(engine, key, by=args[1] if args else None)
+        flat = " ".join(result.output.split())
+        for metric in report.metrics:
+            assert " ".join(metric.method.split()) in flat
+            for c in (*metric.comparisons, *(c for s in metric.segments for c in s.comparisons)):
+                assert " ".join((c.reason or c.method).split()) in flat, (key, metric.name)
+        assert " ".join(report.verdict.split()) in flat
+
+
+def test_analyze_text_fits_100_columns_with_long_names():
+    """Long variant keys, segment values and reasons: the tables stack, the notes wrap, nothing is cut."""
+    from abtest.report import (Breakdown, Comparison, MetricResult, PowerResult, Report, SegmentResult, SegmentUnits,
+                               SrmResult, VariantResult)
+    from abtest.report_text import to_text
+
+    long = "a-long-variant-key-" + "x" * 45  # 64 characters, the longest a variant key may be
+    segment = "a-segment-value-" + "y" * 60
+    variants = (VariantResult("control", 10, 0.1, (0.05, 0.2)),
+                VariantResult(long, 12, 0.2, (0.1, 0.3), reason="an unusually long reason " * 5))
+    comparisons = (Comparison(long, "control", 0.1, "difference", 1.0, (-0.05, 0.25), 0.2, 0.3, False,
+                              "a method with a long name " * 6),)
+    segments = (SegmentResult(segment, variants, comparisons),)
+    metric = MetricResult("purchase", "conversion", True, "Wilson score interval", variants, comparisons,
+                          unit="rate", segments=segments)
+    units = {"control": 10, long: 12}
+    report = Report("k", "running", "fixed", 0.05, units, SrmResult(0.5, False), (metric,), PowerResult(None, None),
+                    "a verdict " * 30, breakdown=Breakdown("device", (SegmentUnits(segment, units, SrmResult(0.5, False)),)))
+    text = to_text(report)
+    assert max(len(line) for line in text.splitlines()) <= 100
+    flat = " ".join(text.split())
+    for piece in (f"{long} vs control", f"{segment}: {long} vs control", " ".join(comparisons[0].method.split()),
+                  " ".join(variants[1].reason.split()), "+10.00 pts", "[-5.00 pts, +25.00 pts]", "a verdict " * 29):
+        assert " ".join(piece.split()) in flat, piece
+
+
+# ---- list, start, stop, archive -------------------------------------------------------------------------
+
+def test_statuses_and_kinds_offered_are_the_lifecycle_and_the_registry(run):
+    from abtest.cli import KIND_NAMES, STATUSES
+    from abtest.kinds import KINDS
+    from abtest.store.registry import TRANSITIONS
+
+    assert set(STATUSES) == set(TRANSITIONS) and set(KIND_NAMES) == set(KINDS)
+
+
+def test_list_shows_every_test_and_filters(run, engine, session):
+    from abtest.demo import seed_demo
+
+    assert run("list").output.startswith("no tests yet")
+    seed_demo(engine)
+    result = run("list")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["key", "kind", "status", "started", "name"]
+    rows = {line.split()[0]: line.split(maxsplit=4)[1:] for line in lines[1:]}
+    assert list(rows) == ["checkout-button", "onboarding-copy", "pricing-layout", "checkout-study"]  # oldest first
+    assert rows["pricing-layout"] == ["experiment", "draft", "-", "Pricing table layout"]
+    assert rows["checkout-study"][:2] == ["study", "running"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows["checkout-button"][2])
+    assert all(len(line) <= 100 for line in lines)
+    running = run("list", "--status", "running").output.splitlines()[1:]
+    assert [line.split()[0] for line in running] == ["checkout-button", "checkout-study"]
+    both = run("list", "--status", "draft", "--status", "stopped").output.splitlines()[1:]
+    assert [line.split()[0] for line in both] == ["onboarding-copy", "pricing-layout"]
+    studies = run("list", "--kind", "study").output.splitlines()[1:]
+    assert [line.split()[0] for line in studies] == ["checkout-study"]
+    assert run("list", "--kind", "study", "--status", "draft").output == "no tests match\n"
+    assert run("list", "--status", "paused").exit_code == 2
+
+
+def test_list_as_json(run, engine, session):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    document = json.loads(run("list", "--format", "json").output)
+    assert [(t["key"], t["kind"], t["status"]) for t in document] == [
+        ("checkout-button", "experiment", "running"), ("onboarding-copy", "experiment", "stopped"),
+        ("pricing-layout", "experiment", "draft"), ("checkout-study", "study", "running")]
+    by_key = {t["key"]: t for t in document}
+    assert by_key["pricing-layout"]["started_at"] is None
+    assert by_key["onboarding-copy"]["stopped_at"] is not None
+    assert by_key["checkout-button"]["name"] == "Green checkout button"
+    assert json.loads(run("list", "--kind", "study", "--status", "draft", "--format", "json").output) == []
+
+
+def test_list_wraps_long_names_within_100_columns(run, session, tmp_path):
+    long_name = "A checkout button " * 10  # 179 characters (names may have 200)
+    path = write(tmp_path, "c.toml", CHECKOUT_TOML.replace('name = "Green checkout button"', f'name = "{long_name.strip()}"'))
+    assert run("sync", str(path)).exit_code == 0, path.read_text()
+    lines = run("list").output.splitlines()
+    assert len(lines) > 2 and all(len(line) <= 100 for line in lines)
+    assert " ".join(" ".join(lines[1:]).split()[4:]) == long_name.strip()
+
+
+def test_start_stop_archive_follow_the_lifecycle(run, engine, session):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    def status(key: str) -> str:
+        session.expire_all()
+        return pipeline.load(session, key)[0].status
+
+    started = run("start", "pricing-layout")
+    assert (started.exit_code, started.output) == (0, "experiment pricing-layout: draft -> running\n")
+    assert status("pricing-layout") == "running"
+    again = run("start", "pricing-layout")
+    assert again.exit_code == 0 and "already running" in again.output
+    refused = run("archive", "checkout-button")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == ("error: status: cannot move from running to archived; "
+                                      "from running it can go to stopped")
+    assert status("checkout-button") == "running"  # nothing changed
+    assert run("stop", "checkout-button").output == "experiment checkout-button: running -> stopped\n"
+    assert run("archive", "checkout-button").exit_code == 0
+    assert status("checkout-button") == "archived"
+    final = run("start", "checkout-button")
+    assert final.exit_code == 1 and "from archived it can go to nothing (final state)" in final.stderr
+    unknown = run("stop", "nope-nope")
+    assert (unknown.exit_code, unknown.stderr.strip()) == (1, "error: experiment: no experiment with key 'nope-nope'")
+
+
+def test_start_stop_archive_a_study(run, engine, session):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    assert run("start", "checkout-study").output == "usability study checkout-study is already running; nothing changed\n"
+    assert run("archive", "checkout-study").exit_code == 1
+    stopped = run("stop", "checkout-study")
+    assert stopped.output == "usability study checkout-study: running -> stopped\n"
+    assert run("archive", "checkout-study").exit_code == 0
+    listed = json.loads(run("list", "--kind", "study", "--format", "json").output)
+    assert listed[0]["status"] == "archived" and listed[0]["archived_at"] is not None
 
 
 def test_sync_names_an_unknown_kind(run, session, tmp_path):

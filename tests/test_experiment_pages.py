@@ -654,3 +654,64 @@ def test_create_public_key_needs_csrf(logged_in, engine):
     assert logged_in.post("/experiments/button-color/install").status_code == 400
     with Session(engine) as session:
         assert session.exec(select(ApiToken)).all() == []
+
+
+# ---- the list: search, status filter, sorting --------------------------------------------------------------
+
+def listed(logged_in, query: str = "", **headers: str) -> tuple[list[str], str]:  # type: ignore[no-untyped-def]
+    response = logged_in.get(f"/experiments/{query}", headers=headers)
+    assert response.status_code == 200
+    body = response.get_data(as_text=True)
+    return re.findall(r'<tr id="row-([a-z0-9-]+)"', body), body
+
+
+def test_list_finds_filters_and_sorts_by_the_url(logged_in, engine):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    every, page = listed(logged_in)
+    assert every == ["checkout-study", "checkout-button", "pricing-layout", "onboarding-copy"]  # running first
+    assert '<search aria-label="Find experiments and studies">' in page and 'name="q" value=""' in page
+    assert listed(logged_in, "?q=CHECKOUT")[0] == ["checkout-study", "checkout-button"]  # keys, any case
+    assert listed(logged_in, "?q=table+layout")[0] == ["pricing-layout"]  # names
+    assert listed(logged_in, "?q=%25")[0] == [] and listed(logged_in, "?q=_")[0] == []  # no wildcards
+    running, page = listed(logged_in, "?status=running")
+    assert running == ["checkout-study", "checkout-button"]
+    assert '<option value="running" selected>' in page and "Showing 2 of 4" in page
+    assert listed(logged_in, "?status=paused&sort=colour")[0] == every  # unknown values are ignored
+    assert listed(logged_in, "?sort=name")[0] == ["checkout-study", "checkout-button", "pricing-layout",
+                                                  "onboarding-copy"]  # Checkout…, Green…, Pricing…, Shorter…
+    assert listed(logged_in, "?sort=status")[0] == ["pricing-layout", "checkout-study", "checkout-button",
+                                                    "onboarding-copy"]  # draft, running (by name), stopped
+    started, page = listed(logged_in, "?sort=started")
+    assert started[-1] == "pricing-layout" and set(started) == set(every)  # a draft never started: last
+    assert '<option value="started" selected>' in page and 'aria-sort="descending"' in page
+    both, page = listed(logged_in, "?q=checkout&status=running&sort=name")
+    assert both == ["checkout-study", "checkout-button"]
+    assert 'value="checkout"' in page and 'href="/experiments/?sort=name">Show all' in page
+    nothing, page = listed(logged_in, "?q=no-such-thing")
+    assert nothing == [] and "No experiment or study matches" in page and "Showing 0 of 4" in page
+
+
+def test_list_search_with_htmx_swaps_the_list_and_keeps_its_rows_working(logged_in, engine):
+    from abtest.demo import seed_demo
+
+    seed_demo(engine)
+    response = logged_in.get("/experiments/?q=checkout&status=running&sort=", headers=HTMX)
+    body = response.get_data(as_text=True)
+    assert body.startswith('<div id="experiment-list">') and "<html" not in body and "<search" not in body
+    assert response.headers["HX-Push-Url"] == "/experiments/?q=checkout&status=running"  # the clean URL
+    assert "HX-Request" in response.headers["Vary"]
+    assert re.findall(r'<tr id="row-([a-z0-9-]+)"', body) == ["checkout-study", "checkout-button"]
+    assert 'hx-get="/experiments/checkout-button/summary" hx-trigger="load"' in body
+    summary = logged_in.get("/experiments/checkout-button/summary", headers=HTMX)
+    assert summary.status_code == 200 and "<progress" in summary.get_data(as_text=True)
+    _rows, page = listed(logged_in)
+    start = page.index('<form class="list-tools" method="get"')
+    form = page[start:page.index("</form>", start)]
+    assert 'hx-get="/experiments/"' in form and 'hx-target="#experiment-list"' in form
+
+
+def test_an_empty_list_has_no_search(logged_in, engine):
+    rows, page = listed(logged_in)
+    assert rows == [] and "No experiments yet" in page and "<search" not in page

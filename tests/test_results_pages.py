@@ -7,8 +7,11 @@ test before its plan, no data) are written as events with known counts.
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -130,6 +133,69 @@ def test_json_twin_is_the_api_document(logged_in, demo):
         response = logged_in.get(f"/experiments/{key}/results.json")
         assert response.status_code == 200 and response.mimetype == "application/json"
         assert response.get_json() == json.loads(json.dumps(analyze(demo, key).to_dict()))
+
+
+def _cell(value) -> str:  # type: ignore[no-untyped-def]
+    return "" if value is None else repr(value)
+
+
+@pytest.mark.parametrize("key, by", [("checkout-button", None), ("onboarding-copy", None), ("pricing-layout", None),
+                                     ("checkout-study", None), ("checkout-button", "device"),
+                                     ("checkout-study", "device")])
+def test_csv_twin_has_every_metric_and_variant_of_the_json_document(logged_in, demo, key, by):
+    query = f"?by={by}" if by else ""
+    response = logged_in.get(f"/experiments/{key}/results.csv{query}")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="{key}-results{f"-by-{by}" if by else ""}.csv"')
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    document = logged_in.get(f"/experiments/{key}/results.json{query}").get_json()
+    expected = []
+    for metric in document["metrics"]:
+        for segment, part in [("", metric), *((s["segment"], s) for s in metric.get("segments", []))]:
+            for v in part["variants"]:
+                base = {"metric": metric["name"], "segment": segment, "variant": v["variant"], "unit": metric["unit"],
+                        "n": str(v["n"]), "value": _cell(v["value"]), "ci_low": _cell((v["ci"] or [None])[0]),
+                        "ci_high": _cell((v["ci"] or [None, None])[1]), "reason": v.get("reason", "")}
+                mine = [c for c in part["comparisons"] if c["variant"] == v["variant"]]
+                blank = dict.fromkeys(("baseline", "effect_kind", "effect", "effect_ci_low", "effect_ci_high", "p",
+                                       "p_adjusted", "significant", "method", "comparison_reason"), "")
+                expected += [{**base, **blank}] if not mine else [{
+                    **base, "baseline": c["baseline"], "effect_kind": c["effect_kind"], "effect": _cell(c["effect"]),
+                    "effect_ci_low": _cell((c["ci"] or [None])[0]), "effect_ci_high": _cell((c["ci"] or [None, None])[1]),
+                    "p": _cell(c["p_value"]), "p_adjusted": _cell(c["p_adjusted"]),
+                    "significant": "true" if c["significant"] else "false", "method": c["method"],
+                    "comparison_reason": c.get("reason", "")} for c in mine]
+    assert rows == expected
+    assert len(rows) == sum(len(m["variants"]) + sum(len(s["variants"]) for s in m.get("segments", []))
+                            for m in document["metrics"])  # one row per metric × variant (× segment)
+    numbers = [r for r in rows if r["value"]]
+    assert all(float(r["value"]) == next(v["value"] for m in document["metrics"] if m["name"] == r["metric"]
+                                         for v in m["variants"] if v["variant"] == r["variant"])
+               for r in numbers if not r["segment"])
+    if key == "checkout-button" and not by:
+        green = next(r for r in rows if (r["metric"], r["variant"]) == ("purchase", "green"))
+        assert green["baseline"] == "control" and green["method"].startswith("always-valid")
+        assert float(green["effect_ci_low"]) < float(green["effect"]) < float(green["effect_ci_high"])
+    if by:
+        assert {r["segment"] for r in rows} > {""}
+
+
+def test_csv_twin_needs_a_login_and_a_known_key(client, logged_in, demo):
+    logged_out = client.application.test_client().get("/experiments/checkout-button/results.csv")
+    assert logged_out.status_code == 302 and logged_out.headers["Location"].startswith("/login?next=")
+    assert logged_in.get("/experiments/no-such-test/results.csv").status_code == 404
+
+
+def test_results_page_links_the_csv_beside_the_json(logged_in, demo):
+    for key in ("checkout-button", "checkout-study"):
+        _status, body = page(logged_in, key)
+        tools = re.search(r'<p class="results-tools">\s*<a href="/experiments/.*?</p>', body, re.DOTALL)
+        assert tools, key  # the #results fragment's tools (a study's page has its own above)
+        assert (f'<a href="/experiments/{key}/results.json">JSON</a> · '
+                f'<a href="/experiments/{key}/results.csv">CSV</a>') in tools.group(0)
+    fragment = logged_in.get("/experiments/checkout-button/results?by=device", headers={"HX-Request": "true"})
+    assert "results.csv?by=device" in fragment.get_data(as_text=True)
 
 
 # ---- htmx --------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, Response, abort, flash, redirect, render_template, url_for
+import sqlalchemy as sa
+from flask import Blueprint, Response, abort, flash, make_response, redirect, render_template, url_for
 from flask import session as cookie
 from htmx_flask import request
 from sqlmodel import Session, col, select
@@ -108,14 +109,54 @@ def _qa_links(definition: ExperimentDef, site: str) -> tuple[list[tuple[str, str
 # ---- routes: list ------------------------------------------------------------------------------------
 
 
+# How the list can be sorted (``?sort=``): running first, newest first, is the default.
+SORTS: dict[str, str] = {"": "running first", "name": "name (A–Z)", "status": "status (draft → archived)",
+                         "started": "started (newest first)"}
+STATUSES = tuple(TRANSITIONS)  # draft, running, stopped, archived: the lifecycle's order
+
+
+def _order(sort: str) -> list[Any]:
+    newest = col(Experiment.id).desc()
+    if sort == "name":
+        return [sa.func.lower(col(Experiment.name)), col(Experiment.key)]
+    if sort == "status":
+        return [sa.case({s: i for i, s in enumerate(STATUSES)}, value=col(Experiment.status)),
+                sa.func.lower(col(Experiment.name))]
+    if sort == "started":  # never started (drafts) last
+        return [col(Experiment.started_at).is_(None), col(Experiment.started_at).desc(), newest]
+    return [col(Experiment.status) != "running", newest]
+
+
 @experiments.get("/")
 @login_required
 def index():  # type: ignore[no-untyped-def]
-    """Every experiment with its status; units, progress and verdict load per row (htmx)."""
+    """Every experiment with its status; units, progress and verdict load per row (htmx).
+
+    ``?q=`` finds tests by key or name (case-insensitive), ``?status=`` keeps one state and
+    ``?sort=`` orders them (:data:`SORTS`); values it does not know are ignored. An htmx request
+    (the search form as you type) gets the list alone, and the clean URL to show."""
+    q = request.args.get("q", "").strip()[:200]
+    status = request.args.get("status", "")
+    status = status if status in STATUSES else ""
+    sort = request.args.get("sort", "")
+    sort = sort if sort in SORTS else ""
+    query = select(Experiment).order_by(*_order(sort))
+    if q:
+        query = query.where(sa.or_(col(Experiment.key).icontains(q, autoescape=True),
+                                   col(Experiment.name).icontains(q, autoescape=True)))
+    if status:
+        query = query.where(col(Experiment.status) == status)
     with Session(get_engine()) as session:
-        rows = session.exec(select(Experiment).order_by(col(Experiment.status) != "running",
-                                                        col(Experiment.id).desc())).all()
-    return render_template("experiments/index.html", experiments=rows)
+        rows = session.exec(query).all()
+        stored = session.exec(select(sa.func.count()).select_from(Experiment)).one()
+    url = url_for("experiments.index", q=q or None, status=status or None, sort=sort or None)
+    context = {"experiments": rows, "stored": stored, "q": q, "status": status, "sort": sort, "sorts": SORTS,
+               "statuses": STATUSES, "filtered": bool(q or status), "list_url": url}
+    if wants_fragment():
+        response = make_response(render_template("experiments/_list.html", **context))
+        response.headers["HX-Push-Url"] = url
+        return response
+    return render_template("experiments/index.html", **context)
 
 
 @experiments.get("/<key>/summary")

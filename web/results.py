@@ -8,11 +8,14 @@ template and the words. A normal request gets the full page; an htmx request (Re
 htmx's history-restore request. Responses vary on ``HX-Request``.
 
 ``/experiments/<key>/results.json`` is the same document as ``GET /api/v1/experiments/<key>/results``,
-behind the designer login instead of an API token (datasette's "every page has a .json twin").
+behind the designer login instead of an API token (datasette's "every page has a .json twin");
+``results.csv`` is that document as a table for a spreadsheet (:data:`CSV_COLUMNS`).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, datetime
 from typing import Any
 
@@ -84,6 +87,7 @@ def _context(row: Any, definition: Any, report: Report, by: str | None) -> dict[
         "install_url": url_for(pages.install, key=row.key),
         "results_url": url_for("results.page", key=row.key),
         "json_url": url_for("results.document", key=row.key, by=by),
+        "results_csv_url": url_for("results.table", key=row.key, by=by),
         "by": by or "", "attributes": pipeline.attribute_names(get_engine(), definition),
         "lifecycle_actions": [LIFECYCLE_ACTIONS[s] for s in TRANSITIONS.get(row.status, ())],
         "generated_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -113,6 +117,64 @@ def page(key: str):  # type: ignore[no-untyped-def]
 def document(key: str):  # type: ignore[no-untyped-def]
     """The results document (DESIGN §4.5), the same JSON as the API's."""
     response = jsonify(pipeline.analyze(get_engine(), key, by=request.args.get("by") or None).to_dict())
+    response.headers["Cache-Control"] = "private, no-cache"
+    return response
+
+
+# One row per metric and variant (and per segment with ?by=), the variant's comparison beside it
+# (the baseline's comparison cells are empty); ``reason`` says why the variant has no value,
+# ``comparison_reason`` why its comparison has none. Numbers are the JSON document's, unrounded.
+CSV_COLUMNS = ("metric", "segment", "variant", "unit", "n", "value", "ci_low", "ci_high", "reason", "baseline",
+               "effect_kind", "effect", "effect_ci_low", "effect_ci_high", "p", "p_adjusted", "significant", "method",
+               "comparison_reason")
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else repr(value)
+
+
+def _text(value: str | None) -> str:
+    """Free text as a cell (segments are what visitors sent): never a spreadsheet formula."""
+    value = value or ""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def csv_rows(document: dict[str, Any]) -> list[list[str]]:
+    """The results document as rows of :data:`CSV_COLUMNS` (a variant compared twice gets two rows,
+    a metric with no variants one row with its reason)."""
+    rows = []
+    for metric in document["metrics"]:
+        for segment, part in [("", metric), *((s["segment"], s) for s in metric.get("segments", []))]:
+            if not part["variants"]:
+                rows.append([metric["name"], _text(segment), "", metric["unit"], "", "", "", "",
+                             _text(metric.get("reason")), *[""] * 10])
+            for variant in part["variants"]:
+                ci = variant["ci"] or [None, None]
+                cells = [metric["name"], _text(segment), variant["variant"], metric["unit"], _number(variant["n"]),
+                         _number(variant["value"]), _number(ci[0]), _number(ci[1]),
+                         _text(variant.get("reason") or metric.get("reason"))]
+                compared = [c for c in part["comparisons"] if c["variant"] == variant["variant"]]
+                rows += [[*cells, *[""] * 10]] if not compared else [
+                    [*cells, c["baseline"], c["effect_kind"], _number(c["effect"]),
+                     *(_number(x) for x in c["ci"] or [None, None]), _number(c["p_value"]), _number(c["p_adjusted"]),
+                     "true" if c["significant"] else "false", c["method"], _text(c.get("reason"))]
+                    for c in compared]
+    return rows
+
+
+@results.get("/experiments/<key>/results.csv")
+@login_required
+def table(key: str):  # type: ignore[no-untyped-def]
+    """The results document as CSV: per metric and variant its value and interval, and its comparison."""
+    by = request.args.get("by") or None
+    document = pipeline.analyze(get_engine(), key, by=by).to_dict()
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_rows(document))
+    response = make_response(out.getvalue())
+    response.headers["Content-Type"] = "text/csv; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="{key}-results{f"-by-{by}" if by else ""}.csv"'
     response.headers["Cache-Control"] = "private, no-cache"
     return response
 
