@@ -15,6 +15,7 @@ from abtest import pipeline
 from abtest.kinds import parse_definition
 from abtest.models import ApiToken, Experiment
 from tests.conftest import csrf_token_from
+from web.snippet import paste_snippet
 
 HTMX = {"HX-Request": "true"}
 
@@ -600,7 +601,12 @@ def test_install_page_has_snippet_hooks_qa_links_and_toml(logged_in, engine):
     response = logged_in.get("/experiments/rich/install")
     assert response.status_code == 200
     page = html.unescape(response.get_data(as_text=True))
-    assert '<script src="http://localhost/static/abtest.js" data-key="pk_…" async></script>' in page
+    # The paste-ready snippet, exactly as README.md shows it, with this server's URL.
+    snippet = re.search(r'<pre class="copy" id="snippet"[^>]*><code>(.*?)</code></pre>',
+                        response.get_data(as_text=True), re.DOTALL).group(1)
+    assert html.unescape(snippet) == paste_snippet("http://localhost/static/abtest.js", "pk_…")
+    assert "<script" not in snippet  # shown as text, not run on the Install page
+    assert '"http://localhost/static/abtest.js"' in page and 'setTimeout(f,800)' in page
     assert 'curl -X POST http://localhost/api/v1/assign' in page
     assert '-d \'{"experiment": "rich", "unit": "USER_ID"}\'' in page
     assert 'html[data-abtest-rich="control"]' in page and 'html[data-abtest-rich="blue"]' in page
@@ -639,6 +645,7 @@ def test_create_public_key_shows_it_once_and_it_works(logged_in, engine):
     assert created.status_code == 302
     page = html.unescape(logged_in.get(created.headers["Location"]).get_data(as_text=True))
     key = re.search(r'data-key="(pk_[A-Za-z0-9_-]+)"', page).group(1)
+    assert paste_snippet("http://localhost/static/abtest.js", key) in page
     with Session(engine) as session:
         row = session.exec(select(ApiToken)).one()
     assert (row.kind, row.name) == ("public", "site for button-color")

@@ -30,6 +30,7 @@ from web.auth import actor, login_required
 from web.experiment_form import SECTIONS, Checked, DefinitionForm, check, field_error, sample_size
 from web.form_rows import vary_on_htmx, wants_fragment
 from web.kind_pages import PAGES
+from web.snippet import paste_snippet
 
 experiments = Blueprint("experiments", __name__, url_prefix="/experiments")
 
@@ -343,8 +344,9 @@ def install(key: str):  # type: ignore[no-untyped-def]
         public_keys = [t for t in list_tokens(session) if t.kind == "public" and t.revoked_at is None]
     site = request.args.get("site", "")
     links, site_error = _qa_links(definition, site)
+    snippet = paste_snippet(url_for("static", filename="abtest.js", _external=True), new_key or "pk_…")
     return render_template("experiments/install.html", d=definition, row=row, public_key=new_key,
-                           public_keys=public_keys, toml=to_toml(definition), links=links, site=site,
+                           public_keys=public_keys, snippet=snippet, toml=to_toml(definition), links=links, site=site,
                            site_error=site_error, errors={"site": [site_error]} if site_error else {})
 
 

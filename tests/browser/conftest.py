@@ -167,6 +167,17 @@ def snippet_page(src: str, body: str = "<h1>Shop</h1>", head: str = "", **data: 
             f"<script src='{src}'{attrs}></script></head><body>{body}</body></html>")
 
 
+def loader_page(src: str, body: str = "<h1>Shop</h1>", head: str = "", key: str = "pk_test", **data: str) -> str:
+    """A page with the paste-ready snippet (web.snippet, as README.md shows it) at the top of its
+    head, loading abtest.js from ``src``; ``data`` become further data-* attributes of its tag."""
+    from web.snippet import paste_snippet
+
+    attrs = "".join(f" data-{name}='{value}'" for name, value in data.items())
+    snippet = paste_snippet(src, key).replace(f'<script data-key="{key}">', f'<script data-key="{key}"{attrs}>', 1)
+    return (f"<!doctype html><html><head><meta charset='utf-8'>{snippet}<title>abtest loader</title>{head}"
+            f"</head><body>{body}</body></html>")
+
+
 @pytest.fixture(scope="session")
 def playwright() -> Iterator[object]:
     try:

@@ -1,7 +1,8 @@
 """A designer's first session, in headless Chromium against `abtest serve --demo` on 127.0.0.1.
 
 Log in, create an experiment (first with mistakes, shown beside their fields, then fixed), launch
-it, open its install page, and read a demo result with its verdict and charts. Then define a
+it, open its install page and paste its snippet into a site page (which then runs the experiment),
+and read a demo result with its verdict and charts. Then define a
 two-design usability study through its form the same way: a mistake shows beside its field (as
 you type, and after Create), the fix saves it, and it appears in the list. Screenshots land in
 tests/browser/artifacts/ for a person to look at.
@@ -15,6 +16,7 @@ import pytest
 
 from abtest.demo import DEMO_EMAIL, DEMO_PASSWORD
 from tests.live_server import LiveServer, abtest_env, live_server
+from web.snippet import paste_snippet
 
 from .conftest import ARTIFACTS
 
@@ -32,7 +34,7 @@ def shot(page, name: str) -> None:  # type: ignore[no-untyped-def]
     page.screenshot(path=str(ARTIFACTS / f"designer-{name}.png"), full_page=True)
 
 
-def test_designer_creates_launches_and_reads_results(page, demo):  # type: ignore[no-untyped-def]
+def test_designer_creates_launches_and_reads_results(page, demo, site):  # type: ignore[no-untyped-def]
     console_errors: list[str] = []
     page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -77,6 +79,17 @@ def test_designer_creates_launches_and_reads_results(page, demo):  # type: ignor
     snippet = page.inner_text("main")
     assert "abtest.js" in snippet and "pk_" in snippet and "?abtest_hero-banner=bold" in snippet
     shot(page, "3-install")
+    # What the designer copies is the README's snippet with this server and the new key, and works
+    # when pasted into a page of another site.
+    pasted = page.inner_text("#snippet")
+    key = page.inner_text("code.key")
+    assert pasted == paste_snippet(f"{demo.url}/static/abtest.js", key)
+    shop = site.page("pasted.html", f"<!doctype html><html><head>{pasted}</head><body><h1>Hero</h1></body></html>")
+    visitor = page.context.new_page()
+    visitor.goto(shop)
+    assert visitor.evaluate("abtest.ready")["hero-banner"] in {"control", "bold"}
+    assert visitor.evaluate("document.documentElement.dataset.abtestHeroBanner") in {"control", "bold"}
+    visitor.close()
 
     page.goto(demo.url + "/experiments/onboarding-copy/results")
     verdict = page.inner_text(".verdict")

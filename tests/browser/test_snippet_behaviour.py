@@ -7,6 +7,7 @@ these tests run without the Flask app; test_snippet_live.py repeats the essentia
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 import uuid
@@ -19,7 +20,7 @@ from abtest.assignment import assign
 from abtest.definitions import ExperimentDef
 from abtest.kinds import parse_definition
 
-from .conftest import snippet_page, wait_until
+from .conftest import loader_page, snippet_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -287,4 +288,47 @@ def test_guard_while_config_loads_and_late_config(page, site, fake_api):  # type
     time.sleep(0.2)
     # The slow page view and the cached one; none for the late one (its visitor saw control).
     assert len([e for e in fake_api.events if e["type"] == "exposure"]) == 2
+    assert page.errors == []
+
+
+@pytest.mark.parametrize("embed", ["snippet", "tag"])
+def test_study_participants_are_left_out_of_ab_tests(browser, page, site, fake_api, embed):  # type: ignore[no-untyped-def]
+    """A usability-study participant sent to the site tests a design, not the site's experiments:
+    no config, no assignment (control, variant() null, no marks), no exposures, conversions or
+    tasks, also with a QA override, and on later pages of the tab (sessionStorage abtest_study)."""
+    fake_api.config = {"experiments": [config_entry(DEFINITIONS[0])]}
+    make = loader_page if embed == "snippet" else functools.partial(snippet_page, key="pk_test")
+    url = site.page(f"study-shop-{embed}.html", make(f"{site.url}/abtest.js", BODY, STYLE, api=fake_api.url))
+    calls = """async () => {
+        abtest.track('purchase', 5); abtest.task('order').start(); abtest.task('order').end(true);
+        await abtest.flush();
+    }"""
+    page.goto(f"{url}?abtest_study=shop-study&abtest_pid=p1&abtest_task=order&abtest_hero=blue")
+    assert page.evaluate("abtest.ready") == {}
+    assert page.evaluate("abtest.variant('hero')") is None and page.evaluate(MARKS) == {}
+    assert page.evaluate("getComputedStyle(document.documentElement).opacity") == "1"
+    page.evaluate(calls)
+    assert ("GET", "/static/abtest-study.js") in fake_api.requests  # the study reporter is loaded
+    # Later pages of the tab: the reporter keeps the study in sessionStorage (here as it would).
+    page.evaluate("sessionStorage.setItem('abtest_study', JSON.stringify({key: 'shop-study', pid: 'p1', task: 'order'}))")
+    page.goto(url)
+    assert page.evaluate("abtest.ready") == {} and page.evaluate(MARKS) == {}
+    page.evaluate(calls)
+    page.goto("about:blank")  # pagehide: anything queued would leave now
+    assert not [r for r in fake_api.requests if r[0] == "GET" and r[1].startswith("/api/v1/config")]
+
+    # An ordinary visitor of the same page is in the experiment (the config is not the reason).
+    context = browser.new_context()
+    try:
+        visitor = context.new_page()
+        visitor.goto(url)
+        assigned = visitor.evaluate("abtest.ready")
+        assert assigned == {"hero": assign(DEFINITIONS[0], visitor.evaluate("abtest.unit"), {}).variant}
+        visitor.evaluate("abtest.flush()")
+    finally:
+        context.close()
+    events = wait_until(lambda: fake_api.events, what="the ordinary visitor's exposure")
+    time.sleep(0.3)
+    assert [(e["type"], e["variant"]) for e in fake_api.events if e["type"] != "task"] == [("exposure", assigned["hero"])]
+    assert {e["unit"] for e in events} == {events[0]["unit"]}  # the participant sent nothing
     assert page.errors == []

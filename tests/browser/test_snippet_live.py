@@ -1,8 +1,9 @@
 """abtest.js on a customer page (one origin) against a real `abtest serve` (another origin).
 
 The server is set up the way a user would: `abtest sync` of a running experiment written in TOML,
-`abtest token create --public` for the page's key. The page's variant must be the one Python
-assigns, stay put across reloads, and its exposures and conversions must land in the database.
+`abtest token create --public` for the page's key, the paste-ready snippet (web/snippet.py) loading
+abtest.js from the server. The page's variant must be the one Python assigns, stay put across
+reloads, and its exposures and conversions must land in the database.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 
 from tests.live_server import abtest_env, live_server, run_abtest
 
-from .conftest import snippet_page, wait_until
+from .conftest import loader_page, snippet_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -78,6 +79,8 @@ BODY = """<h1>Spring sale</h1><p>Everything must go.</p>
 <button id="buy" onclick="abtest.track('purchase', 12.5)">Buy</button>"""
 MARKS = """() => Object.fromEntries([...document.documentElement.attributes]
   .filter(a => a.name.startsWith('data-abtest-')).map(a => [a.name.slice(12), a.value]))"""
+# With the snippet, `abtest` is the loader's stub until abtest.js has arrived: ask once it is ready.
+UNIT = "abtest.ready.then(() => abtest.unit)"
 
 
 @dataclass
@@ -136,15 +139,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
 
 @pytest.fixture
 def shop(site, live):  # type: ignore[no-untyped-def]
-    """A customer page on the static server's origin; its API is the abtest server's origin."""
-    return site.page("live-shop.html", snippet_page("abtest.js", BODY, STYLE, key=live.key, api=live.url,
-                                                    attributes=json.dumps(ATTRIBUTES)))
+    """A customer page on the static server's origin with the paste-ready snippet: abtest.js comes
+    from the abtest server, which is also its API (the default: the script's own origin)."""
+    return site.page("live-shop.html", loader_page(f"{live.url}/static/abtest.js", BODY, STYLE, key=live.key,
+                                                   attributes=json.dumps(ATTRIBUTES)))
 
 
 def test_variant_matches_python_and_events_reach_the_database(  # type: ignore[no-untyped-def]
         page, shop, live, artifacts):
     page.goto(shop)
-    unit = page.evaluate("abtest.unit")
+    unit = page.evaluate(UNIT)
     assigned = page.evaluate("abtest.ready")
     expected = live.python_variants(unit)
     assert assigned == expected
@@ -157,7 +161,7 @@ def test_variant_matches_python_and_events_reach_the_database(  # type: ignore[n
     page.evaluate("abtest.flush()")  # sent now by fetch; the beacon path has its own test below
 
     page.reload()  # a second page view: same visitor, same variants, config from the tab's cache
-    assert page.evaluate("abtest.unit") == unit
+    assert page.evaluate(UNIT) == unit
     assert page.evaluate("abtest.ready") == expected
     assert page.evaluate(MARKS) == expected
     page.click("#buy")
@@ -182,7 +186,7 @@ def test_variant_matches_python_and_events_reach_the_database(  # type: ignore[n
 
 def test_beacon_on_page_hide_reaches_the_database(page, shop, live):  # type: ignore[no-untyped-def]
     page.goto(shop)
-    unit = page.evaluate("abtest.unit")
+    unit = page.evaluate(UNIT)
     expected = page.evaluate("abtest.ready")
     page.evaluate("abtest.track('signup')")
     page.goto("about:blank")  # pagehide: the queue leaves with navigator.sendBeacon
@@ -200,7 +204,7 @@ def test_beacon_on_page_hide_reaches_the_database(page, shop, live):  # type: ig
 
 def test_forced_variant_is_recorded_as_forced(page, shop, live):  # type: ignore[no-untyped-def]
     page.goto(shop)
-    unit = page.evaluate("abtest.unit")
+    unit = page.evaluate(UNIT)
     natural = live.python_variants(unit)["live-hero"]
     other = "blue" if natural == "control" else "control"
     page.goto(f"{shop}?abtest_live-hero={other}")

@@ -1,15 +1,17 @@
 """When the abtest server is down or hangs, the host page still renders and works: everyone sees
-control, the anti-flicker guard goes away, and nothing throws into the page."""
+control, the anti-flicker guard goes away, and nothing throws into the page. With the paste-ready
+snippet (web/snippet.py) the page's own abtest calls work too, and its load event does not wait."""
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
 
-from .conftest import free_port, snippet_page
+from .conftest import free_port, loader_page, snippet_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -39,6 +41,19 @@ PAGE_IS_USABLE = """async () => {
     unit: abtest.unit,
   };
 }"""
+
+
+# When the guard went away and when the load event fired, in ms since navigation start.
+TIMES = """{
+  window.shownAt = null;
+  new MutationObserver(() => {
+    const html = document.documentElement;
+    if (window.hiddenAt == null && html.classList.contains('abtest-loading')) window.hiddenAt = performance.now();
+    if (window.hiddenAt != null && shownAt == null && !html.classList.contains('abtest-loading'))
+      shownAt = performance.now();
+  }).observe(document, {attributes: true, subtree: true, attributeFilter: ['class']});
+}"""
+LOAD_EVENT = "performance.getEntriesByType('navigation')[0].loadEventStart"
 
 
 @pytest.fixture
@@ -117,4 +132,103 @@ def test_broken_storage_and_garbage_config_do_not_throw(page, site, fake_api):  
     page.reload()  # storage is broken, so nothing was cached: the config is fetched again
     assert page.evaluate("abtest.ready") == {}
     assert page.evaluate("abtest.variant('ok')") is None
+    assert page.errors == []
+
+
+class HangingServer:
+    """Accepts connections, reads the request, never answers; notes when the browser hangs up."""
+
+    def __init__(self) -> None:
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.requests: list[str] = []
+        self.closed: list[float] = []  # time.monotonic() of each connection the client closed
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn: socket.socket) -> None:
+        with conn:
+            while True:
+                try:
+                    data = conn.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    self.closed.append(time.monotonic())
+                    return
+                self.requests.append(data.split(b"\r\n", 1)[0].decode("latin-1"))
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+@pytest.fixture
+def hanging() -> Iterator[HangingServer]:
+    server = HangingServer()
+    yield server
+    server.close()
+
+
+def test_snippet_with_the_server_down(page, site):  # type: ignore[no-untyped-def]
+    """abtest.js cannot even be fetched: the page shows at once, and its abtest calls are dropped."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    page.add_init_script(TIMES)
+    page.goto(site.page("loader-down.html", loader_page(f"{dead}/static/abtest.js", BODY, STYLE)))
+    page.wait_for_function("window.shownAt != null", timeout=2000)
+    assert page.evaluate("window.hiddenAt") is not None  # the guard was up before the first paint
+    assert page.evaluate("shownAt") < 700  # the failed preload showed the page before the timeout
+    state = page.evaluate(PAGE_IS_USABLE)
+    assert state["ready"] == {} and state["variant"] is None and state["hero"] is None
+    assert state["marks"] == [] and state["guarded"] is False and state["opacity"] == "1"
+    assert state["title"] == "Spring sale" and state["unit"] is None  # the stub: no visitor id
+    assert page.evaluate("abtest.q.length") == 5  # kept in the stub, sent nowhere
+    page.click("#buy")
+    assert page.evaluate(LOAD_EVENT) < 1000
+    assert page.errors == []
+
+
+def test_snippet_with_a_hanging_server_holds_neither_load_nor_the_page(page, site, hanging):  # type: ignore[no-untyped-def]
+    """abtest.js never arrives: the load event fires as if abtest were not there, the page shows at
+    800 ms, `ready` resolves {} then. (The bare `async` tag held the load event for minutes.)"""
+    page.add_init_script(TIMES)
+    started = time.monotonic()
+    page.goto(site.page("loader-hanging.html", loader_page(f"{hanging.url}/static/abtest.js", BODY, STYLE)))
+    assert time.monotonic() - started < 1.5  # goto waits for the load event
+    assert page.evaluate(LOAD_EVENT) < 1000
+    waited = page.evaluate("abtest.ready.then(() => performance.now())")
+    assert 750 <= waited <= 1500
+    assert 750 <= page.evaluate("shownAt") <= 1500
+    wait_until(lambda: hanging.requests, what="the preload request")
+    assert hanging.requests[0].startswith("GET /static/abtest.js")
+    state = page.evaluate(PAGE_IS_USABLE)
+    assert state["ready"] == {} and state["marks"] == [] and state["opacity"] == "1"
+    assert page.errors == []
+
+
+def test_snippet_with_a_hanging_api_lets_go_of_the_config_request(page, site, hanging):  # type: ignore[no-untyped-def]
+    """abtest.js loads, the config request hangs: load fires, the page shows at 800 ms as control, and
+    the request is abandoned when data-timeout plus 2 s have passed (no connection kept for minutes)."""
+    page.add_init_script(TIMES)
+    started = time.monotonic()
+    page.goto(site.page("loader-hanging-api.html", loader_page(f"{site.url}/abtest.js", BODY, STYLE,
+                                                                api=hanging.url, timeout="300")))
+    assert page.evaluate(LOAD_EVENT) < 1000
+    page.wait_for_function("abtest._hash")  # abtest.js has arrived and taken over from the stub
+    assert page.evaluate("abtest.ready") == {}
+    assert 750 <= page.evaluate("shownAt") <= 1500  # the snippet's 800 ms, whatever data-timeout says
+    wait_until(lambda: hanging.requests, what="the config request")
+    assert hanging.requests[0].startswith("GET /api/v1/config?key=pk_test")
+    wait_until(lambda: hanging.closed, timeout=5, what="the browser to give up the config request")
+    assert 2.2 <= hanging.closed[0] - started <= 3.5  # data-timeout 300 + 2000 ms from the script's start
+    state = page.evaluate(PAGE_IS_USABLE)
+    assert state["variant"] is None and state["marks"] == [] and state["opacity"] == "1"
     assert page.errors == []

@@ -1,7 +1,8 @@
 """A usability-study participant in headless Chromium against a real `abtest serve`.
 
 The study is set up the way a researcher would: a TOML file synced with `abtest sync`, designs that
-are pages of another site (the static server's origin) carrying the snippet with a public key.
+are pages of another site (the static server's origin) carrying the paste-ready snippet with a
+public key. That site also runs an ordinary A/B test, which must not count the participant.
 The participant consents, finishes task 1 by reaching the success URL on the tested site (reported
 by abtest-study.js, the runner moves on by itself), reports task 2 done, answers both SEQs and the
 SUS, and gets the completion code. The study results must hold exactly those answers and times.
@@ -18,7 +19,7 @@ import pytest
 
 from tests.live_server import ABTEST, abtest_env, live_server, run_abtest
 
-from .conftest import snippet_page
+from .conftest import loader_page, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -52,6 +53,22 @@ key = "contact"
 prompt = "Find the shop's phone number."
 success = "self-report"
 """
+# The tested site's own A/B test, running while the study does: participants must stay out of it.
+SITE_EXPERIMENT = """
+key = "site-hero"
+name = "Hero banner"
+status = "running"
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "blue"
+weight = 0.5
+[[metrics]]
+name = "purchase"
+type = "conversion"
+primary = true
+"""
 EMAIL = "researcher@example.com"
 PASSWORD = "correct horse battery"
 SEQ_ANSWERS = {"order": 6, "contact": 3}
@@ -81,7 +98,8 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
     database = tmp_path / "study.db"
     env = abtest_env(tmp_path, f"sqlite:///{database}")
     (tmp_path / "shop-study.toml").write_text(STUDY.format(site=site.url))
-    _cli(env, "sync", str(tmp_path / "shop-study.toml"))
+    (tmp_path / "site-hero.toml").write_text(SITE_EXPERIMENT)
+    _cli(env, "sync", str(tmp_path / "shop-study.toml"), str(tmp_path / "site-hero.toml"))
     key = _cli(env, "token", "create", "--public", "--name", "study-site").strip().splitlines()[-1]
     assert key.startswith("pk_")
     created = subprocess.run([*ABTEST, "user", "create", EMAIL, "--password-stdin"], env=env, cwd=tmp_path,
@@ -90,7 +108,9 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
 
     with live_server(env, workers=1) as server:
         def tested_page(title: str, body: str) -> str:
-            return snippet_page("abtest.js", f"<h1>{title}</h1>{body}", STYLE, key=key, api=server.url)
+            return loader_page(f"{server.url}/static/abtest.js", f"<h1>{title}</h1>{body}",
+                               STYLE + "<script>addEventListener('click', () => abtest.track('purchase'))</script>",
+                               key=key)
 
         for design in ("classic", "modern"):
             site.page(f"design-{design}.html", tested_page(
@@ -117,9 +137,15 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
             page.click("#task-link")
         design_tab = opened.value
         design_tab.wait_for_load_state()
-        assert design_tab.evaluate("sessionStorage.getItem('abtest_study')")  # kept for the next pages
+        wait_until(lambda: design_tab.evaluate("sessionStorage.getItem('abtest_study')"),
+                   what="the study kept for the next pages")
+        # Not part of the site's A/B test: control, no variant, and (below) no events at all.
+        assert design_tab.evaluate("abtest.ready") == {}
+        assert design_tab.evaluate("abtest.variant('site-hero')") is None
+        assert design_tab.evaluate("document.documentElement.getAttribute('data-abtest-site-hero')") is None
         design_tab.click("#buy")
         design_tab.wait_for_url("**/confirmation.html?order=17")
+        assert design_tab.evaluate("abtest.ready") == {}  # a later page, no query: still out
         _shot(design_tab, artifacts, "3-tested-site")
         # The runner tab polls every 2 s and moves on to the SEQ by itself.
         page.wait_for_selector("text=How was that task?", timeout=10_000)
@@ -156,10 +182,12 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
         (participant,) = _rows(database, "SELECT * FROM study_participants")
         assert participant["pid"] == "tester-1" and participant["finished_at"] is not None
         design = json.loads(participant["designs"])[0]
-        # (The snippet on the tested pages also records its own page-load timings under the
-        # visitor's random id; the study's analysis reads only the study's task keys.)
+        # The snippet on the tested pages sent nothing: no exposure, click or page-load timing
+        # of site-hero, although the participant saw its pages and clicked "Buy".
+        assert _rows(database, "SELECT e.type FROM events e JOIN experiments x ON x.id = e.experiment_id "
+                               "WHERE x.key = 'site-hero'") == []
         tasks = _rows(database, "SELECT unit, variant, task, success, duration_ms FROM events "
-                                "WHERE type = 'task' AND task <> 'page-load' ORDER BY id")
+                                "WHERE type = 'task' ORDER BY id")
         assert [(t["unit"], t["variant"], t["task"], t["success"]) for t in tasks] == [
             ("tester-1", design, "order", 1), ("tester-1", design, "contact", 1)]
         assert all(0 < t["duration_ms"] < 120_000 for t in tasks)

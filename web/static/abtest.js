@@ -1,8 +1,13 @@
 /*! abtest.js (MIT) */
 // The abtest browser snippet (DESIGN §5). Plain JS: no build step, no dependencies.
-// <script src="https://HOST/static/abtest.js" data-key="pk_…" async></script>
-// Optional: data-api="https://…" (API origin; default: this script's origin),
-//           data-timeout="800" (ms the page may stay hidden while config loads),
+// Sites paste the loader of web/snippet.py (README.md, "Put it on a site"): it hides the page
+// for at most 800 ms, puts a stub `window.abtest` in place that queues calls, and inserts this
+// file once a preload has fetched it, so a slow or dead server never holds the load event.
+// A plain <script src="https://HOST/static/abtest.js" data-key="pk_…" async> works too (it may
+// show control before the variant). Options: data-* attributes of the tag with data-key:
+//           data-key="pk_…" (the public key),
+//           data-api="https://…" (API origin; default: this script's origin),
+//           data-timeout="800" (plain tag: ms the page may stay hidden while config loads),
 //           data-attributes='{"country":"DE"}' (targeting and segments; window.abtestAttributes
 //           and abtest.attributes({...}) add to it and win).
 (() => {
@@ -13,6 +18,9 @@
   // Loaded twice (two tags, SPA re-injection): the first copy stays in charge, so a visitor
   // gets one exposure per page view, not two.
   if (w.abtest && w.abtest._hash) return;
+  // The loader's stub: calls queued before this file arrived (q: [method, task, arguments, time])
+  // and its `ready` with the resolver (r).
+  const stub = w.abtest || {};
 
   const ID = 'abtest_id'; // cookie and localStorage name of the visitor id
   const CONFIG_TTL = 5 * 60 * 1000; // navigation within a tab reuses the config this long
@@ -160,8 +168,10 @@
 
   // ---- Setup ----
 
-  const script = d.currentScript || d.querySelector('script[data-key]') || { dataset: {} };
-  const opts = script.dataset;
+  const tag = d.querySelector('script[data-key]');
+  const script = d.currentScript || tag || { dataset: {} };
+  // Inserted by the snippet, the options are on the snippet's tag; the API origin is still ours.
+  const opts = ((stub.q && tag) || script).dataset;
   const key = encodeURIComponent(opts.key || '');
   const base = (opts.api || new URL(script.src || location.href, location.href).origin).replace(/\/+$/, '');
   // The key rides in the query string: sendBeacon cannot set headers, and a GET without an
@@ -170,6 +180,10 @@
   const eventsUrl = `${base}/api/v1/events?key=${key}`;
   const timeout = +opts.timeout || 800;
 
+  // A usability-study participant (link from the study runner, or an earlier page in this tab)
+  // tests a design, not the site's A/B tests: no assignment, no events, everyone sees control.
+  const study = /abtest_study=/.test(location) || session('study');
+
   const unit = attempt(visitorId) || uuid();
   const assigned = Object.create(null); // experiment key -> variant, for the experiments the visitor is in
   const forcedIn = {}; // experiment key -> true when a QA override chose the variant
@@ -177,8 +191,10 @@
   let timer;
   let failures = 0;
   let settled = false;
-  let resolveReady;
-  const ready = new Promise((r) => (resolveReady = r));
+  let at; // while the stub's queue is replayed: the time of the call being replayed
+  const now = () => at || performance.timeOrigin + performance.now();
+  let resolveReady = stub.r;
+  const ready = stub.ready || new Promise((r) => (resolveReady = r));
 
   // ---- Events (DESIGN §4.4): batched in memory, ids make retries safe. ----
 
@@ -216,12 +232,12 @@
   // Runs from timers and page events, where an exception would land in the host page's console.
   const send = (hiding) => attempt(() => post(hiding), Promise.resolve());
 
-  const record = (experiment, type, fields) => {
+  const record = (experiment, type, fields, ts = new Date()) => {
     queue.push(Object.assign(
       { id: uuid(), type, experiment, variant: assigned[experiment], unit },
       fields,
       forcedIn[experiment] && { forced: true }, // forced units are left out of the analysis
-      { ts: new Date().toISOString() }
+      { ts: ts.toISOString() }
     ));
     clearTimeout(timer);
     if (queue.length >= BATCH) send();
@@ -230,8 +246,9 @@
 
   // A conversion or task belongs to every experiment the visitor is in: the page cannot know
   // which experiment caused it; the analysis of each one decides.
-  const recordAll = (type, fields) =>
-    ready.then(() => attempt(() => Object.keys(assigned).forEach((k) => record(k, type, fields))));
+  // The time is the call's (a queued call keeps its own), the events wait for the assignment.
+  const recordAll = (type, fields, ts = new Date(now())) =>
+    ready.then(() => attempt(() => Object.keys(assigned).forEach((k) => record(k, type, fields, ts))));
 
   // ---- Assignment of this page view ----
 
@@ -240,6 +257,8 @@
   const settle = (config) => {
     if (settled) return; // a config arriving after the timeout waits in the cache for next page
     settled = true;
+    // The loader's guard gone means the page has shown (control): a variant now would flash.
+    if (stub.q && !html.classList.contains(GUARD)) config = null;
     attempt(() => {
       // Later sources win; the page's own `device` beats the guess.
       const attrs = Object.assign({ device: device() }, readJSON(opts.attributes || '{}'),
@@ -277,18 +296,22 @@
   };
 
   const start = () => {
+    if (study) return settle();
     const cached = session('config');
     if (cached && cached.url === configUrl && Date.now() - cached.t < CONFIG_TTL) return settle(cached.config);
     // Hide the page only while it is still being parsed: hiding a page that has already been
-    // painted would itself be a flash. (For async tags, see the inline guard in README.md.)
-    if (d.readyState === 'loading' || html.classList.contains(GUARD)) {
+    // painted would itself be a flash. The loader hides the page itself, before the first paint.
+    if (!stub.q && (d.readyState === 'loading' || html.classList.contains(GUARD))) {
       const style = d.createElement('style');
       style.textContent = `.${GUARD}{opacity:0!important}`;
       (d.head || html).appendChild(style);
       html.classList.add(GUARD);
     }
-    setTimeout(settle, timeout); // the page always shows, config or not (everyone sees control)
-    fetch(configUrl)
+    // The page always shows, config or not (everyone sees control): the loader shows it on its
+    // own clock, else this timer. The fetch gives up a little later: a config that arrives in
+    // between is cached for the next page view; a hanging server keeps no connection open.
+    stub.q || setTimeout(settle, timeout);
+    fetch(configUrl, { signal: attempt(() => AbortSignal.timeout(timeout + 2000)) })
       .then((r) => (r.ok ? r.json() : Promise.reject(r.status)))
       .then((config) => {
         if (!Array.isArray(config.experiments)) throw 0;
@@ -299,7 +322,7 @@
   };
 
 
-  w.abtest = {
+  const api = (w.abtest = {
     ready, // resolves with {experiment: variant} once assigned, or {} when config failed
     unit,
     // null when not in the experiment, before `ready`, or when the config could not load:
@@ -316,13 +339,13 @@
     task: (name) => ({
       start: () => attempt(() => {
         const s = session('tasks') || {};
-        s[name] = performance.timeOrigin + performance.now();
+        s[name] = now();
         session('tasks', s);
       }),
       end: (success) => attempt(() => {
         const s = session('tasks') || {};
         if (!(name in s)) return;
-        const duration = performance.timeOrigin + performance.now() - s[name];
+        const duration = now() - s[name];
         delete s[name];
         session('tasks', s);
         recordAll('task', { task: String(name), success: !!success, duration_ms: Math.round(duration * 10) / 10 });
@@ -333,15 +356,26 @@
     attributes: (more) => attempt(() => session('attrs', Object.assign(session('attrs') || {}, more))),
     flush: () => send(false), // a Promise, settled once the queued events are sent (or kept)
     _hash: { fnv1a32, bucket, chooseVariant, namespacePosition },
+  });
+
+  // Calls made before this file arrived, in order, at the time they were made; e.g. a queued
+  // attributes() still counts for this page view's targeting. Later calls through the stub (a
+  // task object taken from it early) are passed on at once. The stub's `ready` is ours already.
+  const replay = ([method, task, args, t]) => {
+    at = t;
+    attempt(() => (api[method] || api.task(task)[method])(...args));
+    at = 0;
   };
+  if (stub.q) {
+    stub.q.forEach(replay);
+    stub.q = { push: replay };
+  }
 
   attempt(() => {
     d.addEventListener('visibilitychange', () => d.visibilityState === 'hidden' && send(true));
     w.addEventListener('pagehide', () => send(true));
-    // A usability-study participant (link from the study runner, or an earlier page in this
-    // tab): load the study reporter, which tells the server which pages were reached.
-    (/abtest_study=/.test(location) || session('study')) &&
-      d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-study.js' }));
+    // A study participant: load the study reporter, which tells the server which pages were reached.
+    study && d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-study.js' }));
   });
   try {
     start();
