@@ -67,7 +67,7 @@ def test_conversion_is_the_pooled_z_test_with_the_wald_interval():
     # confint_proportions_2indep(250, 2000, 200, 2000, method="wald")
     assert c.ci == pytest.approx((0.005431008554656017, 0.04456899144534397), rel=1e-9)
     assert c.significant and c.method.startswith("two-proportion z-test")
-    assert report.verdict.startswith("green raises buy by 2.5 points")
+    assert report.verdict.startswith("Significant: green raises buy by 2.5 points")
 
 
 def test_mean_is_welch_on_the_per_unit_sums():
