@@ -100,7 +100,7 @@ INVALID: dict[str, tuple[dict[str, Any], list[tuple[str, str, str | None]]]] = {
                                       [("tasks-0-success_url", "must not be empty", "tasks-0-success_url")]),
     "self-report and a url": ({"tasks-1-success_url": "*/done"},
                               [("tasks-1-success_url", "not both", "tasks-1-success_url")]),
-    "bad key": ({"key": "Sign Up"}, [("key", "must match", "key")]),
+    "bad key": ({"key": "Sign Up"}, [("key", "lowercase letters, digits and dashes", "key")]),
     "NUL in a prompt": ({"tasks-0-prompt": "Sign\x00up"}, [("tasks-0-prompt", "NUL character", "tasks-0-prompt")]),
     "unknown questionnaire": ({"questionnaires": ["SUS", "CSAT"]}, [("questionnaires", "is not one of", None)]),
     "no tasks": ({f"tasks-{i}-{n}": "" for i in (0, 1) for n in ("key", "prompt", "start_url", "success_url",
