@@ -17,9 +17,11 @@ from abtest.errors import ValidationError
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
 VARIANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-KEY_WORDS = "2-64 lowercase letters, digits, dashes"
-VARIANT_WORDS = "lowercase letters, digits, dashes, underscores"
-NAME_WORDS = "letters, digits, dots, dashes, underscores"
+# What each pattern allows, in words: the error a designer reads (in the form, the CLI or an API
+# field error) says this, not the regular expression.
+KEY_WORDS = "2 to 64 lowercase letters, digits and dashes, starting with a letter or digit"
+VARIANT_WORDS = "up to 64 lowercase letters, digits, dashes and underscores, starting with a letter or digit"
+NAME_WORDS = "up to 64 letters, digits, dots, dashes and underscores, starting with a letter or digit"
 
 
 class InvalidDefinition(ValidationError):
@@ -104,7 +106,7 @@ class Checker:
 
     def pattern(self, value: str | None, where: str, pattern: re.Pattern[str], words: str) -> None:
         if value is not None and not pattern.fullmatch(value):
-            self.fail(where, f"{value!r} must match {pattern.pattern}: {words}")
+            self.fail(where, f"{value!r} is not allowed: use {words}")
 
     def length(self, value: str | None, where: str, limit: int) -> None:
         if value is not None and len(value) > limit:

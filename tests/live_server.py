@@ -6,11 +6,12 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ABTEST = [sys.executable, "-c", "from web.cli import main; main()"]
@@ -27,16 +28,29 @@ class LiveServer:
     url: str
     process: subprocess.Popen[str]
     env: dict[str, str]
+    output: list[str] = field(default_factory=list)
+    _reader: threading.Thread | None = None
+
+    def read_output(self) -> None:
+        """Drain what the server prints while it runs. Unread, the pipe fills up (64 KiB: a few
+        hundred access-log lines) and every worker thread then blocks writing its log line, so
+        the server stops answering mid-test."""
+        assert self.process.stdout is not None
+        self._reader = threading.Thread(target=lambda: self.output.extend(self.process.stdout), daemon=True)
+        self._reader.start()
 
     def stop(self) -> str:
         """Stop the server and return everything it printed."""
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            return self.process.communicate(timeout=15)[0]
+            self.process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.communicate()[0]
+            self.process.wait()
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        return "".join(self.output)
 
 
 def abtest_env(instance: Path, database_url: str | None = None) -> dict[str, str]:
@@ -59,6 +73,7 @@ def live_server(env: dict[str, str], *args: str, workers: int = 2) -> Iterator[L
     proc = subprocess.Popen(cmd, env=env, cwd=env["ABTEST_INSTANCE_PATH"], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     server = LiveServer(f"http://127.0.0.1:{port}", proc, env)
+    server.read_output()
     deadline = time.monotonic() + 60
     try:
         while True:

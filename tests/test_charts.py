@@ -170,6 +170,38 @@ def test_cumulative_chart_of_a_single_day():
     assert any(w.startswith("green vs control") for w in texts(root))
 
 
+# ---- fit: narrow drawings that scale to their column ----------------------------------------------------
+
+def _long_labels_metric() -> MetricResult:
+    return conversion(comparison("a-rather-long-variant-name", 0.02, (-0.0001, 0.04), True),
+                      comparison("b", -0.35, (-0.6, -0.1)), comparison("c", None, None, reason="no units yet"))
+
+
+@pytest.mark.parametrize("draw", [
+    lambda: charts.forest_plot(_long_labels_metric()),
+    lambda: charts.forest_plot(durations(comparison("fast", 0.85, (0.80, 0.90), significant=True, kind="ratio"))),
+    lambda: charts.cumulative_chart(report(_long_labels_metric(), series(("a-rather-long-variant-name", "b")))),
+], ids=["forest", "forest-ratio", "cumulative"])
+def test_charts_scale_to_their_column_and_keep_their_labels_inside(draw):
+    """The SVG follows its column's width (never a minimum width that a phone must scroll) up to
+    1.5 times its drawn size; it is drawn narrow enough to read on a phone, and the tight
+    bounding box keeps every label inside the viewBox (the browser test measures the rendering)."""
+    root = parse(draw())
+    assert root.get("width") == "100%" and root.get("height") is None
+    style = root.get("style") or ""
+    assert "min-width" not in style
+    _x, _y, width, height = (float(v) for v in root.get("viewBox").split())
+    assert re.fullmatch(rf"max-width: {width * charts.MAX_SCALE:.0f}pt", style)
+    assert width <= 6.5 * 72, width  # points: a phone shows it at 80 % or more of its size
+    for text in root.iter(f"{SVG}text"):
+        x, y = float(text.get("x", 0)), float(text.get("y", 0))
+        for parent_transform in [text.get("transform") or ""]:
+            found = re.search(r"translate\(([-\d.]+)[ ,]+([-\d.]+)\)", parent_transform)
+            if found:
+                x, y = x + float(found.group(1)), y + float(found.group(2))
+        assert -1 <= x <= width + 1 and -1 <= y <= height + 1, ("".join(text.itertext()), x, y, width, height)
+
+
 # ---- size, speed, ids -----------------------------------------------------------------------------------
 
 def uncached(draw):  # type: ignore[no-untyped-def]

@@ -277,7 +277,7 @@ def test_blank_rows_are_left_out(logged_in, engine):
 
 
 INVALID = {
-    "bad key": ({"key": "Bad Key!"}, [("key", "must match", "key")]),
+    "bad key": ({"key": "Bad Key!"}, [("key", "lowercase letters, digits and dashes", "key")]),
     "weights sum to 1.2": ({"variants-0-weight": "0.6", "variants-1-weight": "0.6"},
                            [("variants", "weights sum to 1.2; they must sum to 1", None)]),
     "unknown metric type": ({"metrics-1-type": "revenue"},
@@ -287,7 +287,7 @@ INVALID = {
     "all at once": ({"key": "Bad Key!", "variants-0-weight": "0.6", "variants-1-weight": "0.6",
                      "metrics-1-type": "revenue", "namespace-end": "2", "plan-baseline": "1.5",
                      "targeting-0-values": "", "alpha": "x"},
-                    [("key", "must match", "key"), ("variants", "weights sum to 1.2", None),
+                    [("key", "lowercase letters, digits and dashes", "key"), ("variants", "weights sum to 1.2", None),
                      ("metrics-1-type", "is not one of", "metrics-1-type"),
                      ("namespace-range", "0 ≤ start < end ≤ 1", "namespace-end"),
                      ("plan-baseline", "must be a rate between 0 and 1", "plan-baseline"),
@@ -345,7 +345,7 @@ def test_validate_returns_a_fragment_with_errors_out_of_band(logged_in, engine):
     assert "<html" not in page and page.lstrip().startswith("<form")
     assert "HX-Request" in response.headers["Vary"]
     assert_error_beside(page, "variants-1-weight", "must be a finite number, not 'abc'", "variants-1-weight")
-    assert_error_beside(page, "key", "must match", "key")
+    assert_error_beside(page, "key", "lowercase letters, digits and dashes", "key")
     assert re.search(r'<small id="variants-1-weight-error" class="field-error" hx-swap-oob="true">', page)
     assert re.search(r'<div id="form-problems"[^>]*hx-swap-oob="true"', page)
     assert "autofocus" not in page  # never steal the focus from the field being typed in
@@ -373,7 +373,7 @@ def test_validate_runs_the_registry_checks_without_writing(logged_in, engine):
 def test_validate_without_htmx_is_a_full_page(logged_in):
     response = post(logged_in, "/experiments/validate", {**VALID_FORM, "key": "X"})
     assert response.status_code == 200 and "<html" in response.get_data(as_text=True)
-    assert "must match" in error_beside(response.get_data(as_text=True), "key")
+    assert "lowercase letters, digits and dashes" in error_beside(response.get_data(as_text=True), "key")
 
 
 # ---- adding and removing rows ------------------------------------------------------------------------

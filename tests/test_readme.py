@@ -39,3 +39,16 @@ def test_readme_shows_the_paste_ready_snippet():
 def test_snippet_docs_show_the_same_snippet():
     blocks = _html_blocks(ROOT / "web" / "static" / "README.md", "# abtest.js")
     assert blocks[0] == paste_snippet("https://HOST/static/abtest.js", "pk_…")
+
+
+def test_readme_assign_example_is_what_assignment_answers():
+    """The `abtest assign` example shows real output: the bucket of alice in the shipped
+    experiments/checkout-button.toml (a pure function of its seed and weights)."""
+    from abtest.assignment import assign
+    from abtest.kinds import load_toml
+
+    example = re.search(r"\$ abtest assign checkout-button alice\n(\S+)\nreason: (\w+): (.+)\n",
+                        (ROOT / "README.md").read_text())
+    assert example, "the README lost its `abtest assign checkout-button alice` example"
+    result = assign(load_toml(ROOT / "experiments" / "checkout-button.toml"), "alice")
+    assert (example.group(1), example.group(2), example.group(3)) == (result.variant, result.reason, result.detail)

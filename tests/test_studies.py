@@ -38,7 +38,7 @@ def test_equal_weights_by_default_and_url_success():
 
 
 @pytest.mark.parametrize("changes, field, fragment", [
-    ({"key": "Bad Key"}, "key", "must match"),
+    ({"key": "Bad Key"}, "key", "lowercase letters, digits and dashes"),
     ({"key": "new"}, "key", "reserved"),
     ({"status": "live"}, "status", "not one of"),
     ({"within_subjects": "yes"}, "within_subjects", "true or false"),

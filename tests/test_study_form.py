@@ -4,6 +4,7 @@ file work as for experiments (Flask test client, CSRF on, both databases)."""
 
 from __future__ import annotations
 
+import re
 import tomllib
 from typing import Any
 
@@ -100,7 +101,7 @@ INVALID: dict[str, tuple[dict[str, Any], list[tuple[str, str, str | None]]]] = {
                                       [("tasks-0-success_url", "must not be empty", "tasks-0-success_url")]),
     "self-report and a url": ({"tasks-1-success_url": "*/done"},
                               [("tasks-1-success_url", "not both", "tasks-1-success_url")]),
-    "bad key": ({"key": "Sign Up"}, [("key", "must match", "key")]),
+    "bad key": ({"key": "Sign Up"}, [("key", "lowercase letters, digits and dashes", "key")]),
     "NUL in a prompt": ({"tasks-0-prompt": "Sign\x00up"}, [("tasks-0-prompt", "NUL character", "tasks-0-prompt")]),
     "unknown questionnaire": ({"questionnaires": ["SUS", "CSAT"]}, [("questionnaires", "is not one of", None)]),
     "no tasks": ({f"tasks-{i}-{n}": "" for i in (0, 1) for n in ("key", "prompt", "start_url", "success_url",
@@ -228,6 +229,46 @@ def test_launch_and_stop_a_study_like_an_experiment(logged_in, engine):
     assert send(logged_in, "/experiments/checkout-study/stop", {}).status_code == 302
     assert stored(engine, "checkout-study").status == "stopped"
     assert send(logged_in, "/experiments/checkout-study/launch", {}).status_code == 409
+
+
+def test_the_launch_page_says_what_stays_editable_as_the_update_rule_does(logged_in, engine):
+    """The launch confirmation lists what freezes and what stays editable; the update rule a
+    launched study is held to (pipeline.check_update) must agree with both lists."""
+    from abtest.errors import Conflict
+
+    store_study_in(engine, status="draft")
+    confirm = logged_in.get("/experiments/checkout-study/launch").get_data(as_text=True)
+    frozen = re.search(r'<li id="frozen-after-launch">(.*?)</li>', confirm, re.S).group(1)
+    editable = re.search(r'<li id="editable-after-launch">(.*?)</li>', confirm, re.S).group(1)
+    assert "time limit" in frozen and "success URL" in frozen and "time limit" not in editable
+    assert "may still change" not in confirm
+
+    running = parse_study(study_raw(status="running"))
+    tasks, designs = study_raw()["tasks"], study_raw()["designs"]
+    still_editable = {
+        "name": {"name": "Renamed study"}, "hypothesis": {"hypothesis": "New words"},
+        "design names": {"designs": [{**designs[0], "name": "Old shop"}, designs[1]]},
+        "URLs": {"designs": [{**designs[0], "url": "https://example.com/moved"}, designs[1]]},
+        "task prompts": {"tasks": [{**tasks[0], "prompt": "Buy the red shoes"}, tasks[1]]},
+        "start URLs": {"tasks": [{**tasks[0], "start_url": "/shop"}, tasks[1]]},
+        "consent text": {"consent": "We record times."}, "completion code": {"completion_code": "NEW-1"},
+    }
+    for words, change in still_editable.items():
+        assert words in editable, words
+        pipeline.check_update(running, parse_study(study_raw(status="running", **change)))  # accepted
+    refused = {
+        "time limit": {"tasks": [{**tasks[0], "time_limit": 600}, tasks[1]]},
+        "success URL": {"tasks": [{**tasks[0], "success_url": "*/done"}, tasks[1]]},
+        "order": {"tasks": [tasks[1], tasks[0]]},
+        "questionnaires": {"questionnaires": ["SUS", "NPS"]},
+        "closing comment": {"comment": False},
+        "design mode": {"within_subjects": True},
+        "split": {"designs": [{**designs[0], "weight": 0.4}, {**designs[1], "weight": 0.6}]},
+    }
+    for words, change in refused.items():
+        assert words in frozen, words
+        with pytest.raises(Conflict):
+            pipeline.check_update(running, parse_study(study_raw(status="running", **change)))
 
 
 def test_study_toml_download_round_trips_through_sync_parsing(logged_in, engine):

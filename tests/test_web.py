@@ -106,6 +106,15 @@ def test_unknown_page_is_an_html_404(logged_in):
     response = logged_in.get("/nothing/here")
     assert response.status_code == 404
     assert b"<html" in response.data
+    assert "<title>Not found · abtest</title>" in response.get_data(as_text=True)
+
+
+def test_unknown_experiment_is_titled_not_found(logged_in):
+    """An unknown key is a domain NotFound: the page says "Not found", not "Not possible"."""
+    page = logged_in.get("/experiments/no-such-thing").get_data(as_text=True)
+    assert "<title>Not found · abtest</title>" in page and "<h1>Not found</h1>" in page
+    assert "no experiment with key &#39;no-such-thing&#39;" in page
+    assert "Not possible" not in page
 
 
 def test_vendored_assets_are_unmodified():

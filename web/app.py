@@ -29,6 +29,11 @@ SECURITY_HEADERS = {
 }
 
 
+# The heading of an error page by status, where the default ("Not possible", "405 Method Not
+# Allowed") would mislead: what happened, in words; the message under it says why.
+ERROR_TITLES = {404: "Not found"}
+
+
 class _SessionInterface(SecureCookieSessionInterface):
     """Session cookies get the Secure flag whenever the request came over HTTPS."""
 
@@ -126,13 +131,15 @@ def _register_pages(app: Flask) -> None:
     def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
         if request.path.startswith("/api/"):
             return jsonify(error=exc.to_dict()), exc.status
-        return render_template("error.html", title="Not possible", message=str(exc.message)), exc.status
+        title = ERROR_TITLES.get(exc.status, "Not possible")
+        return render_template("error.html", title=title, message=str(exc.message)), exc.status
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]
         if request.path.startswith("/api/"):
             return http_error(exc)
-        return render_template("error.html", title=f"{exc.code} {exc.name}", message=exc.description), exc.code
+        title = ERROR_TITLES.get(exc.code or 500, f"{exc.code} {exc.name}")
+        return render_template("error.html", title=title, message=exc.description), exc.code
 
     @app.after_request
     def _errors_replace_the_page(response):  # type: ignore[no-untyped-def]

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import html
 import io
-import itertools
 import math
 import re
 import threading
@@ -184,17 +183,12 @@ def format_chance(chance: float | None) -> str:
 
 # ---- SVG plumbing -----------------------------------------------------------------------------------
 
-def _text_inches(lines: Sequence[str], size: float) -> float:
-    """A generous estimate of the widest line's width (DejaVu Sans averages ~0.55 em per
-    character): enough to leave room for labels without a second, measuring render pass."""
-    return max((len(line) for line in lines), default=0) * size * 0.6 / 72
-
-
-def _layout(left: float, right: float, plot: float = 5.0) -> tuple[float, float, float]:
-    """Figure width and the axes' left edge and width (as fractions) for label margins in inches;
-    the figure grows rather than squeezing the plot, and the SVG then scales to the column."""
-    width = max(10.0, left + plot + right)
-    return width, left / width, (width - left - right) / width
+# Charts are drawn narrow (a phone's column is about 360 CSS px) and scale to their column: the
+# SVG's width follows the container down to a phone, where a 10-point label still reads at about
+# 9 px, and up to MAX_SCALE times its drawn size on a desktop, where labels stop growing.
+CHART_WIDTH = 5.2  # inches
+MAX_SCALE = 1.5
+TIGHT_PAD = 0.06  # inches of white around the tight bounding box
 
 
 def _figure(width_in: float, height_in: float) -> Any:
@@ -204,9 +198,15 @@ def _figure(width_in: float, height_in: float) -> Any:
 
 
 def _svg(figure: Any, label: str) -> str:
-    """The figure as inline SVG: no prolog or metadata, with role, aria-label and title."""
+    """The figure as inline SVG: no prolog or metadata, with role, aria-label and title.
+
+    Saved with a tight bounding box, so every label (tick, axis, annotation) lies inside the
+    viewBox whatever its length; the SVG then scales to its column (``width="100%"``, height from
+    the viewBox's proportions) up to ``MAX_SCALE`` times its drawn size.
+    """
     buffer = io.StringIO()
-    figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
+    figure.savefig(buffer, format="svg", bbox_inches="tight", pad_inches=TIGHT_PAD,
+                   metadata={"Date": None, "Creator": None, "Format": None, "Type": None})
     markup = buffer.getvalue()
     markup = markup[markup.index("<svg"):]
     markup = re.sub(r"<metadata>.*?</metadata>\s*", "", markup, count=1, flags=re.DOTALL)
@@ -214,12 +214,9 @@ def _svg(figure: Any, label: str) -> str:
     # charts on one page would otherwise carry duplicate ids. Definitions (markers, clip paths)
     # keep theirs: matplotlib salts those randomly per chart.
     markup = re.sub(r'<g id="[^"]*"', "<g", markup)
-    # Scale with the page: the viewBox keeps the proportions and the width follows the column,
-    # but never below the drawing's own size, where 9-point labels would become unreadable (on a
-    # phone the page scrolls the chart sideways instead).
     view_width = float(re.search(r'viewBox="0 0 ([\d.]+) ', markup).group(1))  # type: ignore[union-attr]
     markup = re.sub(r'^<svg([^>]*?) width="[^"]*" height="[^"]*"',
-                    rf'<svg\1 width="100%" style="min-width: {view_width:.0f}px"', markup, count=1)
+                    rf'<svg\1 width="100%" style="max-width: {view_width * MAX_SCALE:.0f}pt"', markup, count=1)
     text = html.escape(label, quote=True)
     head_end = markup.index(">")
     return (f'{markup[:4]} class="chart" role="img" aria-label="{text}"{markup[4:head_end]}>'
@@ -258,10 +255,11 @@ def forest_plot(metric: MetricResult, alpha: float = 0.05) -> str | None:
 @lru_cache(maxsize=64)
 def _forest_plot(metric: MetricResult, alpha: float) -> str | None:
     """One row per comparison: the effect as a point, its interval as a whisker, and a
-    reference line at no effect (0 for differences, 1 for time ratios). Each row is labelled on
-    the chart with the comparison, the effect, its interval and whether it is significant; a
-    comparison without an estimate shows its reason instead of a point. ``None`` when the
-    metric has no comparisons."""
+    reference line at no effect (0 for differences, 1 for time ratios). Above each whisker, its
+    words: the comparison, then the effect, its interval and whether it is significant (a
+    comparison without an estimate shows its reason instead of a point). The words sit over the
+    plot rather than beside it, so the chart stays narrow enough to read on a phone. ``None``
+    when the metric has no comparisons."""
     comparisons = metric.comparisons
     if not comparisons:
         return None
@@ -271,55 +269,59 @@ def _forest_plot(metric: MetricResult, alpha: float) -> str | None:
     scale = effect_scale(metric, comparisons[0])
     label = f"Forest plot of {metric.name}: " + "; ".join(_comparison_words(metric, c, level) for c in comparisons) + "."
     rows = len(comparisons)
-    height = 0.5 * rows + 0.95  # inches: a row per comparison plus room for the axis
+    row_height = 0.78  # inches: two lines of words over a whisker
     spans = [reference]
     for comparison in comparisons:
         if comparison.effect is not None and comparison.ci is not None:
             spans += [comparison.ci[0] * scale, comparison.ci[1] * scale]
     low_end, high_end = min(spans), max(spans)
-    pad = (high_end - low_end) * 0.06 or (0.05 if ratio else 1.0)
-    row_labels = [f"{c.variant} vs {c.baseline}" for c in comparisons]
-    value_labels = [f"{format_effect(metric, c)}   {_ci_label(c, level)} {format_effect_ci(metric, c)}"
-                    for c in comparisons]
-    width, left, plot_width = _layout(_text_inches(row_labels, 10) + 0.35, _text_inches(value_labels, 9.5) + 0.45)
+    pad = (high_end - low_end) * 0.05 or (0.05 if ratio else 1.0)
+    plot_height = row_height * rows
+    height = plot_height + 0.55  # room for the axis below (the tight box trims what is unused)
+    words_box = {"boxstyle": "square,pad=0.15", "facecolor": "white", "edgecolor": "none"}
     with _LOCK:
         import matplotlib
+        from matplotlib.ticker import MaxNLocator
 
         with matplotlib.rc_context(_RC):
-            figure = _figure(width, height)
-            axes = figure.add_axes((left, 0.62 / height, plot_width, 0.5 * rows / height))
+            figure = _figure(CHART_WIDTH, height)
+            axes = figure.add_axes((0.03, 0.5 / height, 0.94, plot_height / height))
             _style_ticks(axes)
             axes.set_xlim(low_end - pad, high_end + pad)
-            axes.set_ylim(-0.5, rows - 0.5)
+            axes.set_ylim(-0.3, rows - 0.3)  # a whisker at each integer, its words in the 0.7 above it
             axes.axvline(reference, color=REFERENCE, linewidth=1, linestyle=(0, (4, 3)), zorder=1)
             axes.annotate("same time" if ratio else "no effect", (reference, 1), xycoords=("data", "axes fraction"),
-                          xytext=(0, 1), textcoords="offset points", ha="center", va="bottom", fontsize=8,
+                          xytext=(0, 2), textcoords="offset points", ha="center", va="bottom", fontsize=8,
                           color=REFERENCE, annotation_clip=False)
             for row, comparison in enumerate(comparisons):
                 y = rows - 1 - row  # first comparison on top, as in the table
                 if comparison.effect is None or comparison.ci is None:
-                    axes.annotate(f"no estimate: {comparison.reason or 'not enough data'}", (0.02, y),
-                                  xycoords=("axes fraction", "data"), va="center", fontsize=9, style="italic",
-                                  color=NEUTRAL)
-                    text = "no estimate"
+                    words = f"no estimate: {comparison.reason or 'not enough data'}"
+                    colour = NEUTRAL
                 else:
                     significant = comparison.significant
                     colour = SIGNIFICANT if significant else NEUTRAL
                     low, high = (v * scale for v in comparison.ci)
                     axes.hlines(y, low, high, color=colour, linewidth=2, zorder=2)
-                    axes.vlines((low, high), y - 0.13, y + 0.13, color=colour, linewidth=2, zorder=2)
+                    axes.vlines((low, high), y - 0.1, y + 0.1, color=colour, linewidth=2, zorder=2)
                     axes.plot([comparison.effect * scale], [y], marker="s" if significant else "o", markersize=9,
                               markerfacecolor=colour if significant else "white", markeredgecolor=colour,
                               markeredgewidth=2, linestyle="none", zorder=3)
-                    text = (f"{format_effect(metric, comparison)}   {_ci_label(comparison, level)} "
-                            f"{format_effect_ci(metric, comparison)}\n"
-                            f"{'■ significant' if significant else '○ not significant'}")
-                axes.annotate(text, (1.03, y), xycoords=("axes fraction", "data"), va="center", fontsize=9.5,
-                              color=INK, linespacing=1.5, annotation_clip=False)
-            axes.set_yticks(range(rows), list(reversed(row_labels)), fontsize=10)
-            axes.tick_params(axis="y", length=0, pad=8)
+                    words = (f"{format_effect(metric, comparison)} · {_ci_label(comparison, level)} "
+                             f"{format_effect_ci(metric, comparison)} · "
+                             f"{'■ significant' if significant else '○ not significant'}")
+                axes.annotate(f"{comparison.variant} vs {comparison.baseline}", (0, y),
+                              xycoords=("axes fraction", "data"), xytext=(0, 25), textcoords="offset points",
+                              va="bottom", fontsize=10.5, fontweight="bold", color=INK, bbox=words_box, zorder=4,
+                              annotation_clip=False)
+                axes.annotate(words, (0, y), xycoords=("axes fraction", "data"), xytext=(0, 9),
+                              textcoords="offset points", va="bottom", fontsize=10, color=INK, bbox=words_box,
+                              zorder=4, annotation_clip=False,
+                              style="italic" if comparison.effect is None or comparison.ci is None else "normal")
+            axes.xaxis.set_major_locator(MaxNLocator(nbins=6))  # room for each tick label on a phone
+            axes.set_yticks([])
             axes.spines["left"].set_visible(False)
-            axes.set_xlabel(f"{effect_axis_label(metric, comparisons[0])}", fontsize=9)
+            axes.set_xlabel(f"{effect_axis_label(metric, comparisons[0])}", fontsize=9.5)
             return _svg(figure, label)
 
 
@@ -329,15 +331,6 @@ def _day(text: str) -> Any:
     from datetime import date
 
     return date.fromisoformat(text[:10])
-
-
-def _spread(values: list[float], gap: float) -> list[float]:
-    """Label positions near ``values`` but at least ``gap`` apart, so end labels never overlap."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    placed = list(values)
-    for before, after in itertools.pairwise(order):
-        placed[after] = max(placed[after], placed[before] + gap)
-    return placed
 
 
 def cumulative_chart(report: Report) -> str | None:
@@ -351,8 +344,8 @@ def _cumulative_chart(series: tuple[SeriesPoint, ...], metric: MetricResult | No
                       analysis: str) -> str | None:
     """The primary comparison's effect and interval as they stood at the end of each day
     (``report.series``): one line and shaded band per treatment variant (each with its own line
-    style and marker), a zero line, and each line labelled at its end. ``None`` when the series
-    is empty or has no estimate at all."""
+    style and marker), a zero line, and a key above the plot naming each line with where it
+    ends. ``None`` when the series is empty or has no estimate at all."""
     points: Sequence[SeriesPoint] = [p for p in series if p.effect is not None and p.ci is not None]
     if not points:
         return None
@@ -382,25 +375,28 @@ def _cumulative_chart(series: tuple[SeriesPoint, ...], metric: MetricResult | No
     span = [0.0] + [p.effect * scale for p in points] + [v * scale for p in settled for v in p.ci]  # type: ignore[operator, union-attr]
     low_end, high_end = min(span), max(span)
     pad = (high_end - low_end) * 0.12 or 1.0
-    end_labels = {variant: (f"{variant} vs {baseline}", number(mine[-1].effect),  # type: ignore[arg-type]
-                            f"{level} CI {number(mine[-1].ci[0], unit=False)} to {number(mine[-1].ci[1])}")  # type: ignore[index]
-                  for variant, mine in by_variant.items()}
-    width, left, plot_width = _layout(0.85, _text_inches([line for lines in end_labels.values() for line in lines], 9.5)
-                                      + 0.3, plot=6.0)
+    key_labels = {}
+    for variant, mine in by_variant.items():
+        ends = f"{variant} vs {baseline} ends at {number(mine[-1].effect)}"  # type: ignore[arg-type]
+        interval_words = f"({level} CI {number(mine[-1].ci[0], unit=False)} to {number(mine[-1].ci[1])})"  # type: ignore[index]
+        # One line while it fits the narrow drawing, else the interval on a line of its own.
+        key_labels[variant] = f"{ends} {interval_words}" if len(ends) + len(interval_words) < 60 else \
+            f"{ends}\n{interval_words}"
     with _LOCK:
         import matplotlib
         import matplotlib.dates as mdates
+        from matplotlib.lines import Line2D
 
         with matplotlib.rc_context(_RC):
-            figure = _figure(width, 3.6)
-            axes = figure.add_axes((left, 0.15, plot_width, 0.8))
+            figure = _figure(CHART_WIDTH, 3.2)
+            axes = figure.add_axes((0.14, 0.16, 0.84, 0.8))
             _style_ticks(axes)
             axes.set_ylim(low_end - pad, high_end + pad)
             axes.axhline(0, color=REFERENCE, linewidth=1, linestyle=(0, (4, 3)), zorder=1)
             axes.annotate("no effect", (0, 0), xycoords=("axes fraction", "data"), xytext=(4, 3),
                           textcoords="offset points", va="bottom", fontsize=8, color=REFERENCE, zorder=4,
                           bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.85})
-            ends = []
+            keys = []
             for index, (variant, mine) in enumerate(by_variant.items()):
                 colour, linestyle, marker = SERIES_STYLES[index % len(SERIES_STYLES)]
                 x = [_day(p.day) for p in mine]
@@ -413,13 +409,13 @@ def _cumulative_chart(series: tuple[SeriesPoint, ...], metric: MetricResult | No
                 axes.plot(x, y, color=colour, linewidth=2, linestyle=linestyle, marker=marker, markersize=4.5, zorder=3)
                 if len(mine) == 1:
                     axes.vlines(x, low, high, color=colour, linewidth=2)
-                ends.append((variant, colour, x[-1], y[-1], mine[-1]))
-            placed = _spread([end[3] for end in ends], (high_end - low_end + 2 * pad) * 0.22)
-            for (variant, colour, x_end, y_end, _last), y_text in zip(ends, placed, strict=True):
-                axes.annotate("\n".join(end_labels[variant]),
-                              (x_end, y_end), xytext=(1.02, y_text), textcoords=("axes fraction", "data"),
-                              va="center", fontsize=9.5, color=colour, linespacing=1.5, annotation_clip=False)
-            locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+                keys.append(Line2D([], [], color=colour, linewidth=2, linestyle=linestyle, marker=marker,
+                                   markersize=4.5, label=key_labels[variant]))
+            # The key above the plot names each line with where it ends (its line style and marker
+            # as well as its colour); above rather than beside, so the chart stays phone-narrow.
+            axes.legend(handles=keys, loc="lower left", bbox_to_anchor=(0, 1.03), borderaxespad=0, frameon=False,
+                        fontsize=9.5, handlelength=2.6, labelcolor="linecolor")
+            locator = mdates.AutoDateLocator(minticks=3, maxticks=6)
             axes.xaxis.set_major_locator(locator)
             axes.xaxis.set_major_formatter(mdates.DateFormatter("%b %-d"))
             if len(days) == 1:
@@ -427,6 +423,6 @@ def _cumulative_chart(series: tuple[SeriesPoint, ...], metric: MetricResult | No
 
                 only = _day(days[0])
                 axes.set_xlim(only - timedelta(days=1), only + timedelta(days=1))
-            axes.set_ylabel(f"difference vs {baseline}" + (" (points)" if rate else ""), fontsize=9)
-            axes.set_xlabel(f"end of day (UTC), all data so far; band: {level} {interval} interval", fontsize=9)
+            axes.set_ylabel(f"difference vs {baseline}" + (" (points)" if rate else ""), fontsize=9.5)
+            axes.set_xlabel(f"end of day (UTC), all data so far; band: {level} {interval} interval", fontsize=9.5)
             return _svg(figure, label)

@@ -57,7 +57,7 @@ def test_designer_creates_launches_and_reads_results(page, demo, site):  # type:
     page.fill("#variants-1-weight", "0.6")
     page.fill("#metrics-0-name", "signup")
     page.click("button:has-text('Create draft')")
-    assert "must match" in page.inner_text("#key-error")
+    assert "lowercase letters, digits and dashes" in page.inner_text("#key-error")
     assert "sum to 1.2" in page.inner_text("#variants-error")
     assert page.get_attribute("#key", "aria-invalid") == "true"
     shot(page, "2-form-errors")
