@@ -178,12 +178,13 @@ def analyze(key: str, output: str, by: str | None) -> None:
 # (tests check them against abtest.store.registry.TRANSITIONS and abtest.kinds.KINDS).
 STATUSES = ("draft", "running", "stopped", "archived")
 KIND_NAMES = ("experiment", "study")
-WIDTH = 100  # terminal output fits this many columns
 
 
 def _list_lines(rows: list[tuple[str, str, str, str, str]]) -> list[str]:
     """KEY, KIND, STATUS, STARTED, NAME as aligned columns, the name wrapped to fit ``WIDTH``."""
     import textwrap
+
+    from abtest.report_text import WIDTH  # the one terminal width (``abtest analyze`` keeps it too)
 
     header = ("key", "kind", "status", "started", "name")
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(4)]

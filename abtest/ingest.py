@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
 from abtest.models import Experiment, Variant
-from abtest.store.events import MAX_DURATION_MS, as_utc, event_row, first_exposures, write_events
+from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
@@ -280,6 +280,6 @@ def _before_exposure(conn: sa.Connection, conversions: list[tuple[int, dict[str,
     early = []
     for experiment_id, items in by_experiment.items():
         first = first_exposures(conn, experiment_id, {row["unit"] for _i, row in items})
-        early += [i for i, row in items if row["unit"] in first and as_utc(row["ts"]) < first[row["unit"]]]
+        early += [i for i, row in items if row["unit"] in first and row["ts"] < first[row["unit"]]]
     return sorted(early)
 

@@ -237,13 +237,17 @@ def _number(value: float) -> str:
     return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
+def _ci_words(comparison: Comparison, level: str) -> str:
+    """"95% CI", or "Holm-adjusted 95% CI" where the interval matches an adjusted decision."""
+    ci = f"{level} CI".strip()
+    return f"{comparison.ci_adjustment}-adjusted {ci}" if comparison.ci_adjustment else ci
+
+
 def describe_effect(metric: MetricResult, comparison: Comparison, level: str = "") -> str:
     """'green raises purchase by 2.5 points (95% CI 0.5 to 4.5)': the effect always with its interval."""
     assert comparison.effect is not None and comparison.ci is not None
     low, high = comparison.ci
-    ci = f"{level} CI".strip()
-    if comparison.ci_adjustment:
-        ci = f"{comparison.ci_adjustment}-adjusted {ci}"
+    ci = _ci_words(comparison, level)
     if comparison.effect_kind == "ratio":  # task times: below 1 is faster
         change = 1 - comparison.effect
         direction = "faster" if change > 0 else "slower"
@@ -262,9 +266,7 @@ def describe_estimate(metric: MetricResult, comparison: Comparison, level: str =
     for results that are not significant (a verb such as "raises" would claim what is not known)."""
     assert comparison.effect is not None and comparison.ci is not None
     low, high = comparison.ci
-    ci = f"{level} CI".strip()
-    if comparison.ci_adjustment:
-        ci = f"{comparison.ci_adjustment}-adjusted {ci}"
+    ci = _ci_words(comparison, level)
     who = f"{comparison.variant} against {comparison.baseline}"
     if comparison.effect_kind == "ratio":
         return f"{who}: {metric.name} time ratio {comparison.effect:.2f} ({ci} {low:.2f} to {high:.2f})"

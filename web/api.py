@@ -111,15 +111,16 @@ def config():  # type: ignore[no-untyped-def]
 def _snippet_definition(session: Session, key: str) -> tuple[Any, Any]:
     """The row and definition of a test the public routes may touch: of a snippet kind, and for a
     public key running; anything else answers exactly as an unknown key does (404, nothing stored)."""
+    public = g.token_kind == "public"
     try:
         row, definition = pipeline.load(session, key)
         require_snippet_kind(row.kind, key)
-        if g.token_kind == "public" and definition.status != "running":
-            raise NotFound("not running")
     except NotFound:
-        if g.token_kind != "public":
+        if not public:
             raise
-        raise NotFound(f"no running experiment with key {key!r}", field="experiment") from None
+        row = definition = None
+    if public and (definition is None or definition.status != "running"):
+        raise NotFound(f"no running experiment with key {key!r}", field="experiment")
     return row, definition
 
 

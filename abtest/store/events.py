@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -72,13 +72,8 @@ def first_exposures(conn: sa.Connection, experiment_id: int, units: set[str]) ->
     for start in range(0, len(ordered), 500):  # bounded IN lists
         query = (sa.select(e.unit, sa.func.min(e.ts)).where(e.experiment_id == experiment_id, e.type == "exposure",
                                                              e.unit.in_(ordered[start:start + 500])).group_by(e.unit))
-        out.update({unit: as_utc(ts) for unit, ts in conn.execute(query)})
+        out.update({unit: ts for unit, ts in conn.execute(query)})  # UTCDateTime: aware UTC on both backends
     return out
-
-
-def as_utc(ts: datetime) -> datetime:
-    """An aware UTC time (SQLite hands back naive ones, PostgreSQL aware)."""
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def exposure_id(experiment: str, variant: str, unit: str, forced: bool) -> str:
