@@ -249,6 +249,7 @@ class RollupMeasure(SQLModel, table=True):
     first_ts: datetime = _ts()  # the unit's first exposure
     first_day: str = Field(max_length=10)
     k: int = 0  # events at or after first exposure (retention: 1 when the unit came back)
+    k_pre: int = 0  # events before it: counted in no metric, reported as left out
     post: float = 0.0  # sum of values at or after first exposure
     pre: float = 0.0  # sum of values before it (CUPED's covariate)
     converted_day: str | None = Field(default=None, max_length=10)  # UTC day of the first event after exposure
