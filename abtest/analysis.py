@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from abtest.aggregates.base import AggregateSource, Aggregates, ExposedUnits, Failed, Request, Slice
+from abtest.aggregates.base import AggregateSource, Aggregates, EventTotals, ExposedUnits, Failed, Request, Slice
 from abtest.comparisons import adjust, comparison, segment_results, variant_row
 from abtest.definitions import ExperimentDef
 from abtest.errors import AbtestError, InsufficientData
@@ -187,7 +187,19 @@ def analyze(definition: ExperimentDef, source: AggregateSource, now: datetime, b
                 f"(p = {srm_result.p_value:.2g}), so the results are not trustworthy until its cause is found. " + text)
     return Report(definition.key, definition.status, definition.analysis, definition.alpha, units, srm_result,
                   tuple(metrics), power, text, dict(counts.excluded), series, horizon_reached=allowed,
-                  breakdown=_breakdown(aggregates, definition))
+                  breakdown=_breakdown(aggregates, definition), before_exposure=_before_exposure(whole))
+
+
+def _before_exposure(whole: Slice) -> dict[str, int]:
+    """Per event, the conversions stamped before their unit's first exposure: accepted, counted
+    in no metric, and so reported as left out rather than dropped silently."""
+    out = {}
+    for request, answer in whole.values.items():
+        if isinstance(request, EventTotals) and isinstance(answer, Mapping):
+            n = sum(stat.before_exposure for stat in answer.values())
+            if n:
+                out[request.event] = n
+    return out
 
 
 def _breakdown(aggregates: Aggregates, definition: ExperimentDef) -> Breakdown | None:

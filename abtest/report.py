@@ -212,11 +212,13 @@ class Report:
     kind: str = "experiment"
     breakdown: Breakdown | None = None
     details: Any = None  # the kind's own readings (a record with to_dict), e.g. a study's participants
+    before_exposure: dict[str, int] = field(default_factory=dict)  # per event: stamped before the unit's exposure
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             "experiment": self.experiment, "kind": self.kind, "status": self.status, "analysis": self.analysis,
             "alpha": self.alpha, "units": dict(self.units), "excluded": dict(self.excluded),
+            "before_exposure": dict(self.before_exposure),
             "srm": self.srm.to_dict(),
             "metrics": [m.to_dict(with_segments=self.breakdown is not None) for m in self.metrics],
             "power": self.power.to_dict(), "verdict": self.verdict, "horizon_reached": self.horizon_reached,

@@ -119,8 +119,9 @@ def _comparison_table(metric: MetricResult, comparisons: tuple[Comparison, ...],
         return []
     rows = [row for i, c in enumerate(comparisons)
             for row in _comparison_rows(metric, (c,), prefixes[i] if prefixes else "")]
-    return _fit_table(_COMPARISON_HEADER, rows, text_column=7, below=True,
-                      shared=not any(c.reason for c in comparisons))
+    # Intervals widened to match Holm-adjusted decisions say so, as the results page does.
+    header = [("Holm CI" if h == "CI" and any(c.ci_adjustment for c in comparisons) else h) for h in _COMPARISON_HEADER]
+    return _fit_table(header, rows, text_column=7, below=True, shared=not any(c.reason for c in comparisons))
 
 
 def to_text(report: Report) -> str:
@@ -134,6 +135,9 @@ def to_text(report: Report) -> str:
     out += _wrap(f"units: {units}")
     if any(report.excluded.values()):
         out += _wrap("excluded: " + ", ".join(f"{k.replace('_', ' ')} {v:,}" for k, v in report.excluded.items() if v))
+    if report.before_exposure:
+        out += _wrap("left out, stamped before the unit's first exposure: "
+                     + ", ".join(f"{e} {n:,}" for e, n in sorted(report.before_exposure.items())))
     srm = report.srm
     srm_text = srm.reason or f"p = {srm.p_value:.3g}" + ("  ALARM: the split is off the weights" if srm.alarm else "")
     out += _wrap(f"sample ratio ({srm.method}): {srm_text}")

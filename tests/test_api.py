@@ -496,3 +496,28 @@ def test_conversions_stamped_before_the_exposure_are_named_in_the_answer(client,
     late = client.post("/api/v1/events", headers=tokens["pk"], json={"events": [
         {**exposure("bob"), "ts": at(3)}, conversion("bob", 0)]}).get_json()
     assert late["before_exposure"] == [1]  # against the exposure stored in the same batch
+
+
+def test_the_report_counts_the_conversions_it_left_out_for_coming_before_the_exposure(
+        client, tokens, logged_in, seeded_experiment):
+    """Issue 15: each is named at ingestion and again in the report, per event; the ones after
+    the exposure still count, the early ones in no metric."""
+    base = datetime.now(UTC) - timedelta(minutes=10)
+
+    def event(kind: str, unit: str, minutes: int, **more: object) -> dict:
+        return {"id": str(uuid.uuid4()), "type": kind, "experiment": "checkout-button", "unit": unit,
+                "ts": (base + timedelta(minutes=minutes)).isoformat(), **more}
+
+    batch = [event("exposure", "ann", 5, variant="control"), event("exposure", "bob", 5, variant="control"),
+             event("conversion", "ann", 1, event="purchase"), event("conversion", "ann", 2, event="purchase"),
+             event("conversion", "bob", 6, event="purchase")]
+    assert client.post("/api/v1/events", headers=tokens["pk"], json={"events": batch}).status_code == 202
+    report = client.get("/api/v1/experiments/checkout-button/results", headers=tokens["sk"]).get_json()
+    assert report["before_exposure"] == {"purchase": 2}
+    purchase = next(m for m in report["metrics"] if m["name"] == "purchase")
+    assert {v["variant"]: v["n"] for v in purchase["variants"]}["control"] == 2
+    control = next(v for v in purchase["variants"] if v["variant"] == "control")
+    assert control["value"] == 0.5  # bob's conversion counts; ann's two early ones do not
+    page = logged_in.get("/experiments/checkout-button/results").get_data(as_text=True)
+    line = page.split('id="before-exposure"')[1].split("</p>")[0]
+    assert "2 <code>purchase</code> events" in line and "first exposure" in line

@@ -31,3 +31,38 @@ def test_downgrade_to_base_and_back(tmp_path):
     assert pending_migrations(engine)
     upgrade(engine)
     assert not pending_migrations(engine)
+
+
+def test_rollups_built_before_0007_are_rebuilt_to_count_early_conversions(tmp_path):
+    """0007 adds ``k_pre``: rollups built before it would report 0 early conversions for ever, so
+    the migration marks every unit for a rebuild and the next report counts them."""
+    import tomllib
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+    from sqlmodel import Session
+
+    from abtest import pipeline
+    from abtest.db import make_engine
+    from abtest.kinds import parse_definition
+    from tests.conftest import CHECKOUT_TOML
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    upgrade(engine, "0006")
+    with Session(engine) as session:
+        pipeline.create(session, parse_definition(tomllib.loads(CHECKOUT_TOML)))
+        session.commit()
+        experiment_id = session.exec(sa.text("SELECT id FROM experiments")).scalar_one()
+    t = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    rows = [("e1", "exposure", None, t), ("c1", "conversion", "purchase", t - timedelta(hours=1))]
+    with engine.begin() as conn:
+        for event_id, kind, event, ts in rows:
+            conn.execute(sa.text("INSERT INTO events (experiment_id, event_id, type, unit, variant, forced, event, ts, "
+                                 "received_at) VALUES (:x, :id, :type, 'ann', 'control', 0, :event, :ts, :ts)"),
+                         {"x": experiment_id, "id": event_id, "type": kind, "event": event, "ts": ts})
+        # As a refresh under 0006 leaves it: the unit rolled up, no mark left.
+        conn.execute(sa.text("DELETE FROM rollup_dirty"))
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT unit FROM rollup_dirty")).scalars().all() == ["ann"]
+    assert pipeline.analyze(engine, "checkout-button", now=t + timedelta(days=1)).before_exposure == {"purchase": 1}

@@ -62,12 +62,15 @@ class EventTotals(Request):
 @dataclass(frozen=True, slots=True)
 class EventStats:
     """``post`` and ``pre`` are moments around their own shifts (values near the data, against
-    cancellation); ``cross`` is Σ (post − post.shift)·(pre − pre.shift) over the units."""
+    cancellation); ``cross`` is Σ (post − post.shift)·(pre − pre.shift) over the units.
+    ``before_exposure``: the events stamped before their unit's first exposure, which count in
+    no metric (the report says how many were left out)."""
 
     units: Counts
     post: Moments
     pre: Moments
     cross: float
+    before_exposure: int = 0
 
     def recentred(self, post_shift: float, pre_shift: float) -> EventStats:
         """The same units' sums around other shifts (unchanged when they are equal)."""
@@ -75,7 +78,8 @@ class EventStats:
             return self
         dy, dx = self.post.shift - post_shift, self.pre.shift - pre_shift
         cross = self.cross + dx * self.post.total + dy * self.pre.total + self.post.n * dx * dy
-        return EventStats(self.units, self.post.recentred(post_shift), self.pre.recentred(pre_shift), cross)
+        return EventStats(self.units, self.post.recentred(post_shift), self.pre.recentred(pre_shift), cross,
+                          self.before_exposure)
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,8 @@ def add(a: Any, b: Any) -> Any:
         if a.post.n == 0:
             a, b = b, a
         b = b.recentred(a.post.shift, a.pre.shift)
-        return EventStats(add(a.units, b.units), add(a.post, b.post), add(a.pre, b.pre), a.cross + b.cross)
+        return EventStats(add(a.units, b.units), add(a.post, b.post), add(a.pre, b.pre), a.cross + b.cross,
+                          a.before_exposure + b.before_exposure)
     if isinstance(a, UnitCounts):
         return UnitCounts(_add_maps(a.units, b.units), _add_maps(a.excluded, b.excluded))
     if isinstance(a, ParticipantCounts):

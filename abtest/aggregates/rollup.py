@@ -304,15 +304,17 @@ def _insert_measures(conn: sa.Connection, experiment_id: int, measures: Measures
                                     analysable()))
     after = ev.c.ts >= UNITS.c.first_ts
     columns = ["experiment_id", "kind", "name", "unit", "variant", "first_ts", "first_day",
-               "k", "post", "pre", "converted_day", "log_n", "log_sum"]
+               "k", "k_pre", "post", "pre", "converted_day", "log_n", "log_sum"]
 
     def insert(kind: str, name: sa.ColumnElement[str], where: sa.ColumnElement[bool], k: sa.ColumnElement[int],
                post: sa.ColumnElement[float], pre: sa.ColumnElement[float], converted_day: sa.ColumnElement[object],
-               log_n: sa.ColumnElement[int], log_sum: sa.ColumnElement[float]) -> None:
+               log_n: sa.ColumnElement[int], log_sum: sa.ColumnElement[float],
+               k_pre: sa.ColumnElement[int] | None = None) -> None:
         named = [name] if isinstance(name, sa.Column) else []
         conn.execute(MEASURES.insert().from_select(columns, (
             sa.select(ev.c.experiment_id, sa.literal(kind, sa.String), name, ev.c.unit, UNITS.c.variant_lo,
-                      UNITS.c.first_ts, UNITS.c.first_day, k, post, pre, converted_day, log_n, log_sum)
+                      UNITS.c.first_ts, UNITS.c.first_day, k, sa.literal(0) if k_pre is None else k_pre,
+                      post, pre, converted_day, log_n, log_sum)
             .select_from(joined)
             .where(ev.c.experiment_id == experiment_id, within(ev.c.unit), where)
             .group_by(ev.c.experiment_id, ev.c.unit, *named, UNITS.c.variant_lo, UNITS.c.first_ts,
@@ -325,7 +327,8 @@ def _insert_measures(conn: sa.Connection, experiment_id: int, measures: Measures
                sa.func.sum(sa.case((after, 1), else_=0)),
                sa.func.sum(sa.case((after, value), else_=0.0)),
                sa.func.sum(sa.case((after, 0.0), else_=value)),
-               utc_day(sa.func.min(sa.case((after, ev.c.ts)))), zero, zero_f)
+               utc_day(sa.func.min(sa.case((after, ev.c.ts)))), zero, zero_f,
+               k_pre=sa.func.sum(sa.case((after, 0), else_=1)))
     if measures.tasks:
         insert("task", ev.c.task,
                sa.and_(ev.c.type == "task", ev.c.task.in_(measures.tasks), ev.c.success.is_(True),

@@ -8,7 +8,8 @@ value per measure), not from zero: sums of x and x² would cancel the variance o
 
 Who counts: a unit's first exposure fixes its variant and start time. Units exposed to more than
 one variant, and units forced by a QA override, are left out of every metric and counted in
-``excluded``. A conversion counts when it happened at or after the unit's first exposure.
+``excluded``. A conversion counts when it happened at or after the unit's first exposure; those
+stamped before it are counted apart (``before_exposure``), so the report can say they were left out.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ def event_totals(conn: sa.Connection, experiment_id: int, requests: Sequence[Eve
     dy, dx = m.post - c_post, m.pre - c_pre
     query = _measure("event", names, labels, sa.func.count(), sa.func.sum(sa.case((m.k > 0, 1), else_=0)),
                      sa.func.sum(dy), sa.func.sum(dy * dy), sa.func.sum(dx), sa.func.sum(dx * dx),
-                     sa.func.sum(dy * dx), sa.func.max(c_post), sa.func.max(c_pre)
+                     sa.func.sum(dy * dx), sa.func.sum(m.k_pre), sa.func.max(c_post), sa.func.max(c_pre)
                      ).where(m.experiment_id == experiment_id)
     sums: dict[tuple[Seg, str, str], tuple[Any, ...]] = {}
     shifts: dict[str, tuple[float, float]] = {}
@@ -197,11 +198,13 @@ def event_totals(conn: sa.Connection, experiment_id: int, requests: Sequence[Eve
         for seg, counts in units.items():
             per[seg] = {}
             for variant, n in counts.units.items():
-                rows, x, s, ss, p, pp, sp = sums.get((seg, request.event, variant), (0, 0, 0.0, 0.0, 0.0, 0.0, 0.0))
+                rows, x, s, ss, p, pp, sp, early = sums.get((seg, request.event, variant),
+                                                            (0, 0, 0.0, 0.0, 0.0, 0.0, 0.0, 0))
                 missing = n - int(rows)  # units without a row: value 0 after and before exposure
                 post = Moments(n, float(s or 0) - missing * cy, float(ss or 0) + missing * cy * cy, cy)
                 pre = Moments(n, float(p or 0) - missing * cx, float(pp or 0) + missing * cx * cx, cx)
-                per[seg][variant] = EventStats(Counts(n, int(x or 0)), post, pre, float(sp or 0) + missing * cy * cx)
+                per[seg][variant] = EventStats(Counts(n, int(x or 0)), post, pre, float(sp or 0) + missing * cy * cx,
+                                               int(early or 0))
         out[request] = per
     return out
 
