@@ -483,6 +483,10 @@ def print_report(results: list[dict], skipped: list[str], total_s: float) -> Non
                 verdict = "met" if r[key] < target else "NOT met"
                 print(f"target PostgreSQL {r['target_events']:,} events < {target:.0f} s, {label}: {verdict} "
                       f"({r[key]:.2f} s)")
+        if r["backend"] == "postgresql":
+            ratio = r["build_s"] / r["group_s"]
+            print(f"target PostgreSQL {r['rows']:,} events: rollup build <= 2x one per-unit GROUP BY: "
+                  f"{'met' if ratio <= 2 else 'NOT met'} ({ratio:.1f}x)")
     for line in skipped:
         print(f"skipped: {line}")
     for r in results:
