@@ -70,12 +70,16 @@ def revoke_token(session: Session, prefix: str) -> ApiToken:
     return row
 
 
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(f"use at least {MIN_PASSWORD_LENGTH} characters", field="password")
+
+
 def create_user(session: Session, email: str, password: str) -> User:
     email = email.strip().lower()
     if not _EMAIL.fullmatch(email):
         raise ValidationError(f"{email!r} is not an email address", field="email")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise ValidationError(f"use at least {MIN_PASSWORD_LENGTH} characters", field="password")
+    _check_password(password)
     if session.exec(select(User).where(User.email == email)).first() is not None:
         raise Conflict(f"a user {email} already exists", field="email")
     user = User(email=email, password_hash=_hasher.hash(password))
@@ -96,4 +100,40 @@ def authenticate(session: Session, email: str, password: str) -> User | None:
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
         session.add(user)
+    return user
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.exec(select(User).order_by(col(User.id))).all())
+
+
+def get_user(session: Session, email: str) -> User:
+    user = session.exec(select(User).where(User.email == email.strip().lower())).first()
+    if user is None:
+        raise NotFound(f"no designer login {email.strip().lower()}", field="email")
+    return user
+
+
+def end_sessions(session: Session, user: User) -> None:
+    """Invalidate every session of ``user``: cookies carry the version they were issued with."""
+    # Incremented in SQL, so two workers ending sessions at once cannot both write the same number.
+    user.session_version = col(User.session_version) + 1  # type: ignore[assignment]
+    session.add(user)
+    session.flush()
+
+
+def set_password(session: Session, email: str, password: str) -> User:
+    """A new password for ``email``; every session logged in with the old one ends."""
+    _check_password(password)
+    user = get_user(session, email)
+    user.password_hash = _hasher.hash(password)
+    end_sessions(session, user)
+    return user
+
+
+def delete_user(session: Session, email: str) -> User:
+    """Remove a designer login (the audit log keeps the email as text, so history stays readable)."""
+    user = get_user(session, email)
+    session.delete(user)
+    session.flush()
     return user

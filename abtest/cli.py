@@ -341,27 +341,10 @@ def token_revoke(prefix: str) -> None:
     click.echo(f"revoked {row.prefix}… ({row.kind}) {row.name}")
 
 
-@main.group()
-def user() -> None:
-    """Manage designer logins."""
+# The `user` commands live in their own module (designer logins and their sessions).
+from abtest.cli_users import user  # noqa: E402  (after main's helpers, which it uses lazily)
 
-
-@user.command("create")
-@click.argument("email")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input instead of prompting.")
-def user_create(email: str, password_stdin: bool) -> None:
-    """Create a designer login for EMAIL (password prompted twice, or read from stdin)."""
-    from abtest.accounts import create_user
-    from abtest.db import session_scope
-
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    _settings, engine = open_database()
-    with session_scope(engine) as session:
-        created = create_user(session, email, password)
-    click.echo(f"created designer login {created.email}")
+main.add_command(user)
 
 
 @main.group()

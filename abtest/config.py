@@ -10,11 +10,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from abtest.errors import ValidationError
+
 SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
+    "ABTEST_SESSION_IDLE_MINUTES": "a designer session unused this long ends and asks for the password again (default: 480, i.e. 8 hours; every session ends 14 days after its login anyway)",
 }
+
+DEFAULT_SESSION_IDLE_MINUTES = 480
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +27,10 @@ class Settings:
     database_url: str
     secret_key: str
     instance_path: Path
+    session_idle_minutes: int = DEFAULT_SESSION_IDLE_MINUTES
+    # Set by ``abtest serve --demo`` only (never from the environment): the login page may then
+    # show the demo login.
+    demo: bool = False
 
     @property
     def is_sqlite(self) -> bool:
@@ -48,10 +57,24 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
+def _idle_minutes(raw: str | None) -> int:
+    if not raw:
+        return DEFAULT_SESSION_IDLE_MINUTES
+    try:
+        minutes = int(raw)
+    except ValueError:
+        minutes = 0
+    if minutes < 1:
+        raise ValidationError(f"{raw!r} is not a whole number of minutes (at least 1)",
+                              field="ABTEST_SESSION_IDLE_MINUTES")
+    return minutes
+
+
 def load_settings(environ: dict[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     instance = Path(env.get("ABTEST_INSTANCE_PATH") or "instance").resolve()
     instance.mkdir(parents=True, exist_ok=True)
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
-    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance)
+    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
+                    session_idle_minutes=_idle_minutes(env.get("ABTEST_SESSION_IDLE_MINUTES")))

@@ -153,6 +153,26 @@ class User(SQLModel, table=True):
     email: str = Field(max_length=254, sa_column_kwargs={"unique": True})
     password_hash: str = Field(max_length=255)
     created_at: datetime = _ts()
+    # Stored in every session cookie; logging out or a new password bumps it, so every cookie
+    # issued before (a copied one too) stops working.
+    session_version: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+
+
+class LoginFailure(SQLModel, table=True):
+    """One failed designer login, kept for the throttle's window (``abtest.login_throttle``).
+
+    The account and the client address are stored as SHA-256 digests: the throttle only needs
+    to count them, and a table of typed-in emails and addresses would be personal data to guard.
+    """
+
+    __tablename__ = "login_failures"
+    __table_args__ = (sa.Index("ix_login_failures_account_at", "account", "at"),
+                      sa.Index("ix_login_failures_address_at", "address", "at"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _ts()
+    account: str = Field(max_length=64)
+    address: str = Field(max_length=64)
 
 
 # --- Usability studies (abtest.studies): a study is an ``experiments`` row with kind="study" whose

@@ -38,7 +38,8 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 def test_every_command_has_help():
     runner = CliRunner()
     for args in ([], ["serve"], ["sync"], ["assign"], ["token", "create"], ["token", "list"],
-                 ["token", "revoke"], ["user", "create"], ["db", "upgrade"], ["db", "rollup"], ["list"],
+                 ["token", "revoke"], ["user", "create"], ["user", "list"], ["user", "passwd"],
+                 ["user", "delete"], ["db", "upgrade"], ["db", "rollup"], ["list"],
                  ["start"], ["stop"], ["archive"]):
         result = runner.invoke(main, [*args, "--help"])
         assert result.exit_code == 0, args
@@ -389,3 +390,59 @@ def test_power_bad_arguments_name_the_argument(run, args, field):
 
 def test_power_needs_baseline_or_sd(run):
     assert run("power", "--mde", "0.02").exit_code == 2
+
+
+def test_user_list_passwd_delete(run, session):
+    from abtest.accounts import create_user
+
+    assert "no designer logins yet" in run("user", "list").output
+    create_user(session, "ana@example.com", "correct horse")
+    create_user(session, "bo@example.com", "battery staple")
+    session.commit()
+    listing = run("user", "list")
+    assert listing.exit_code == 0
+    assert [line.split()[0] for line in listing.output.splitlines()] == ["ana@example.com", "bo@example.com"]
+    assert "correct horse" not in listing.output and "$argon2" not in listing.output
+
+    changed = run("user", "passwd", "Ana@Example.com", "--password-stdin", input="a new passphrase\n")
+    assert changed.exit_code == 0, changed.output
+    session.expire_all()
+    assert authenticate(session, "ana@example.com", "correct horse") is None
+    assert authenticate(session, "ana@example.com", "a new passphrase") is not None
+
+
+def test_user_passwd_prompts_twice_hidden_and_ends_sessions(run, session):
+    from abtest.accounts import create_user, get_user
+
+    before = create_user(session, "ana@example.com", "correct horse").session_version
+    session.commit()
+    mismatch = run("user", "passwd", "ana@example.com", input="first try pw\nsecond try pw\n"
+                                                          "long enough pw\nlong enough pw\n")
+    assert mismatch.exit_code == 0, mismatch.output
+    assert "do not match" in mismatch.output and "long enough pw" not in mismatch.output  # never echoed
+    session.expire_all()
+    assert authenticate(session, "ana@example.com", "long enough pw") is not None
+    assert get_user(session, "ana@example.com").session_version == before + 1
+    short = run("user", "passwd", "ana@example.com", "--password-stdin", input="short\n")
+    assert short.exit_code == 1 and "password" in short.stderr
+    unknown = run("user", "passwd", "nobody@example.com", input="")  # fails before prompting
+    assert unknown.exit_code == 1 and "no designer login nobody@example.com" in unknown.stderr
+    assert "Password" not in unknown.output
+
+
+def test_user_delete_asks_unless_yes(run, session):
+    from abtest.accounts import create_user, list_users
+
+    create_user(session, "ana@example.com", "correct horse")
+    create_user(session, "bo@example.com", "battery staple")
+    session.commit()
+    kept = run("user", "delete", "ana@example.com", input="n\n")
+    assert kept.exit_code == 1 and "Aborted" in kept.output
+    assert len(list_users(session)) == 2
+    deleted = run("user", "delete", "ana@example.com", input="y\n")
+    assert deleted.exit_code == 0 and "deleted designer login ana@example.com" in deleted.output
+    assert run("user", "delete", "bo@example.com", "--yes").exit_code == 0
+    session.expire_all()
+    assert list_users(session) == []
+    again = run("user", "delete", "bo@example.com", "--yes")
+    assert again.exit_code == 1 and again.stderr.strip() == "error: email: no designer login bo@example.com"

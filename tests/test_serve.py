@@ -15,6 +15,8 @@ def test_serve_demo_answers_and_seeds(tmp_path):
             assert json.load(response)["status"] == "ok"
         assert (tmp_path / "abtest.db").exists()
         assert (tmp_path / "secret_key").exists()
+        with urllib.request.urlopen(server.url + "/login") as response:
+            assert "demo@abtest.local" in response.read().decode()  # --demo reaches the login page
         out = run_abtest(env, "assign", "checkout-button", "alice")
         assert out.returncode == 0, out.stderr
         assert out.stdout.splitlines()[0] in {"control", "green"}

@@ -26,10 +26,13 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
 
     settings, engine = open_database()
     if demo:
+        from dataclasses import replace
+
         from abtest.demo import seed_demo
 
         for line in seed_demo(engine):
             click.echo(line)
+        settings = replace(settings, demo=True)  # the login page shows the demo login
     click.echo(f"abtest {__version__} on http://{host}:{port}/  (database: {safe_url(settings.database_url)})")
     engine.dispose()
     run(settings, host=host, port=port, workers=workers)
