@@ -13,6 +13,8 @@ from sqlmodel import Session
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# SQLSTATEs of lock contention on PostgreSQL: deadlock, serialization failure, lock timeout.
+_PG_CONTENTION = {"40P01", "40001", "55P03"}
 
 
 def _ln(value: float | None) -> float | None:
@@ -45,6 +47,16 @@ def make_engine(url: str) -> sa.Engine:
         return engine
     # UTC sessions, so day boundaries in aggregation queries are UTC days on every server.
     return sa.create_engine(url, pool_pre_ping=True, connect_args={"options": "-c timezone=UTC"})
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error is lock contention (retry soon) rather than the database being
+    unreachable or broken: SQLite's "database is locked" after its busy timeout, or PostgreSQL's
+    deadlock, serialization and lock-timeout errors."""
+    orig = getattr(exc, "orig", exc)
+    if getattr(orig, "sqlstate", None) in _PG_CONTENTION:
+        return True
+    return type(orig).__module__.startswith("sqlite3") and "database is locked" in str(orig)
 
 
 def dialect_insert(conn: sa.Connection, table: sa.Table) -> sa.dialects.postgresql.Insert:
