@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from abtest.errors import ValidationError
 
 SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
+    "ABTEST_ACCESS_LOG": "on (default: one line per request, without query string or Referer) or off",
 }
 
 
@@ -22,6 +26,7 @@ class Settings:
     database_url: str
     secret_key: str
     instance_path: Path
+    access_log: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -48,10 +53,20 @@ def normalize_database_url(url: str) -> str:
     return url
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     instance = Path(env.get("ABTEST_INSTANCE_PATH") or "instance").resolve()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database and the key
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
-    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance)
+    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
+                    access_log=_on_off(env, "ABTEST_ACCESS_LOG", True))
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise ValidationError(f"{name} is on or off, not {value!r}", field=name)
+    return value == "on"
