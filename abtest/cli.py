@@ -348,6 +348,26 @@ main.add_command(user)
 
 
 @main.group()
+def units() -> None:
+    """A unit's stored data: erase it on request (GDPR Art. 17)."""
+
+
+@units.command("forget")
+@click.argument("unit")
+@click.option("--experiment", metavar="KEY", help="Only in this test (default: in every test).")
+def units_forget(unit: str, experiment: str | None) -> None:
+    """Delete every event, study progress and rollup row of UNIT, in one transaction, and print
+    the rows deleted per table as JSON. The audit log of each test touched records the erasure,
+    without the unit id."""
+    import json
+
+    from abtest.store.erasure import forget
+
+    _settings, engine = open_database()
+    click.echo(json.dumps(forget(engine, unit, experiment, actor="abtest units forget").to_dict(), indent=2))
+
+
+@main.group()
 def db() -> None:
     """Database schema and rollup commands."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ SETTINGS: dict[str, str] = {
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
     "ABTEST_SESSION_IDLE_MINUTES": "a designer session unused this long ends and asks for the password again (default: 480, i.e. 8 hours; every session ends 14 days after its login anyway)",
+    "ABTEST_ACCESS_LOG": "on (default: one line per request, without query string or Referer) or off",
 }
 
 DEFAULT_SESSION_IDLE_MINUTES = 480
@@ -31,6 +33,7 @@ class Settings:
     # Set by ``abtest serve --demo`` only (never from the environment): the login page may then
     # show the demo login.
     demo: bool = False
+    access_log: bool = True
 
     @property
     def is_sqlite(self) -> bool:
@@ -70,11 +73,21 @@ def _idle_minutes(raw: str | None) -> int:
     return minutes
 
 
-def load_settings(environ: dict[str, str] | None = None) -> Settings:
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if environ is None else environ
     instance = Path(env.get("ABTEST_INSTANCE_PATH") or "instance").resolve()
-    instance.mkdir(parents=True, exist_ok=True)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database and the key
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
     return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
-                    session_idle_minutes=_idle_minutes(env.get("ABTEST_SESSION_IDLE_MINUTES")))
+                    session_idle_minutes=_idle_minutes(env.get("ABTEST_SESSION_IDLE_MINUTES")),
+                    access_log=_on_off(env, "ABTEST_ACCESS_LOG", True))
+
+
+def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = (env.get(name) or "").strip().lower()
+    if not value:
+        return default
+    if value not in ("on", "off"):
+        raise ValidationError(f"{name} is on or off, not {value!r}", field=name)
+    return value == "on"

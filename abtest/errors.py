@@ -81,3 +81,11 @@ class Unavailable(AbtestError):
 
     status = 503
     code = "unavailable"
+
+
+class Busy(AbtestError):
+    """The database is locked by other writers (SQLite's one writer, a PostgreSQL lock timeout or
+    deadlock): nothing was stored, and the same request retried shortly should go through."""
+
+    status = 503
+    code = "busy"

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, g, jsonify, request
+from flask import Blueprint, current_app, g, jsonify, request
 from pydantic import BaseModel
 from pydantic import ValidationError as PydanticError
 from sqlmodel import Session
@@ -22,9 +22,11 @@ from werkzeug.exceptions import HTTPException
 from abtest import pipeline
 from abtest.attributes import segment_attributes
 from abtest.checks import InvalidDefinition
-from abtest.errors import AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError
+from abtest.db import is_busy
+from abtest.errors import AbtestError, BadRequest, Busy, NotFound, Unavailable, UnsupportedMediaType, ValidationError
 from abtest.ingest import EventBatch, explain, ingest
 from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
+from abtest.store.erasure import forget
 from abtest.store.events import event_row, exposure_id, write_events
 from web.extensions import get_engine
 from web.api_models import AssignRequest
@@ -51,6 +53,13 @@ def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
 @api.errorhandler(sa.exc.InterfaceError)
 def _database_down(exc: Exception):  # type: ignore[no-untyped-def]
     # Nothing was committed; the client may retry the same batch (same ids) safely.
+    if is_busy(exc):
+        current_app.logger.warning("database busy, answered 503: %s %s: %s", request.method, request.path,
+                                   str(getattr(exc, "orig", exc)).splitlines()[0])
+        busy = Busy("busy: the database is locked by other writers; retry in a moment with the same event ids")
+        return jsonify(error=busy.to_dict()), 503, {"Retry-After": "2"}
+    current_app.logger.error("database unavailable, answered 503: %s %s: %s", request.method, request.path,
+                             str(getattr(exc, "orig", exc)).splitlines()[0])
     error = Unavailable("the database is unavailable; retry later with the same event ids", field=None)
     return jsonify(error=error.to_dict()), 503, {"Retry-After": "5"}
 
@@ -231,6 +240,13 @@ def archive_experiment(key: str):  # type: ignore[no-untyped-def]
 def experiment_results(key: str):  # type: ignore[no-untyped-def]
     """The results document (DESIGN §4.5) of a test of any kind; ``?by=ATTR`` breaks it down."""
     return jsonify(pipeline.analyze(get_engine(), key, by=request.args.get("by") or None).to_dict())
+
+
+@api.delete("/units/<path:unit>")
+@token_required()
+def forget_unit(unit: str):  # type: ignore[no-untyped-def]
+    """Erase every stored row of one unit (GDPR Art. 17), in one test with ``?experiment=KEY``."""
+    return jsonify(forget(get_engine(), unit, request.args.get("experiment"), actor()).to_dict())
 
 
 @api.get("/openapi.json")

@@ -31,7 +31,7 @@ def _json(schema: dict[str, Any]) -> dict[str, Any]:
 def _errors(*codes: int) -> dict[str, Any]:
     text = {400: "malformed request", 401: "missing or unknown token", 403: "token lacks the scope",
             404: "no such experiment", 409: "refused by the lifecycle rules", 413: "body too large",
-            415: "not JSON", 422: "invalid field", 503: "database unavailable; retry"}
+            415: "not JSON", 422: "invalid field", 503: "database unavailable or busy; retry"}
     return {str(c): {"description": text[c], **_json(_ref("ErrorResponse"))} for c in codes}
 
 
@@ -115,9 +115,23 @@ def document() -> dict[str, Any]:
             "responses": {"200": {"description": "history", **_json({"type": "object", "properties": {
                 "key": {"type": "string"}, "history": {"type": "array", "items": {"type": "object", "properties": {
                     "at": {"type": "string", "format": "date-time"}, "actor": {"type": "string"},
-                    "action": {"type": "string", "enum": ["create", "update", "running", "stopped", "archived"]},
+                    "action": {"type": "string", "enum": ["create", "update", "running", "stopped", "archived", "erase"]},
                     "changes": {"type": "object"}}}}}})},
                           **_errors(401, 403, 404)}}},
+        "/api/v1/units/{unit}": {"delete": {
+            "summary": "Erase every event, study progress and rollup row of one unit (GDPR Art. 17), in one "
+                       "transaction; the audit log of each test touched records it without the unit id",
+            "security": secret,
+            "parameters": [{"name": "unit", "in": "path", "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200}},
+                           {"name": "experiment", "in": "query", "required": False,
+                            "description": "only in this test (default: in every test)", "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "rows deleted per table, in all and per test", **_json({
+                "type": "object", "required": ["deleted", "experiments"], "properties": {
+                    "deleted": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "experiments": {"type": "object", "additionalProperties": {
+                        "type": "object", "additionalProperties": {"type": "integer"}}}}})},
+                          **_errors(401, 403, 404, 422, 503)}}},
         "/api/v1/experiments/{key}/start": lifecycle("Start"),
         "/api/v1/experiments/{key}/stop": lifecycle("Stop"),
         "/api/v1/experiments/{key}/archive": lifecycle("Archive"),

@@ -242,6 +242,44 @@ def _lock_state(conn: sa.Connection, experiment_id: int) -> tuple[Measures | Non
     return (Measures.from_fingerprint(fingerprint) if fingerprint else None), int(units)
 
 
+def hold(conn: sa.Connection, experiment_ids: Iterable[int]) -> dict[int, Measures]:
+    """Take the refresh turn of these experiments in the caller's transaction, in ascending order
+    (as every taker does), and answer the measures each one's rollups hold.
+
+    Whoever deletes rollup rows takes it first, as :func:`refresh` does: a refresh in flight could
+    otherwise write back rows from events it read before they were deleted."""
+    now, held = utcnow(), {}
+    for experiment_id in sorted(set(experiment_ids)):
+        fingerprint = conn.execute(
+            dialect_insert(conn, STATE).values(experiment_id=experiment_id, fingerprint="", units=0, refreshed_at=now)
+            .on_conflict_do_update(index_elements=[STATE.c.experiment_id], set_={"units": STATE.c.units})
+            .returning(STATE.c.fingerprint)).scalar_one()
+        held[experiment_id] = Measures.from_fingerprint(fingerprint) if fingerprint else Measures()
+    return held
+
+
+def forget_unit(conn: sa.Connection, experiment_id: int, unit: str, held: Measures) -> dict[str, int]:
+    """Delete one unit's rollup rows and dirty mark (after :func:`hold`), in the caller's
+    transaction; answers the rows deleted per table. The erasure (:mod:`abtest.store.erasure`)
+    deletes the unit's events right after, in the same transaction.
+
+    Why directly and not through a refresh: the trigger marks units on INSERT only, so a unit
+    whose events are deleted would never be recomputed. Without its events and its rows the
+    rollups are exactly what a rebuild gives (rows are per unit; no other row depends on them).
+    The mark goes before the events: a batch for the unit that holds the mark finishes first, and
+    its events are then deleted too; one arriving later marks the unit anew and is rolled up from
+    its own events. Measure rows are deleted by full key, one held measure at a time (a refresh
+    never commits others), so this is a few index lookups, not a scan of the experiment."""
+    mark = conn.execute(DIRTY.delete().where(DIRTY.c.experiment_id == experiment_id, DIRTY.c.unit == unit))
+    measures = sum(conn.execute(MEASURES.delete().where(
+        MEASURES.c.experiment_id == experiment_id, MEASURES.c.kind == kind, MEASURES.c.name == name,
+        MEASURES.c.unit == unit)).rowcount for kind, name in held.keys())
+    units = conn.execute(UNITS.delete().where(UNITS.c.experiment_id == experiment_id, UNITS.c.unit == unit)).rowcount
+    if units:  # the count that sizes the next refresh
+        conn.execute(STATE.update().where(STATE.c.experiment_id == experiment_id).values(units=STATE.c.units - units))
+    return {"rollup_units": units, "rollup_measures": measures, "rollup_dirty": mark.rowcount}
+
+
 def analysable(units: sa.Table = UNITS) -> sa.ColumnElement[bool]:
     """A unit every metric counts: exposed to exactly one variant, never forced."""
     return sa.and_(units.c.variant_lo == units.c.variant_hi, units.c.forced == 0)
