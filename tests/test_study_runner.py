@@ -389,7 +389,7 @@ def test_reaching_the_success_url_ends_the_task(client, engine, session):
     before = _counts(engine)
     again = _reach(client, reach)
     assert again.status_code == 403 and again.get_json()["error"]["field"] == "token"
-    assert "already used" in again.get_json()["error"]["message"]
+    assert "spent" in again.get_json()["error"]["message"]
     assert _counts(engine) == before
 
     # The runner moves on by itself: the poll redirects, the page asks the SEQ.

@@ -111,7 +111,7 @@ def test_a_token_acts_only_while_its_attempt_runs():
 ])
 def test_a_spent_token_is_refused(step, phase, closed):
     refused = _forbidden(token_attempt_running, ORDER, PATH, step, phase, closed)
-    assert refused.field == "token" and "already used" in refused.message
+    assert refused.field == "token" and "spent" in refused.message
 
 
 @pytest.mark.parametrize("claims", [

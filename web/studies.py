@@ -4,8 +4,9 @@ a study's results on the one results page (:mod:`web.results`, :mod:`web.study_r
 The runner keeps no state of its own: the participant id lives in a signed per-study cookie set
 at consent (:mod:`web.study_access`), and where they are (step, phase, task start time) lives in
 ``study_participants``, so a reload or a new tab of that browser resumes at the same place;
-another browser with the same participant id is refused. Each POST names the step it answers; :mod:`abtest.studies`
-refuses it unless that is still the participant's current step, so nothing is recorded twice.
+another browser with the same participant id is refused. Each POST names the step it answers;
+:mod:`abtest.studies` refuses it unless that is still the participant's current step, so nothing
+is recorded twice.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from web import study_access as access
 from web.extensions import csrf, get_engine
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
+
 
 def _message(study: StudyDef | None, title: str, message: str, status: int, key: str | None = None) -> Any:
     return render_template("studies/message.html", study=study, title=title, message=message,

@@ -283,8 +283,8 @@ def reached(engine: sa.Engine, key: str, token: ReachToken, url: str, now: datet
 def token_attempt_running(token: ReachToken, path: Sequence[Step], step: int, phase: str, closed: bool) -> bool:
     """Whether the task attempt a (verified) reach token names is running now, for a participant
     at ``step``/``phase`` on ``path`` (``closed``: finished or left). False while it has not
-    started (the runner only hands out tokens of running attempts, but a report may overtake); :class:`~abtest.errors.Forbidden` once it has ended (the token is spent) or when the
-    token names no task attempt of this path."""
+    started. :class:`~abtest.errors.Forbidden` once it has ended, by any means (the token is
+    spent), or when the token names no task attempt of this path."""
     if token.step >= len(path) or path[token.step].kind != "task" or path[token.step].item != token.task:
         raise Forbidden("this study token names no task of this study", field="token")
     if closed or step > token.step or (step == token.step and phase == "seq"):
@@ -293,7 +293,7 @@ def token_attempt_running(token: ReachToken, path: Sequence[Step], step: int, ph
 
 
 def _spent() -> Forbidden:
-    return Forbidden("this study token was already used: its task has ended", field="token")
+    return Forbidden("this study token is spent: its task has already ended", field="token")
 
 
 def validate_answers(name: str, form: Mapping[str, str]) -> tuple[list[int], dict[int, str]]:
