@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
+from urllib.parse import unquote
 
 import pytest
 import sqlalchemy as sa
 
-from abtest.models import Event, StudyParticipant
+from abtest.models import Event, StudyParticipant, utcnow
+from abtest.studies.tokens import bound_participant, issue_reach_token
 from tests.study_helpers import csrf, step_number, store_study
 
 URL = "/s/checkout-study"
@@ -104,12 +107,122 @@ def test_reload_resumes_where_the_participant_was(client, engine, study, app):
     html = _page(client)
     client.post(f"{URL}/task/start", data={"csrf_token": token, "step": step_number(html)})
     assert "I'm done" in _page(client)  # a reload shows the running task, not a fresh start
-    # A new browser with the same panel id resumes too (progress is server-side).
-    other = app.test_client()
-    token2 = _join(other, "p-1")
-    assert "I'm done" in _page(other)
-    assert token2
+    # The consent link again (a bookmark, a second tab) sends the participant back to their step.
+    again = client.get(f"{URL}?pid=p-1")
+    assert again.status_code == 302 and again.location.endswith("/s/checkout-study/step")
     assert _participant(engine, "p-1")["number"] == 1
+
+
+# --- the runner is bound to the browser that consented ------------------------------------------
+
+
+def _counts(engine):  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return (conn.execute(sa.select(sa.func.count()).select_from(Event.__table__)).scalar_one(),
+                conn.execute(sa.select(sa.func.count()).select_from(StudyParticipant.__table__)).scalar_one())
+
+
+def test_consent_sets_a_signed_httponly_per_study_cookie(client, study):
+    page = client.get(f"{URL}?pid=p-1")
+    joined = client.post(URL, data={"csrf_token": csrf(page.get_data(as_text=True)), "pid": "p-1"})
+    [header] = [h for h in joined.headers.getlist("Set-Cookie") if h.startswith("abtest_participant=")]
+    attributes = {a.strip().split("=")[0].lower(): a.strip() for a in header.split(";")[1:]}
+    assert attributes["path"] == "Path=/s/checkout-study"
+    assert "httponly" in attributes and attributes["samesite"] == "SameSite=Lax"
+    assert attributes["max-age"] == f"Max-Age={30 * 24 * 3600}"
+    value = header.split(";")[0].split("=", 1)[1]
+    with client.application.app_context():  # signed with the app's key: it names p-1 in this study
+        assert bound_participant(client.application.secret_key, value, "checkout-study", utcnow()) == "p-1"
+
+
+def test_the_same_participant_id_in_another_browser_is_refused(client, engine, study, app):
+    token = _join(client)
+    html = _page(client)
+    client.post(f"{URL}/task/start", data={"csrf_token": token, "step": step_number(html)})
+    before = _counts(engine)
+    # Someone who read "p-1" off a link, in their own browser: the consent page says no ...
+    other = app.test_client()
+    page = other.get(f"{URL}?pid=p-1")
+    assert page.status_code == 403
+    assert "Already taking part in another browser" in page.get_data(as_text=True)
+    # ... and posting the consent form with that id anyway stores nothing and binds nothing.
+    posted = other.post(URL, data={"csrf_token": csrf(other.get(URL).get_data(as_text=True)), "pid": "p-1"})
+    assert posted.status_code == 403 and "already in use in another browser" in posted.get_data(as_text=True)
+    assert not [h for h in posted.headers.getlist("Set-Cookie") if h.startswith("abtest_participant=")]
+    assert other.get(f"{URL}/step").location.endswith(URL)  # still not a participant
+    assert _counts(engine) == before
+    assert _participant(engine, "p-1")["phase"] == "running"  # untouched
+    assert "I'm done" in _page(client)  # the participant's own browser carries on
+
+
+def _steps_refused(browser, token, html):  # type: ignore[no-untyped-def]
+    """Every runner step answers 403 with a page for this browser."""
+    step = step_number(html)
+    answers = [browser.get(f"{URL}/step"), browser.get(f"{URL}/thanks"), browser.get(f"{URL}/progress?step={step}"),
+               browser.post(f"{URL}/task/start", data={"csrf_token": token, "step": step}),
+               browser.post(f"{URL}/task/end", data={"csrf_token": token, "step": step, "outcome": "done"}),
+               browser.post(f"{URL}/answer", data={"csrf_token": token, "step": step, "SEQ-1": "5"}),
+               browser.post(f"{URL}/leave", data={"csrf_token": token})]
+    for response in answers:
+        assert response.status_code == 403, (response.request.path, response.status_code)
+        assert "Cannot continue in this browser" in response.get_data(as_text=True)
+
+
+def _stolen_cookie_value(client):  # type: ignore[no-untyped-def]
+    return client.get_cookie("abtest_participant", path="/s/checkout-study").value
+
+
+@pytest.mark.parametrize("forge", [
+    lambda value: value[:-3] + ("xyz" if not value.endswith("xyz") else "abc"),  # signature altered
+    lambda value: "eyJzIjoiY2hlY2tvdXQtc3R1ZHkiLCJwIjoicC0xIiwiZSI6OTk5OTk5OTk5OX0.forged",  # made up
+    lambda value: "p-1",  # the bare participant id
+])
+def test_steps_with_a_forged_cookie_are_refused_and_store_nothing(client, engine, study, forge):
+    token = _join(client)
+    html = _page(client)
+    before = _counts(engine)
+    client.set_cookie("abtest_participant", forge(_stolen_cookie_value(client)), path="/s/checkout-study")
+    _steps_refused(client, token, html)
+    assert _counts(engine) == before
+    assert (_participant(engine, "p-1")["step"], _participant(engine, "p-1")["phase"]) == (0, "ready")
+
+
+def test_a_cookie_of_another_study_is_refused(client, app, engine, session):
+    store_study(session)
+    store_study(session, key="other-study")
+    token = _join(client)
+    html = _page(client)
+    elsewhere = app.test_client()  # a participant of other-study, with a genuine cookie for it
+    elsewhere.post("/s/other-study", data={"csrf_token": csrf(elsewhere.get("/s/other-study").get_data(as_text=True))})
+    foreign = elsewhere.get_cookie("abtest_participant", path="/s/other-study").value
+    assert "Start task" in elsewhere.get("/s/other-study/step").get_data(as_text=True)
+    before = _counts(engine)
+    # Moved onto checkout-study's path, the other study's cookie opens nothing there ...
+    mover = app.test_client()
+    mover.get(URL)
+    mover.set_cookie("abtest_participant", foreign, path="/s/checkout-study")
+    _steps_refused(mover, csrf(mover.get(URL).get_data(as_text=True)), html)
+    # ... and checkout-study's cookie opens nothing in other-study.
+    mover.set_cookie("abtest_participant", _stolen_cookie_value(client), path="/s/other-study")
+    assert mover.get("/s/other-study/step").status_code == 403
+    assert _counts(engine) == before
+    assert token
+
+
+def test_steps_without_the_cookie_are_refused(client, app, engine, study):
+    token = _join(client)
+    html = _page(client)
+    before = _counts(engine)
+    stranger = app.test_client()
+    for path, form in [("task/start", {}), ("task/end", {"outcome": "done"}), ("answer", {"SEQ-1": "5"}),
+                       ("leave", {})]:
+        response = stranger.post(f"{URL}/{path}", data={"csrf_token": token, "step": step_number(html), **form})
+        assert response.status_code in (400, 403), path  # 400: no CSRF session either
+    # With a CSRF token of its own (it loaded the consent page) but no participant cookie: 403.
+    own = csrf(stranger.get(URL).get_data(as_text=True))
+    refused = stranger.post(f"{URL}/task/start", data={"csrf_token": own, "step": step_number(html)})
+    assert refused.status_code == 403 and "Start from the study link" in refused.get_data(as_text=True)
+    assert _counts(engine) == before and _participant(engine, "p-1")["phase"] == "ready"
 
 
 def test_double_submit_is_refused_and_stores_nothing_twice(client, engine, study):
@@ -223,9 +336,9 @@ REACH_TASKS = [{"key": "buy", "prompt": "Buy the shoes", "success_url": "*/confi
                {"key": "address", "prompt": "Change the address"}]
 
 
-def _reach(client, pid="p-1", task="buy", url="https://shop.example/confirmation.html?order=1", key="checkout-study"):  # type: ignore[no-untyped-def]
+def _reach(client, token, url="https://shop.example/confirmation.html?order=1", key="checkout-study"):  # type: ignore[no-untyped-def]
     # What the snippet sends: JSON as text/plain (no preflight), no cookies, no CSRF token.
-    return client.post(f"/s/{key}/reached", data=json.dumps({"pid": pid, "task": task, "url": url}),
+    return client.post(f"/s/{key}/reached", data=json.dumps({"token": token, "url": url}),
                        headers={"Content-Type": "text/plain", "Origin": "http://127.0.0.1:9"})
 
 
@@ -235,22 +348,36 @@ def _start(client, token):  # type: ignore[no-untyped-def]
     return _page(client)
 
 
+def _link_token(html):  # type: ignore[no-untyped-def]
+    """The reach token on the design link of the task page."""
+    match = re.search(r'id="task-link"', html) and re.search(r'abtest_token=([^"&]+)', html)
+    assert match, "no reach token on the design link"
+    return unquote(match.group(1))
+
+
+def _mint(app, engine, step, task, pid="p-1", now=None, key="checkout-study"):  # type: ignore[no-untyped-def]
+    """A genuine token as the runner would sign it (for attempts the page does not show)."""
+    row_id = _participant(engine, pid)["id"]
+    return issue_reach_token(app.secret_key, key, row_id, step, task, now or utcnow())
+
+
 def test_reaching_the_success_url_ends_the_task(client, engine, session):
     store_study(session, tasks=REACH_TASKS)
     token = _join(client)
     html = _start(client, token)
-    # The design link carries the study, participant and task; the page polls for progress.
-    assert "https://example.com/a?abtest_study=checkout-study&amp;abtest_pid=p-1&amp;abtest_task=buy" in html \
-        or "https://example.com/b?abtest_study=checkout-study&amp;abtest_pid=p-1&amp;abtest_task=buy" in html
+    # The design link marks the study visit and carries a signed token, not the participant id.
+    assert re.search(r'href="https://example.com/[ab]\?abtest_study=checkout-study&amp;abtest_token=[^"]+"', html)
+    assert "p-1" not in html.split('id="task-link"')[0].rsplit("<a ", 1)[1]
     assert "Checking…" in html and 'hx-trigger="every 2s"' in html and "htmx-2.0.11.min.js" in html
     step = step_number(html)
     assert client.get(f"{URL}/progress?step={step}").status_code == 204
+    reach = _link_token(html)
 
-    miss = _reach(client, url="https://shop.example/cart.html")
+    miss = _reach(client, reach, url="https://shop.example/cart.html")
     assert miss.status_code == 200 and miss.get_json() == {"ended": False}
     assert _events(engine, type="task") == []
 
-    hit = _reach(client)
+    hit = _reach(client, reach)
     assert hit.status_code == 200 and hit.get_json() == {"ended": True}
     assert hit.headers["Access-Control-Allow-Origin"] in ("*", "http://127.0.0.1:9")
     [event] = _events(engine, type="task")
@@ -258,10 +385,12 @@ def test_reaching_the_success_url_ends_the_task(client, engine, session):
     assert 0 <= event["duration_ms"] < 60_000
     assert _participant(engine, "p-1")["phase"] == "seq"
 
-    # A second report (another page load, a reload) changes nothing.
-    again = _reach(client)
-    assert again.status_code == 200 and again.get_json() == {"ended": False}
-    assert len(_events(engine, type="task")) == 1
+    # The token is spent: a second report (a reload, or someone replaying it) is refused.
+    before = _counts(engine)
+    again = _reach(client, reach)
+    assert again.status_code == 403 and again.get_json()["error"]["field"] == "token"
+    assert "spent" in again.get_json()["error"]["message"]
+    assert _counts(engine) == before
 
     # The runner moves on by itself: the poll redirects, the page asks the SEQ.
     moved = client.get(f"{URL}/progress?step={step}", headers={"HX-Request": "true"})
@@ -269,47 +398,99 @@ def test_reaching_the_success_url_ends_the_task(client, engine, session):
     assert "Overall, how difficult or easy was the task to complete?" in _page(client)
 
 
-def test_reached_before_start_or_for_another_task_is_a_no_op(client, engine, session):
+def test_a_spent_token_cannot_end_a_later_task(client, app, engine, session):
+    tasks = [REACH_TASKS[0], {**REACH_TASKS[0], "key": "pay", "prompt": "Pay"}]
+    store_study(session, tasks=tasks, questionnaires=[], comment=False)
+    token = _join(client)
+    first = _link_token(_start(client, token))
+    assert _reach(client, first).get_json() == {"ended": True}
+    html = _page(client)
+    client.post(f"{URL}/answer", data={"csrf_token": token, "step": step_number(html), "SEQ-1": "5"})
+    second = _link_token(_start(client, token))
+    assert second != first
+    before = _counts(engine)
+    assert _reach(client, first).status_code == 403  # the same success page, the old token
+    assert _counts(engine) == before and _participant(engine, "p-1")["phase"] == "running"
+    assert _reach(client, second).get_json() == {"ended": True}
+
+
+def test_reached_before_start_or_for_a_later_task_is_a_no_op(client, app, engine, session):
     store_study(session, tasks=REACH_TASKS)
     token = _join(client)
-    assert _reach(client).get_json() == {"ended": False}  # not started yet
+    html = _page(client)
+    assert "abtest_token" not in html  # no design link (and no token) before Start task
+    assert _reach(client, _mint(app, engine, 0, "buy")).get_json() == {"ended": False}  # not started yet
     _start(client, token)
-    assert _reach(client, task="address").get_json() == {"ended": False}  # not the running task
+    assert _reach(client, _mint(app, engine, 1, "address")).get_json() == {"ended": False}  # not its turn
     assert _events(engine, type="task") == []
     assert _participant(engine, "p-1")["phase"] == "running"
 
 
-def test_self_reported_task_ignores_reached_urls(client, engine, session):
+def test_self_reported_task_ignores_reached_urls(client, app, engine, session):
     store_study(session)  # no success_url anywhere
     token = _join(client)
     html = _start(client, token)
     assert "Checking…" not in html and "htmx" not in html
-    assert _reach(client).get_json() == {"ended": False}
+    assert "abtest_study=checkout-study" in html and "abtest_token" not in html  # nothing for a page to end
+    assert _reach(client, _mint(app, engine, 0, "buy")).get_json() == {"ended": False}
     assert _events(engine, type="task") == []
 
 
-def test_reached_after_im_done_is_a_no_op(client, engine, session):
+def test_reached_after_im_done_is_refused(client, engine, session):
     store_study(session, tasks=REACH_TASKS)
     token = _join(client)
     html = _start(client, token)
+    reach = _link_token(html)
     assert client.post(f"{URL}/task/end", data={"csrf_token": token, "step": step_number(html),
                                                 "outcome": "done"}).status_code == 302
-    assert _reach(client).get_json() == {"ended": False}
+    refused = _reach(client, reach)
+    assert refused.status_code == 403 and refused.get_json()["error"]["field"] == "token"
     assert len(_events(engine, type="task")) == 1
+
+
+def test_forged_expired_and_foreign_tokens_are_refused_and_store_nothing(client, app, engine, session):
+    store_study(session, tasks=REACH_TASKS)
+    store_study(session, key="other-study", tasks=REACH_TASKS)
+    token = _join(client)
+    reach = _link_token(_start(client, token))
+    row_id = _participant(engine, "p-1")["id"]
+    now = utcnow()
+    before = _counts(engine)
+    forged = [
+        None,  # the old body: a participant id and a task, no token
+        "",
+        reach[:-4] + ("AAAA" if not reach.endswith("AAAA") else "BBBB"),  # signature altered
+        issue_reach_token("a guessed secret", "checkout-study", row_id, 0, "buy", now),
+        issue_reach_token(app.secret_key, "checkout-study", row_id, 0, "buy", now - timedelta(hours=1),
+                          timedelta(minutes=10)),  # expired
+        issue_reach_token(app.secret_key, "other-study", row_id, 0, "buy", now),  # another study's
+        issue_reach_token(app.secret_key, "checkout-study", row_id + 1000, 0, "buy", now),  # nobody
+        client.get_cookie("abtest_participant", path="/s/checkout-study").value,  # the cookie's value
+    ]
+    for value in forged:
+        body = {"pid": "p-1", "task": "buy", "url": "https://shop.example/confirmation.html"}
+        if value is not None:
+            body = {"token": value, "url": body["url"]}
+        refused = client.post(f"{URL}/reached", data=json.dumps(body), headers={"Content-Type": "text/plain"})
+        assert refused.status_code == 403, value
+        assert refused.get_json()["error"]["field"] == "token" and refused.get_json()["error"]["code"] == "forbidden"
+    # checkout-study's own token posted to other-study is refused there too.
+    assert _reach(client, reach, key="other-study").status_code == 403
+    assert _counts(engine) == before and _participant(engine, "p-1")["phase"] == "running"
+    assert _reach(client, reach).get_json() == {"ended": True}  # the genuine one still works
 
 
 def test_reached_refuses_unknown_and_bad_input_as_json(client, engine, session):
     store_study(session, tasks=REACH_TASKS)
-    _join(client)
-    unknown_pid = _reach(client, pid="nobody")
-    assert unknown_pid.status_code == 404 and unknown_pid.get_json()["error"]["field"] == "pid"
-    unknown_study = _reach(client, key="no-such-study")
+    token = _join(client)
+    reach = _link_token(_start(client, token))
+    unknown_study = _reach(client, reach, key="no-such-study")
     assert unknown_study.status_code == 404 and unknown_study.get_json()["error"]["field"] == "study"
     bad = client.post(f"{URL}/reached", data="{not json", headers={"Content-Type": "application/json"})
     assert bad.status_code == 400 and bad.get_json()["error"]["field"] == "body"
-    missing = client.post(f"{URL}/reached", json={"pid": "p-1", "task": "buy"})
+    missing = client.post(f"{URL}/reached", json={"token": reach})
     assert missing.status_code == 400 and missing.get_json()["error"]["field"] == "url"
-    wrong_type = client.post(f"{URL}/reached", json={"pid": "p-1", "task": "buy", "url": 3})
+    wrong_type = client.post(f"{URL}/reached", json={"token": reach, "url": 3})
     assert wrong_type.status_code == 400 and wrong_type.get_json()["error"]["field"] == "url"
     preflight = client.options(f"{URL}/reached", headers={
         "Origin": "http://127.0.0.1:9", "Access-Control-Request-Method": "POST",
@@ -323,7 +504,7 @@ def test_design_link_keeps_its_query():
 
     assert with_params("https://x.test/p?a=1&abtest_task=old#top", abtest_study="s", abtest_task="t") == \
         "https://x.test/p?a=1&abtest_study=s&abtest_task=t#top"
-    assert with_params("/local", abtest_pid="p 1") == "/local?abtest_pid=p+1"
+    assert with_params("/local", abtest_token="a b") == "/local?abtest_token=a+b"
 
 
 # --- the "how many participants" planner on the study results page ------------------------------

@@ -1,10 +1,12 @@
 """Usability studies on the web: the participant runner (``/s/<study>``, no login). Designers read
 a study's results on the one results page (:mod:`web.results`, :mod:`web.study_results`).
 
-The runner keeps no state of its own: the participant id lives in the Flask session, and where
-they are (step, phase, task start time) lives in ``study_participants``, so a reload or a new
-tab resumes at the same place. Each POST names the step it answers; :mod:`abtest.studies`
-refuses it unless that is still the participant's current step, so nothing is recorded twice.
+The runner keeps no state of its own: the participant id lives in a signed per-study cookie set
+at consent (:mod:`web.study_access`), and where they are (step, phase, task start time) lives in
+``study_participants``, so a reload or a new tab of that browser resumes at the same place;
+another browser with the same participant id is refused. Each POST names the step it answers;
+:mod:`abtest.studies` refuses it unless that is still the participant's current step, so nothing
+is recorded twice.
 """
 
 from __future__ import annotations
@@ -12,30 +14,18 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, jsonify, make_response, redirect, render_template, request, url_for
 from sqlmodel import Session
 
 from abtest.attributes import device_of
-from abtest.errors import AbtestError, BadRequest, Conflict, ValidationError
+from abtest.errors import AbtestError, BadRequest, Conflict, Forbidden, ValidationError
 from abtest.questionnaires import QUESTIONNAIRES
 from abtest.studies import runner as core
 from abtest.studies.definition import StudyDef
+from web import study_access as access
 from web.extensions import csrf, get_engine
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
-
-_SESSION_KEY = "study_participants"
-
-
-def _pid(key: str) -> str | None:
-    return (session.get(_SESSION_KEY) or {}).get(key)
-
-
-def _remember(key: str, pid: str) -> None:
-    known = dict(session.get(_SESSION_KEY) or {})
-    known[key] = pid
-    session[_SESSION_KEY] = known
-    session.permanent = True
 
 
 def _message(study: StudyDef | None, title: str, message: str, status: int, key: str | None = None) -> Any:
@@ -55,36 +45,43 @@ def consent(key: str):  # type: ignore[no-untyped-def]
     """What the study records, and the button to take part (``?pid=`` carries a panel's id)."""
     with Session(get_engine()) as db:
         row, study = core.get_study(db, key)
-        pid = _pid(key)
-        if pid and core.get_participant(db, row, pid) is not None:
+        bound = access.bound_pid(key, strict=False)
+        if bound and core.get_participant(db, row, bound) is not None:
             return redirect(url_for("studies.step", key=key))
-    if row.status != "running":
-        return _message(study, "This study is closed", "This study is not taking participants at the moment. "
-                        "Thank you for your interest.", 410 if row.status in ("stopped", "archived") else 403)
-    pid = request.args.get("pid", "")
-    if pid:
-        try:
-            core.check_pid(pid)
-        except ValidationError as exc:
-            return _message(study, "Invalid link", f"The participant id in this link is not valid: {exc.message}.", 400)
+        if row.status != "running":
+            return _message(study, "This study is closed", "This study is not taking participants at the moment. "
+                            "Thank you for your interest.", 410 if row.status in ("stopped", "archived") else 403)
+        pid = request.args.get("pid", "")
+        if pid:
+            try:
+                core.check_pid(pid)
+            except ValidationError as exc:
+                return _message(study, "Invalid link", f"The participant id in this link is not valid: {exc.message}.",
+                                400)
+            if core.get_participant(db, row, pid) is not None:  # enrolled, and not from this browser
+                access.refuse(*access.TAKEN, study=study)
     designs = 1 if not study.within_subjects else len(study.variants)
     return render_template("studies/consent.html", study=study, pid=pid, designs=designs)
 
 
 @studies.post("/<key>")
 def join(key: str):  # type: ignore[no-untyped-def]
-    pid = request.form.get("pid") or _pid(key) or None
+    bound = access.bound_pid(key, strict=False)
+    pid = request.form.get("pid") or bound or None
     try:
-        participant = core.join(get_engine(), key, pid, attributes={"device": device_of(
-            request.headers.get("User-Agent", ""), request.headers.get("Sec-CH-UA-Mobile"))})
+        participant = core.join(get_engine(), key, pid, may_resume=pid is not None and pid == bound,
+                                attributes={"device": device_of(request.headers.get("User-Agent", ""),
+                                                                request.headers.get("Sec-CH-UA-Mobile"))})
+    except core.ParticipantTaken:
+        access.refuse(*access.TAKEN)
     except ValidationError as exc:
         return _message(None, "Invalid link", f"The participant id is not valid: {exc.message}.", 400)
-    _remember(key, participant.pid)
-    return redirect(url_for("studies.step", key=key))
+    return access.bind(redirect(url_for("studies.step", key=key)), key, participant.pid)
 
 
 def _participant(key: str) -> tuple[Any, StudyDef, Any] | None:
-    pid = _pid(key)
+    """This browser's participant (None without a cookie or if they are gone; 403 for a bad cookie)."""
+    pid = access.bound_pid(key)
     if pid is None:
         return None
     with Session(get_engine()) as db:
@@ -117,8 +114,7 @@ def step(key: str, errors: dict[int, str] | None = None, values: dict[str, str] 
     }
     if current.kind == "task":
         task = study.task(current.item)
-        context.update(task=task, url=with_params(task.start_url or study.url_of(current.design), abtest_study=key,
-                                                  abtest_pid=participant.pid, abtest_task=task.key),
+        context.update(task=task, url=_design_link(study, participant, current),
                        task_number=[t.key for t in study.tasks].index(task.key) + 1)
         if participant.phase == "seq":
             return render_template("studies/questions.html", questionnaire=QUESTIONNAIRES["SEQ"],
@@ -130,13 +126,25 @@ def step(key: str, errors: dict[int, str] | None = None, values: dict[str, str] 
     return render_template("studies/comment.html", max_comment=core.MAX_COMMENT, **context), status
 
 
+def _design_link(study: StudyDef, participant: Any, current: core.Step) -> str:
+    """Where the task opens: the design, marked as a study visit (so its A/B tests leave the
+    participant out) and, when reaching a page can end the task, with this attempt's reach token
+    (the participant id itself never goes to the tested site)."""
+    task = study.task(current.item)
+    params = {"abtest_study": study.key}
+    if task.success_url is not None and participant.phase == "running":
+        params["abtest_token"] = access.reach_token(study.key, participant.id, current.number, task.key,
+                                                    task.time_limit)
+    return with_params(task.start_url or study.url_of(current.design), **params)
+
+
 def _conflict(key: str, exc: Conflict):  # type: ignore[no-untyped-def]
     return _message(None, "Already recorded", f"{exc.message[:1].upper()}{exc.message[1:]}.", 409, key=key)
 
 
 @studies.post("/<key>/task/start")
 def start_task(key: str):  # type: ignore[no-untyped-def]
-    pid = _pid(key) or abort(403, description="start from the study link first")
+    pid = access.required_pid(key)
     try:
         core.start_task(get_engine(), key, pid, _step_number())
     except core.StepConflict as exc:
@@ -146,7 +154,7 @@ def start_task(key: str):  # type: ignore[no-untyped-def]
 
 @studies.post("/<key>/task/end")
 def end_task(key: str):  # type: ignore[no-untyped-def]
-    pid = _pid(key) or abort(403, description="start from the study link first")
+    pid = access.required_pid(key)
     outcome = request.form.get("outcome")
     if outcome not in ("done", "gave-up"):
         abort(400, description="choose “I'm done” or “I gave up”")
@@ -177,16 +185,23 @@ def progress(key: str):  # type: ignore[no-untyped-def]
 @csrf.exempt
 def reached(key: str):  # type: ignore[no-untyped-def]
     """The snippet on the tested site reports a page the participant loaded (public, no cookies,
-    any origin). Body: JSON ``{"pid", "task", "url"}`` (sent as text/plain to skip the CORS
-    preflight). Answers ``{"ended": true}`` when that ended the running task as a success."""
+    any origin). Body: JSON ``{"token", "url"}`` (sent as text/plain to skip the CORS preflight),
+    the token being the one the design link carried. Answers ``{"ended": true}`` when that ended
+    the running task as a success; 403 for a token that is forged, expired, another study's or
+    spent (its task has ended), and then nothing is stored."""
     body = request.get_json(force=True, silent=True)
     if not isinstance(body, dict):
-        return _json_error(BadRequest("the body must be a JSON object with pid, task and url", field="body"))
-    for name in ("pid", "task", "url"):
-        if not isinstance(body.get(name), str) or not body[name] or len(body[name]) > 4000:
-            return _json_error(BadRequest(f"{name} must be a non-empty string", field=name))
+        return _json_error(BadRequest("the body must be a JSON object with token and url", field="body"))
+    if not isinstance(body.get("url"), str) or not body["url"] or len(body["url"]) > 4000:
+        return _json_error(BadRequest("url must be a non-empty string", field="url"))
+    # Who is reporting: only a token the runner signed says so (a participant id alone does not).
+    token = body.get("token")
+    if not isinstance(token, str) or not token or len(token) > 4000:
+        return _json_error(Forbidden("the report carries no study token", field="token"))
     try:
-        ended = core.reached(get_engine(), key, body["pid"], body["task"], body["url"])
+        with Session(get_engine()) as db:
+            core.get_study(db, key)  # an unknown study is 404 whatever the token
+        ended = core.reached(get_engine(), key, access.read_reach_token(key, token), body["url"])
     except AbtestError as exc:
         return _json_error(exc)
     return jsonify(ended=ended)
@@ -205,7 +220,7 @@ def with_params(url: str, **params: str) -> str:
 
 @studies.post("/<key>/answer")
 def answer(key: str):  # type: ignore[no-untyped-def]
-    pid = _pid(key) or abort(403, description="start from the study link first")
+    pid = access.required_pid(key)
     try:
         core.answer(get_engine(), key, pid, _step_number(), request.form)
     except core.StepConflict as exc:
@@ -217,7 +232,7 @@ def answer(key: str):  # type: ignore[no-untyped-def]
 
 @studies.post("/<key>/leave")
 def leave(key: str):  # type: ignore[no-untyped-def]
-    pid = _pid(key) or abort(403, description="start from the study link first")
+    pid = access.required_pid(key)
     core.abandon(get_engine(), key, pid)
     return redirect(url_for("studies.step", key=key))
 

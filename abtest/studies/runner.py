@@ -24,11 +24,12 @@ from sqlmodel import Session, select
 
 from abtest import pipeline
 from abtest.assignment import bucket, choose_variant
-from abtest.errors import Conflict, NotFound, ValidationError
+from abtest.errors import Conflict, Forbidden, NotFound, ValidationError
 from abtest.models import Experiment, StudyParticipant, utcnow
 from abtest.questionnaires import QUESTIONNAIRES
 from abtest.store.events import MAX_DURATION_MS, event_row, exposure_id, write_events
 from abtest.studies.definition import StudyDef
+from abtest.studies.tokens import ReachToken
 
 MAX_COMMENT = 4000
 PID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}")
@@ -109,6 +110,10 @@ class StepConflict(Conflict):
     """The step was already recorded (double submit, back button, a second tab)."""
 
 
+class ParticipantTaken(Forbidden):
+    """The participant id is enrolled, and this request did not come from their browser."""
+
+
 def check_pid(pid: str) -> str:
     if not PID_PATTERN.fullmatch(pid):
         raise ValidationError("a participant id is 1-200 letters, digits and . _ : @ -", field="pid")
@@ -121,11 +126,14 @@ def get_participant(session: Session, row: Experiment, pid: str) -> StudyPartici
 
 
 def join(engine: sa.Engine, key: str, pid: str | None = None,
-         attributes: Mapping[str, str] | None = None) -> StudyParticipant:
-    """The participant ``pid`` (a new random one if None): resumed if known, else enrolled with
-    their design order and exposures recorded (with ``attributes``, e.g. their device, which
-    define their segments). Arrival numbers are unique per study; two people arriving at once
-    retry instead of sharing a Latin-square row."""
+         attributes: Mapping[str, str] | None = None, may_resume: bool = False) -> StudyParticipant:
+    """The participant ``pid`` (a new random one if None), enrolled with their design order and
+    exposures recorded (with ``attributes``, e.g. their device, which define their segments).
+
+    A known ``pid`` is resumed only when ``may_resume`` (the caller has proved this is the
+    browser that consented); otherwise :class:`ParticipantTaken`, as anyone who read the id off
+    a link could take the participant's place. Arrival numbers are unique per study; two people
+    arriving at once retry instead of sharing a Latin-square row."""
     pid = check_pid(pid) if pid else str(uuid.uuid4())
     for _attempt in range(5):
         with Session(engine, expire_on_commit=False) as session:
@@ -134,6 +142,9 @@ def join(engine: sa.Engine, key: str, pid: str | None = None,
                 raise Conflict(f"the study {key!r} is not open for participants (it is {row.status})", field="study")
             found = get_participant(session, row, pid)
             if found is not None:
+                if not may_resume:
+                    raise ParticipantTaken("this participant id is already taking part in another browser",
+                                           field="pid")
                 return found
             number = (session.exec(select(sa.func.max(StudyParticipant.number))
                                    .where(StudyParticipant.experiment_id == row.id)).one() or 0) + 1
@@ -239,30 +250,50 @@ def _end_task(session: Session, row: Experiment, study: StudyDef, participant: S
     return success, duration
 
 
-def reached(engine: sa.Engine, key: str, pid: str, task_key: str, url: str, now: datetime | None = None) -> bool:
-    """The snippet reports that participant ``pid`` loaded ``url`` while doing ``task_key``.
+def reached(engine: sa.Engine, key: str, token: ReachToken, url: str, now: datetime | None = None) -> bool:
+    """The snippet reports that the participant of ``token`` (already verified: signed, unexpired,
+    for study ``key``) loaded ``url`` during the token's task attempt.
 
-    When that task is running and ``url`` matches its ``success_url`` (a glob on the full URL,
+    When that attempt is running and ``url`` matches its ``success_url`` (a glob on the full URL,
     :func:`fnmatch.fnmatchcase`), the task ends as a success with the server-measured time, as
-    "I'm done" would. Returns whether it ended the task; anything else (no match, the task not
-    started, already ended, another task current, a report sent twice) is a harmless no-op.
-    Unknown study or participant: NotFound.
+    "I'm done" would, and the result is True. A page that does not match, or an attempt not
+    started yet, is a harmless no-op (False). Once the attempt has ended, by this token or
+    otherwise, the token is spent: :class:`~abtest.errors.Forbidden` and nothing is stored, so a
+    replayed report cannot end the task twice or any later task.
     """
     now = now or utcnow()
     with Session(engine) as session, session.begin():
-        row, study, participant = _load(session, key, pid)
-        step = current_step(study, participant)
-        if (step is None or step.kind != "task" or step.item != task_key or participant.phase != "running"
-                or participant.finished_at is not None or participant.abandoned_at is not None):
+        row, study = get_study(session, key)
+        participant = session.get(StudyParticipant, token.participant)
+        if participant is None or participant.experiment_id != row.id:
+            raise Forbidden("this study token's participant is not in this study", field="token")
+        if not token_attempt_running(token, steps(study, participant.designs), participant.step, participant.phase,
+                                     closed=participant.finished_at is not None or participant.abandoned_at is not None):
             return False
-        pattern = study.task(step.item).success_url
+        pattern = study.task(token.task).success_url
         if pattern is None or not fnmatch.fnmatchcase(url, pattern):
             return False
         try:
             _end_task(session, row, study, participant, participant.step, False, now)
         except StepConflict:  # the runner's "I'm done" or a second report won the race
-            return False
+            raise _spent() from None
         return True
+
+
+def token_attempt_running(token: ReachToken, path: Sequence[Step], step: int, phase: str, closed: bool) -> bool:
+    """Whether the task attempt a (verified) reach token names is running now, for a participant
+    at ``step``/``phase`` on ``path`` (``closed``: finished or left). False while it has not
+    started. :class:`~abtest.errors.Forbidden` once it has ended, by any means (the token is
+    spent), or when the token names no task attempt of this path."""
+    if token.step >= len(path) or path[token.step].kind != "task" or path[token.step].item != token.task:
+        raise Forbidden("this study token names no task of this study", field="token")
+    if closed or step > token.step or (step == token.step and phase == "seq"):
+        raise _spent()
+    return step == token.step and phase == "running"
+
+
+def _spent() -> Forbidden:
+    return Forbidden("this study token is spent: its task has already ended", field="token")
 
 
 def validate_answers(name: str, form: Mapping[str, str]) -> tuple[list[int], dict[int, str]]:

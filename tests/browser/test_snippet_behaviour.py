@@ -303,14 +303,14 @@ def test_study_participants_are_left_out_of_ab_tests(browser, page, site, fake_a
         abtest.track('purchase', 5); abtest.task('order').start(); abtest.task('order').end(true);
         await abtest.flush();
     }"""
-    page.goto(f"{url}?abtest_study=shop-study&abtest_pid=p1&abtest_task=order&abtest_hero=blue")
+    page.goto(f"{url}?abtest_study=shop-study&abtest_token=t0k.sig&abtest_hero=blue")
     assert page.evaluate("abtest.ready") == {}
     assert page.evaluate("abtest.variant('hero')") is None and page.evaluate(MARKS) == {}
     assert page.evaluate("getComputedStyle(document.documentElement).opacity") == "1"
     page.evaluate(calls)
     assert ("GET", "/static/abtest-study.js") in fake_api.requests  # the study reporter is loaded
     # Later pages of the tab: the reporter keeps the study in sessionStorage (here as it would).
-    page.evaluate("sessionStorage.setItem('abtest_study', JSON.stringify({key: 'shop-study', pid: 'p1', task: 'order'}))")
+    page.evaluate("sessionStorage.setItem('abtest_study', JSON.stringify({key: 'shop-study', token: 't0k.sig'}))")
     page.goto(url)
     assert page.evaluate("abtest.ready") == {} and page.evaluate(MARKS) == {}
     page.evaluate(calls)

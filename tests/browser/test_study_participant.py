@@ -4,8 +4,11 @@ The study is set up the way a researcher would: a TOML file synced with `abtest 
 are pages of another site (the static server's origin) carrying the paste-ready snippet with a
 public key. That site also runs an ordinary A/B test, which must not count the participant.
 The participant consents, finishes task 1 by reaching the success URL on the tested site (reported
-by abtest-study.js, the runner moves on by itself), reports task 2 done, answers both SEQs and the
-SUS, and gets the completion code. The study results must hold exactly those answers and times.
+by abtest-study.js with the signed token the design link carried; the runner moves on by itself),
+reports task 2 done, answers both SEQs and the SUS, and gets the completion code. Meanwhile an
+attacker who knows the participant id gets nowhere: another browser with the same link is
+refused, and a forged or replayed token posted from the tested site's origin stores nothing. The
+study results must hold exactly the participant's answers and times.
 """
 
 from __future__ import annotations
@@ -88,6 +91,19 @@ def _shot(page, artifacts: Path, name: str, full_page: bool = True) -> None:  # 
     page.screenshot(path=str(artifacts / f"study-{name}.png"), full_page=full_page)
 
 
+# Posts a report the way abtest-study.js does, from the page's own origin; answers the status.
+POST_REACHED = """async ([api, token]) => (await fetch(api + '/s/shop-study/reached', {
+    method: 'POST', mode: 'cors', credentials: 'omit', headers: {'Content-Type': 'text/plain'},
+    body: JSON.stringify({token, url: location.origin + '/confirmation.html?order=17'})})).status"""
+# A token made by someone who knows its format but not the server's key: the participant's row,
+# the running step and task, a far expiry, and a made-up signature.
+FORGED = "btoa(JSON.stringify({s: 'shop-study', p: 1, n: 0, t: 'order', e: 9999999999})).replace(/=+$/, '') + '.forged'"
+
+
+def _task_rows(database: Path) -> int:
+    return len(_rows(database, "SELECT id FROM events WHERE type = 'task'"))
+
+
 def _rows(database: Path, sql: str, *args: object) -> list[dict]:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
         db.row_factory = sqlite3.Row
@@ -130,7 +146,7 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
         page.click("button:has-text('Start task')")
         page.wait_for_selector("#task-link")
         href = page.get_attribute("#task-link", "href")
-        assert "lang=en&abtest_study=shop-study&abtest_pid=tester-1&abtest_task=order" in href
+        assert "lang=en&abtest_study=shop-study&abtest_token=" in href and "tester-1" not in href
         assert "Checking…" in page.inner_text("#checking")
         _shot(page, artifacts, "2-task")
         with context.expect_page() as opened:
@@ -143,10 +159,28 @@ def test_participant_completes_a_study_with_url_success(page, context, site, tmp
         assert design_tab.evaluate("abtest.ready") == {}
         assert design_tab.evaluate("abtest.variant('site-hero')") is None
         assert design_tab.evaluate("document.documentElement.getAttribute('data-abtest-site-hero')") is None
+        # A forged token posted from the tested site's origin: refused, nothing stored.
+        assert site.url != server.url
+        assert design_tab.evaluate(POST_REACHED, [server.url, design_tab.evaluate(FORGED)]) == 403
+        assert _task_rows(database) == 0
+        # The participant id alone opens nothing in another browser either.
+        intruder = context.browser.new_context()
+        stranger = intruder.new_page()
+        refused = stranger.goto(f"{server.url}/s/shop-study?pid=tester-1")
+        assert refused.status == 403 and "Already taking part in another browser" in stranger.inner_text("main")
+        _shot(stranger, artifacts, "2b-taken")
+        assert stranger.goto(f"{server.url}/s/shop-study/step").url.endswith("/s/shop-study")  # to consent
+        intruder.close()
         design_tab.click("#buy")
         design_tab.wait_for_url("**/confirmation.html?order=17")
         assert design_tab.evaluate("abtest.ready") == {}  # a later page, no query: still out
         _shot(design_tab, artifacts, "3-tested-site")
+        # The genuine token, replayed once it has ended the task: refused.
+        page.wait_for_selector("text=How was that task?", timeout=10_000)
+        genuine = design_tab.evaluate("JSON.parse(sessionStorage.getItem('abtest_study')).token")
+        assert genuine and genuine in href
+        assert design_tab.evaluate(POST_REACHED, [server.url, genuine]) == 403
+        assert _task_rows(database) == 1
         # The runner tab polls every 2 s and moves on to the SEQ by itself.
         page.wait_for_selector("text=How was that task?", timeout=10_000)
         design_tab.close()
