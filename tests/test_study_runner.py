@@ -124,6 +124,7 @@ def _counts(engine):  # type: ignore[no-untyped-def]
 
 def test_consent_sets_a_signed_httponly_per_study_cookie(client, study):
     page = client.get(f"{URL}?pid=p-1")
+    assert "A cookie in this browser remembers that" in page.get_data(as_text=True)  # said before consent
     joined = client.post(URL, data={"csrf_token": csrf(page.get_data(as_text=True)), "pid": "p-1"})
     [header] = [h for h in joined.headers.getlist("Set-Cookie") if h.startswith("abtest_participant=")]
     attributes = {a.strip().split("=")[0].lower(): a.strip() for a in header.split(";")[1:]}
