@@ -10,10 +10,16 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from abtest.errors import ValidationError
+
 SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
+    "ABTEST_RATELIMIT_ADDRESS": "most requests to /api/v1/events and /api/v1/assign per client address with a public key (default: 600/minute)",
+    "ABTEST_RATELIMIT_KEY": "most requests to /api/v1/events and /api/v1/assign per public key, all addresses together (default: 30000/minute)",
+    "ABTEST_RATELIMIT_URL": "where rate-limit counters live: memory:// (default, one process) or redis://host:6379 shared by every worker (needs the redis package)",
+    "ABTEST_TRUSTED_PROXIES": "how many reverse proxies in front of the app set X-Forwarded-For/-Proto; the client address is read from them (default: 0, the socket's address)",
 }
 
 
@@ -22,6 +28,10 @@ class Settings:
     database_url: str
     secret_key: str
     instance_path: Path
+    ratelimit_address: str = "600/minute"
+    ratelimit_key: str = "30000/minute"
+    ratelimit_url: str = "memory://"
+    trusted_proxies: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,4 +64,13 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     instance.mkdir(parents=True, exist_ok=True)
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
-    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance)
+    proxies = env.get("ABTEST_TRUSTED_PROXIES") or "0"
+    if not proxies.isdigit():
+        raise ValidationError(f"ABTEST_TRUSTED_PROXIES must be a whole number of proxies, not {proxies!r}",
+                              field="ABTEST_TRUSTED_PROXIES")
+    defaults = Settings("", "", instance)
+    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
+                    ratelimit_address=env.get("ABTEST_RATELIMIT_ADDRESS") or defaults.ratelimit_address,
+                    ratelimit_key=env.get("ABTEST_RATELIMIT_KEY") or defaults.ratelimit_key,
+                    ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
+                    trusted_proxies=int(proxies))
