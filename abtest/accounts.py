@@ -17,6 +17,7 @@ from sqlmodel import Session, col, select
 
 from abtest.errors import Conflict, NotFound, ValidationError
 from abtest.models import ApiToken, User, utcnow
+from abtest.origins import normalize_origins
 
 TOKEN_PREFIXES = {"secret": "sk_", "public": "pk_"}
 MIN_PASSWORD_LENGTH = 8
@@ -34,12 +35,21 @@ class NewToken:
     secret: str  # shown once, never stored
 
 
-def create_token(session: Session, kind: str = "secret", name: str = "") -> NewToken:
-    """A new secret (``sk_…``, admin API) or public (``pk_…``, snippet) token."""
+def create_token(session: Session, kind: str = "secret", name: str = "",
+                 origins: list[str] | tuple[str, ...] = ()) -> NewToken:
+    """A new secret (``sk_…``, admin API) or public (``pk_…``, snippet) token.
+
+    ``origins`` restricts a public key to pages of those web origins (CORS); none: any origin.
+    A secret token has no origins: it is never meant to be in a web page.
+    """
     if kind not in TOKEN_PREFIXES:
         raise ValidationError(f"{kind!r} is not a token kind; use secret or public", field="kind")
+    if origins and kind != "public":
+        raise ValidationError("only a public key can be limited to origins; secret tokens are never "
+                              "sent from web pages", field="origin")
     raw = TOKEN_PREFIXES[kind] + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, kind=kind, prefix=raw[:10], token_hash=_digest(raw))
+    row = ApiToken(name=name, kind=kind, prefix=raw[:10], token_hash=_digest(raw),
+                   origins=normalize_origins(origins) or None)
     session.add(row)
     session.flush()
     return NewToken(row, raw)

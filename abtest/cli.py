@@ -302,16 +302,20 @@ def token() -> None:
 @token.command("create")
 @click.option("--public", is_flag=True, help="A public key (pk_…) for the snippet: reads running experiments, writes events.")
 @click.option("--name", default="", help="A label to recognise the token by.")
-def token_create(public: bool, name: str) -> None:
+@click.option("--origin", "origins", multiple=True, metavar="URL",
+              help="With --public: a web origin (https://shop.example) allowed to use the key from a browser; "
+                   "repeat for more. Default: any origin.")
+def token_create(public: bool, name: str, origins: tuple[str, ...]) -> None:
     """Print a new API token as the last line: secret (sk_…, admin API) unless --public."""
     from abtest.accounts import create_token
     from abtest.db import session_scope
 
     _settings, engine = open_database()
     with session_scope(engine) as session:
-        new = create_token(session, "public" if public else "secret", name)
+        new = create_token(session, "public" if public else "secret", name, origins)
     kind = "public key" if public else "secret token"
-    click.echo(f"Created {kind} {name or '(unnamed)'}; it is shown only now, store it safely:")
+    where = f" for {', '.join(new.token.origins)}" if new.token.origins else ""
+    click.echo(f"Created {kind} {name or '(unnamed)'}{where}; it is shown only now, store it safely:")
     click.echo(new.secret)
 
 
@@ -325,7 +329,8 @@ def token_list() -> None:
     with session_scope(engine) as session:
         for row in list_tokens(session):
             state = "revoked" if row.revoked_at else "active"
-            click.echo(f"{row.prefix}…  {row.kind:6}  {state:7}  {row.name}")
+            where = f"  origins: {' '.join(row.origins)}" if row.origins else ""
+            click.echo(f"{row.prefix}…  {row.kind:6}  {state:7}  {row.name}{where}")
 
 
 @token.command("revoke")

@@ -19,6 +19,10 @@ SETTINGS: dict[str, str] = {
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
     "ABTEST_SESSION_IDLE_MINUTES": "a designer session unused this long ends and asks for the password again (default: 480, i.e. 8 hours; every session ends 14 days after its login anyway)",
     "ABTEST_ACCESS_LOG": "on (default: one line per request, without query string or Referer) or off",
+    "ABTEST_RATELIMIT_ADDRESS": "most requests to /api/v1/events and /api/v1/assign per client address with a public key (default: 600/minute)",
+    "ABTEST_RATELIMIT_KEY": "most requests to /api/v1/events and /api/v1/assign per public key, all addresses together (default: 30000/minute)",
+    "ABTEST_RATELIMIT_URL": "where rate-limit counters live: memory:// (default, one process) or redis://host:6379 shared by every worker (needs the redis package)",
+    "ABTEST_TRUSTED_PROXIES": "how many reverse proxies in front of the app set X-Forwarded-For/-Proto; the client address is read from them (default: 0, the socket's address)",
 }
 
 DEFAULT_SESSION_IDLE_MINUTES = 480
@@ -34,6 +38,10 @@ class Settings:
     # show the demo login.
     demo: bool = False
     access_log: bool = True
+    ratelimit_address: str = "600/minute"
+    ratelimit_key: str = "30000/minute"
+    ratelimit_url: str = "memory://"
+    trusted_proxies: int = 0
 
     @property
     def is_sqlite(self) -> bool:
@@ -79,9 +87,18 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     instance.mkdir(mode=0o700, parents=True, exist_ok=True)  # it holds the database and the key
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
+    proxies = env.get("ABTEST_TRUSTED_PROXIES") or "0"
+    if not proxies.isdigit():
+        raise ValidationError(f"ABTEST_TRUSTED_PROXIES must be a whole number of proxies, not {proxies!r}",
+                              field="ABTEST_TRUSTED_PROXIES")
+    defaults = Settings("", "", instance)
     return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
                     session_idle_minutes=_idle_minutes(env.get("ABTEST_SESSION_IDLE_MINUTES")),
-                    access_log=_on_off(env, "ABTEST_ACCESS_LOG", True))
+                    access_log=_on_off(env, "ABTEST_ACCESS_LOG", True),
+                    ratelimit_address=env.get("ABTEST_RATELIMIT_ADDRESS") or defaults.ratelimit_address,
+                    ratelimit_key=env.get("ABTEST_RATELIMIT_KEY") or defaults.ratelimit_key,
+                    ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
+                    trusted_proxies=int(proxies))
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:

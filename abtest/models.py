@@ -144,6 +144,9 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _ts()
     last_used_at: datetime | None = _ts(nullable=True)
     revoked_at: datetime | None = _ts(nullable=True)
+    # Public keys only: the web origins allowed to use the key from a browser (CORS), each
+    # normalised by abtest.origins; NULL means any origin.
+    origins: list[str] | None = Field(default=None, sa_type=sa.JSON(none_as_null=True))
 
 
 class User(SQLModel, table=True):

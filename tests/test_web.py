@@ -85,13 +85,17 @@ def test_session_cookie_flags(client, designer):
     assert "Secure" in secure.headers["Set-Cookie"]
 
 
-def test_security_headers_on_pages_not_on_api(client):
+def test_security_headers_on_pages_and_a_stricter_policy_on_the_api(client):
     page = client.get("/login")
     assert "script-src 'self'" in page.headers["Content-Security-Policy"]
     assert page.headers["X-Frame-Options"] == "DENY"
     assert page.headers["X-Content-Type-Options"] == "nosniff"
     assert "HX-Request" in page.headers["Vary"]
-    assert "Content-Security-Policy" not in client.get("/api/v1/openapi.json").headers
+    for path in ("/api/v1/openapi.json", "/api/v1/config", "/api/v1/nowhere"):  # 200, 401 and 404 alike
+        answer = client.get(path)
+        assert answer.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'", path
+        assert answer.headers["X-Content-Type-Options"] == "nosniff", path
+        assert "HX-Request" not in answer.headers.get("Vary", ""), path
 
 
 def test_logged_in_list(logged_in, seeded_experiment):

@@ -31,6 +31,7 @@ from abtest.store.events import event_row, exposure_id, write_events
 from web.extensions import get_engine
 from web.api_models import AssignRequest
 from web.auth import actor, token_required
+from web.public_api import public_limits
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -135,6 +136,7 @@ def _snippet_definition(session: Session, key: str) -> tuple[Any, Any]:
 
 @api.post("/assign")
 @token_required(public=True)
+@public_limits
 def assign_unit():  # type: ignore[no-untyped-def]
     """Assign one unit server-side and record its exposure (stored once per unit and variant)."""
     body: AssignRequest = validated(AssignRequest, json_body())
@@ -153,6 +155,7 @@ def assign_unit():  # type: ignore[no-untyped-def]
 
 @api.post("/events")
 @token_required(public=True)
+@public_limits
 def events():  # type: ignore[no-untyped-def]
     """Store a batch of up to 1000 events; duplicates (same id) count once; bad ones are listed."""
     batch: EventBatch = validated(EventBatch, json_body())

@@ -11,6 +11,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from htmx_flask import Htmx
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import abtest
 from abtest.config import Settings, load_settings
@@ -26,6 +27,11 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "same-origin",
+}
+# JSON is never a document: nothing in it may load, run or be framed, and it is never sniffed as HTML.
+API_SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
 }
 
 
@@ -53,6 +59,9 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session
     )
     app.session_interface = _SessionInterface()
+    if settings.trusted_proxies:  # the client's address and scheme come from the proxies' headers
+        n = settings.trusted_proxies
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["abtest.settings"] = settings
     app.extensions["abtest.engine"] = engine or make_engine(settings.database_url)
     Htmx(app)
@@ -62,9 +71,10 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
 
     @app.after_request
     def _headers(response):  # type: ignore[no-untyped-def]
-        if not request.path.startswith("/api/"):
-            for name, value in SECURITY_HEADERS.items():
-                response.headers.setdefault(name, value)
+        api = request.path.startswith("/api/")
+        for name, value in (API_SECURITY_HEADERS if api else SECURITY_HEADERS).items():
+            response.headers.setdefault(name, value)
+        if not api:
             response.vary.add("HX-Request")
         return response
 
@@ -89,15 +99,13 @@ def _register_api(app: Flask) -> None:
     from flask_cors import CORS
 
     from web.api import api
+    from web.public_api import init_public_api
 
     app.register_blueprint(api)
     csrf.exempt(api)  # token-authenticated, never cookie-authenticated
-    # Only the snippet's routes are reachable from other origins; the admin API is not.
-    # sendBeacon posts in credentials mode "include", which Chromium refuses with a wildcard
-    # origin, so the page's own origin is echoed. Safe: these routes authenticate by token
-    # (header or ?key=), never by cookie.
-    CORS(app, resources={r"/api/v1/(config|assign|events)": {"origins": "*"}}, supports_credentials=True,
-         allow_headers=["Authorization", "Content-Type"], methods=["GET", "POST", "OPTIONS"], max_age=86400)
+    # Only the snippet's routes are reachable from other origins, each public key from its own
+    # allowed origins, and rate-limited (web.public_api); the admin API is not.
+    init_public_api(app)
     # The study reporter (abtest-study.js) on the tested site posts here without cookies.
     CORS(app, resources={r"/s/[^/]+/reached": {"origins": "*", "supports_credentials": False}},
          allow_headers=["Content-Type"], methods=["POST", "OPTIONS"], max_age=86400)

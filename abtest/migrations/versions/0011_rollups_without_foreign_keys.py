@@ -10,13 +10,13 @@ SQLite recreates the two tables (batch mode) to drop the key; the events trigger
 rollup_dirty, so it is not affected.
 
 Revision ID: 0011
-Revises: 0008
+Revises: 0010
 Create Date: 2026-12-02
 """
 from alembic import op
 
 revision = '0011'
-down_revision = '0008'
+down_revision = '0010'
 branch_labels = None
 depends_on = None
 
