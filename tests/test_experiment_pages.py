@@ -608,6 +608,10 @@ def test_install_page_has_snippet_hooks_qa_links_and_toml(logged_in, engine):
     assert "<script" not in snippet  # shown as text, not run on the Install page
     assert '"http://localhost/static/abtest.js"' in page and 'setTimeout(f,800)' in page
     assert 'curl -X POST http://localhost/api/v1/assign' in page
+    # How to wait for consent, and to keep a key to the site's own pages.
+    assert 'data-consent="required"' in page and "abtest.consent(true)" in page and "abtest.consent(false)" in page
+    assert 'data-consent="necessary"' in page and "Global Privacy Control" in page
+    assert "abtest token create --public --origin https://your-shop.example" in page
     assert '-d \'{"experiment": "rich", "unit": "USER_ID"}\'' in page
     assert 'html[data-abtest-rich="control"]' in page and 'html[data-abtest-rich="blue"]' in page
     assert 'abtest.track("purchase", 12.5)' in page and 'abtest.task("checkout").start()' in page

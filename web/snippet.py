@@ -8,7 +8,8 @@ It is an inline loader, not a bare ``<script src>`` tag, for three reasons (issu
   when abtest.js has assigned the visitor, or after 800 ms at the latest, whatever happens to the
   server. An ``async`` tag alone runs after the first paint, so variant visitors saw control first.
 * **A dead server cannot break the page.** ``window.abtest`` exists at once as a stub that queues
-  ``track``, ``task``, ``attributes`` (replayed by abtest.js with their own times), answers
+  ``track``, ``task``, ``attributes`` and ``consent`` (replayed by abtest.js, consent first, the
+  others with their own times), answers
   ``variant()`` with null and has a ``ready`` Promise (resolved ``{}`` if abtest.js never comes),
   which ``flush()`` returns.
 * **The load event never waits for abtest.** abtest.js is fetched as a preload (which does not
@@ -25,7 +26,7 @@ import json
 _LOADER = """<style>.abtest-loading{opacity:0}</style>
 <script data-key="{key}">self.abtest||((d,U,G)=>{let c=d.documentElement.classList,
 p=(m,n)=>(...x)=>a.q.push([m,n,x,Date.now()]),f=()=>{c.remove(G);a.r({})},
-a=self.abtest={q:[],track:p("track"),attributes:p("attributes"),variant:()=>null,flush:()=>a.ready,
+a=self.abtest={q:[],track:p("track"),attributes:p("attributes"),consent:p("consent"),variant:()=>null,flush:()=>a.ready,
 task:n=>({start:p("start",n),end:p("end",n)})},e=(t,o)=>d.head.append(Object.assign(d.createElement(t),o))
 a.ready=new Promise(r=>a.r=r);c.add(G);setTimeout(f,800)
 e("link",{rel:"preload",as:"script",href:U,onload:()=>e("script",{src:U}),onerror:f})

@@ -9,7 +9,10 @@
 //           data-api="https://…" (API origin; default: this script's origin),
 //           data-timeout="800" (plain tag: ms the page may stay hidden while config loads),
 //           data-attributes='{"country":"DE"}' (targeting and segments; window.abtestAttributes
-//           and abtest.attributes({...}) add to it and win).
+//           and abtest.attributes({...}) add to it and win),
+//           data-consent="required" (store, fetch and send nothing until abtest.consent(true)) or
+//           "necessary" (the site's tests are strictly necessary: Global Privacy Control is not
+//           applied). Without it a visitor with Global Privacy Control on counts as not consenting.
 (() => {
   'use strict';
   const w = window;
@@ -120,9 +123,9 @@
       return fallback;
     }
   };
-  // store(area, k) reads; store(area, k, v) writes.
+  // store(area, k) reads; store(area, k, v) writes, never without consent.
   const store = (area, k, v) =>
-    attempt(() => (v === undefined ? w[area].getItem(k) : w[area].setItem(k, v)), null);
+    attempt(() => (v === undefined ? w[area].getItem(k) : blocked || w[area].setItem(k, v)), null);
   // Per-tab state (config cache, QA overrides, task starts) as JSON in sessionStorage.
   const session = (k, v) =>
     v === undefined
@@ -179,12 +182,16 @@
   const configUrl = `${base}/api/v1/config?key=${key}`;
   const eventsUrl = `${base}/api/v1/events?key=${key}`;
   const timeout = +opts.timeout || 800;
+  // Consent: until abtest.consent(true), a site that requires it, or a visitor with Global Privacy
+  // Control on (unless the site says its tests are strictly necessary), gets nothing stored,
+  // requested or sent: no id can be kept, so no variant either: the page shows control.
+  let blocked = opts.consent === 'required' || (navigator.globalPrivacyControl === true && opts.consent !== 'necessary');
 
   // A usability-study participant (link from the study runner, or an earlier page in this tab)
   // tests a design, not the site's A/B tests: no assignment, no events, everyone sees control.
   const study = /abtest_study=/.test(location) || session('study');
 
-  const unit = attempt(visitorId) || uuid();
+  let unit = null; // the visitor id, kept once consent is known (just before start())
   const assigned = Object.create(null); // experiment key -> variant, for the experiments the visitor is in
   const forcedIn = {}; // experiment key -> true when a QA override chose the variant
   const queue = [];
@@ -219,7 +226,7 @@
           .catch(() => {
             // Server away: keep the events (bounded) and retry later, backing off; the server
             // counts a repeated id once, so resending a batch that did arrive costs nothing.
-            if (++failures < 6 && queue.length < 200) {
+            if (!blocked && ++failures < 6 && queue.length < 200) {
               queue.unshift(...batch);
               clearTimeout(timer);
               timer = setTimeout(send, IDLE_MS << failures);
@@ -233,6 +240,7 @@
   const send = (hiding) => attempt(() => post(hiding), Promise.resolve());
 
   const record = (experiment, type, fields, ts = new Date()) => {
+    if (blocked) return;
     queue.push(Object.assign(
       { id: uuid(), type, experiment, variant: assigned[experiment], unit },
       fields,
@@ -296,7 +304,7 @@
   };
 
   const start = () => {
-    if (study) return settle();
+    if (study || blocked) return settle();
     const cached = session('config');
     if (cached && cached.url === configUrl && Date.now() - cached.t < CONFIG_TTL) return settle(cached.config);
     // Hide the page only while it is still being parsed: hiding a page that has already been
@@ -322,6 +330,7 @@
   };
 
 
+  const keepId = () => (api.unit = unit = attempt(visitorId) || uuid());
   const api = (w.abtest = {
     ready, // resolves with {experiment: variant} once assigned, or {} when config failed
     unit,
@@ -355,6 +364,21 @@
     // exposures of the next page views use them (this page's exposures may be sent already).
     attributes: (more) => attempt(() => session('attrs', Object.assign(session('attrs') || {}, more))),
     flush: () => send(false), // a Promise, settled once the queued events are sent (or kept)
+    // consent(true): the visitor agreed: keep an id from now on (assigned and counted from this
+    // page view if it is still hidden, else from the next). Anything else withdraws consent:
+    // the id is deleted, queued events are dropped, nothing more is stored or sent.
+    consent: (yes) => {
+      const was = blocked;
+      blocked = yes !== true;
+      attempt(() => {
+        if (blocked) {
+          queue.length = 0;
+          api.unit = unit = null;
+          d.cookie = ID + '=;path=/;max-age=0';
+          localStorage.removeItem(ID);
+        } else if (was) keepId();
+      });
+    },
     _hash: { fnv1a32, bucket, chooseVariant, namespacePosition },
   });
 
@@ -367,7 +391,8 @@
     at = 0;
   };
   if (stub.q) {
-    stub.q.forEach(replay);
+    // Consent first, so the calls queued beside it are kept (or not) as it says.
+    stub.q.sort((a, b) => (b[0] == 'consent') - (a[0] == 'consent')).forEach(replay);
     stub.q = { push: replay };
   }
 
@@ -378,6 +403,7 @@
     study && d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-study.js' }));
   });
   try {
+    blocked || unit || keepId();
     start();
   } catch (e) {
     settle(null); // never leave the page hidden or `ready` pending
