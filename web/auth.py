@@ -105,8 +105,10 @@ def login_required(view: F) -> F:
 
 
 def _safe_next(target: str | None) -> str:
-    """Only same-site paths: an open redirect after login would be a phishing tool."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Only same-site paths: an open redirect after login would be a phishing tool, and a CR/LF in a
+    Location header is no redirect at all (the server refuses to send it)."""
+    if (target and target.startswith("/") and not target.startswith("//") and "\\" not in target
+            and not any(ch < " " or ch == "\x7f" for ch in target)):
         return target
     return url_for("experiments.index")
 

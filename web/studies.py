@@ -18,6 +18,7 @@ from sqlmodel import Session
 from abtest.attributes import device_of
 from abtest.errors import AbtestError, BadRequest, Conflict, ValidationError
 from abtest.questionnaires import QUESTIONNAIRES
+from abtest.storable import text_problem
 from abtest.studies import runner as core
 from abtest.studies.definition import StudyDef
 from web.extensions import csrf, get_engine
@@ -185,6 +186,8 @@ def reached(key: str):  # type: ignore[no-untyped-def]
     for name in ("pid", "task", "url"):
         if not isinstance(body.get(name), str) or not body[name] or len(body[name]) > 4000:
             return _json_error(BadRequest(f"{name} must be a non-empty string", field=name))
+        if (problem := text_problem(body[name])) is not None:  # a lone surrogate cannot reach the database
+            return _json_error(BadRequest(f"{name} {problem}", field=name))
     try:
         ended = core.reached(get_engine(), key, body["pid"], body["task"], body["url"])
     except AbtestError as exc:
