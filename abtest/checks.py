@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from abtest.errors import ValidationError
+from abtest.storable import MAX_TEXT, number_problem, text_problem
 
 KEY_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{1,63}")
 VARIANT_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
@@ -61,6 +62,8 @@ class Checker:
 
     def text(self, table: Mapping[str, Any], name: str, where: str, default: str | None = None,
              required: bool = False) -> str | None:
+        """A string field, at most :data:`~abtest.storable.MAX_TEXT` characters (fields with a
+        tighter rule check it with :meth:`length`) and storable: no NUL, no lone surrogate."""
         if name not in table:
             if required:
                 self.fail(where, "is required")
@@ -69,8 +72,11 @@ class Checker:
         if not isinstance(value, str):
             self.fail(where, f"must be a string, not {type(value).__name__}")
             return default
-        if "\x00" in value:  # PostgreSQL cannot store it: refuse here, by name, not with a 500
-            self.fail(where, "must not contain a NUL character")
+        problem = text_problem(value)  # PostgreSQL cannot store it: refuse here, by name, not with a 500
+        if problem is None and len(value) > MAX_TEXT:
+            problem = f"at most {MAX_TEXT} characters, got {len(value)}"
+        if problem is not None:
+            self.fail(where, problem)
             return default
         return value
 
@@ -81,8 +87,12 @@ class Checker:
                 self.fail(where, "is required")
             return default
         value = table[name]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             self.fail(where, f"must be a finite number, not {value!r}")
+            return default
+        problem = number_problem(value)  # NaN, infinity, or an integer beyond the float range
+        if problem is not None:
+            self.fail(where, problem)
             return default
         return float(value)
 

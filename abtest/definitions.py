@@ -29,6 +29,7 @@ from abtest.checks import (
     Checker,
     root_table,
 )
+from abtest.storable import number_problem, text_problem
 from abtest.metrics import METRIC_TYPES, PARAMS, MetricDef
 
 STATUSES = ("draft", "running", "stopped", "archived")
@@ -37,6 +38,8 @@ MAX_VARIANTS = 20
 # Keys that would collide with the designer pages' own paths under /experiments/.
 RESERVED_KEYS = frozenset({"new", "validate", "sample-size", "form"})
 PLAN_FIELDS = ("units_per_variant", "baseline", "mde", "power")
+# A planned sample beyond any real traffic (10¹² units per variant) is a typo, not a plan.
+MAX_PLANNED = 10**12
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,8 +295,8 @@ def _parse_namespace(c: Checker, raw: Any) -> NamespaceDef | None:
         c.fail("namespace.name", "must not be empty")
     bounds = raw.get("range")
     if (not isinstance(bounds, list) or len(bounds) != 2
-            or any(isinstance(b, bool) or not isinstance(b, (int, float)) for b in bounds)):
-        c.fail("namespace.range", "must be two numbers [start, end]")
+            or any(isinstance(b, bool) or not isinstance(b, (int, float)) or number_problem(b) for b in bounds)):
+        c.fail("namespace.range", "must be two numbers [start, end], both finite")
         return None
     start, end = float(bounds[0]), float(bounds[1])
     if not 0 <= start < end <= 1:
@@ -326,6 +329,10 @@ def _parse_targeting(c: Checker, raw: Any) -> dict[str, tuple[str, ...]]:
             c.fail(where, f"values are at most {MAX_VALUE_LENGTH} characters (a visitor's cannot be longer), "
                           f"got {len(long[0])}")
             continue
+        problems = [p for p in map(text_problem, texts) if p]
+        if problems:  # a visitor's attribute with one is refused, so the rule could never match
+            c.fail(where, f"values {problems[0]}")
+            continue
         rules[attr] = texts
     return rules
 
@@ -336,8 +343,8 @@ def _parse_plan(c: Checker, raw: Any) -> PlanDef | None:
         return None
     c.unknown(raw, set(PLAN_FIELDS), "plan.")
     units = raw.get("units_per_variant")
-    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 2):
-        c.fail("plan.units_per_variant", f"{units!r} must be an integer of at least 2")
+    if units is not None and (isinstance(units, bool) or not isinstance(units, int) or not 2 <= units <= MAX_PLANNED):
+        c.fail("plan.units_per_variant", f"{_shown(units)} must be an integer of at least 2 and at most {MAX_PLANNED:,}")
         units = None
     baseline = c.number(raw, "baseline", "plan.baseline")
     mde = c.number(raw, "mde", "plan.mde")
@@ -353,3 +360,9 @@ def _parse_plan(c: Checker, raw: Any) -> PlanDef | None:
     if baseline is not None and mde is not None and baseline + mde >= 1:
         c.fail("plan.mde", f"baseline {baseline} + mde {mde} must stay below 1 (a rate cannot exceed 100%)")
     return PlanDef(units, baseline, mde, power or 0.8)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error message quotes it: a 400-digit number is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}…({len(text)} characters)"

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
 from abtest.models import Experiment, Variant
+from abtest.storable import first_unstorable
 from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
 
 MAX_BATCH = 1000
@@ -27,6 +28,7 @@ MAX_FUTURE = timedelta(minutes=5)
 # Values are summed and squared in SQL: an absurd one (anyone can send events with the public key)
 # would overflow the sums and break the experiment's results for good, so it is refused here.
 MAX_ABS_VALUE = 1e9
+MAX_ANSWER_TEXT = 4000  # a free-text answer, as long as the study runner's comment
 
 Name = Annotated[str, Field(min_length=1, max_length=64)]
 
@@ -40,37 +42,25 @@ class FieldProblem(ValueError):
         self.message = message
 
 
-def reject_nul(data: Any, where: str = "") -> Any:
-    """Refuse NUL characters and lone surrogates (JSON may escape half an emoji as "\\ud83d")
-    anywhere in a JSON body: PostgreSQL cannot store either in text."""
-    if isinstance(data, str):
-        if "\x00" in data:
-            raise FieldProblem(where or "body", "must not contain NUL characters")
-        if not data.isascii():
-            try:
-                data.encode("utf-8")
-            except UnicodeEncodeError:
-                raise FieldProblem(where or "body", "must be valid Unicode text (it holds a lone surrogate)") from None
-    if isinstance(data, dict):
-        for key, value in data.items():
-            inner = f"{where}.{key}" if where else str(key)
-            reject_nul(key, inner)
-            reject_nul(value, inner)
-    elif isinstance(data, list):
-        for value in data:
-            reject_nul(value, where)
+def reject_unstorable(data: Any) -> Any:
+    """Refuse, naming the field, what no store can hold anywhere in a JSON body: NUL characters and
+    lone surrogates (JSON may escape half an emoji as "\\ud83d"), NaN, infinity and integers
+    beyond the float range (see :mod:`abtest.storable`)."""
+    found = first_unstorable(data)
+    if found is not None:
+        raise FieldProblem(*found)
     return data
 
 
 class StrictBody(BaseModel):
-    """Base of every public request body: unknown fields, loose types and NUL characters refused."""
+    """Base of every public request body: unknown fields, loose types and unstorable values refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     @model_validator(mode="before")
     @classmethod
-    def _no_nul(cls, data: Any) -> Any:
-        return reject_nul(data)
+    def _storable(cls, data: Any) -> Any:
+        return reject_unstorable(data)
 
 
 class EventIn(StrictBody):
@@ -105,6 +95,17 @@ class EventIn(StrictBody):
         except BadAttribute as exc:
             raise FieldProblem(exc.field, exc.message) from None
 
+    @field_validator("answers", mode="before")
+    @classmethod
+    def _answers(cls, value: Any) -> Any:
+        # Scored and averaged later: a number is bounded like ``value``, a text like a comment.
+        for i, item in enumerate(value if isinstance(value, list) else []):
+            if isinstance(item, (int, float)) and not isinstance(item, bool) and not abs(item) <= MAX_ABS_VALUE:
+                raise FieldProblem(f"answers[{i}]", f"must lie between -{MAX_ABS_VALUE:.0e} and {MAX_ABS_VALUE:.0e}")
+            if isinstance(item, str) and len(item) > MAX_ANSWER_TEXT:
+                raise FieldProblem(f"answers[{i}]", f"at most {MAX_ANSWER_TEXT} characters, got {len(item)}")
+        return value
+
     @field_validator("value", "duration_ms", mode="before")
     @classmethod
     def _numbers(cls, value: Any) -> Any:
@@ -129,7 +130,10 @@ class EventIn(StrictBody):
             raise ValueError("must be an ISO 8601 string such as 2026-11-23T10:00:00Z") from exc
         if parsed.tzinfo is None:
             raise ValueError("needs a time zone: end it with Z or an offset like +01:00")
-        return parsed.astimezone(UTC)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:  # 9999-12-31T23:59:59-14:00 is legal ISO 8601 but past year 9999 in UTC
+            raise ValueError("must lie between 30 days ago and 5 minutes from now") from None
 
     @model_validator(mode="after")
     def _fields_for_type(self) -> EventIn:
@@ -147,7 +151,10 @@ class EventIn(StrictBody):
 
 
 class EventBatch(BaseModel):
-    """The body of ``POST /api/v1/events``: events are validated one by one, not here."""
+    """The body of ``POST /api/v1/events``: events are validated one by one, not here (so one bad
+    event never costs the others); the body itself refuses unknown fields like every other."""
+
+    model_config = ConfigDict(extra="forbid")
 
     events: Annotated[list[Any], Field(max_length=MAX_BATCH, json_schema_extra={
         "items": {"$ref": "#/components/schemas/EventIn"}})]

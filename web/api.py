@@ -47,7 +47,13 @@ def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
 def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     """404, 405, 413 … as JSON under /api/ (called by the app's handler: routing errors bypass blueprints)."""
     code = (exc.name or "error").lower().replace(" ", "_")
-    return jsonify(error={"code": code, "message": exc.description, "field": None}), exc.code
+    return jsonify(error={"code": code, "message": exc.description, "field": None}), exc.code, http_headers(exc)
+
+
+def http_headers(exc: HTTPException) -> list[tuple[str, str]]:
+    """The headers an HTTP error carries besides its body's type: a 405's ``Allow`` (which RFC 9110
+    requires), a 416's ``Content-Range`` … kept when the body is rendered our way."""
+    return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
 
 
 @api.errorhandler(sa.exc.OperationalError)
@@ -80,6 +86,8 @@ def json_body() -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", field="body") from exc
     except RecursionError as exc:
         raise BadRequest("malformed JSON: nested too deeply", field="body") from exc
+    except ValueError as exc:  # an integer of more than 4300 digits, which Python will not read
+        raise BadRequest(f"malformed JSON: {str(exc).split(';')[0]}", field="body") from exc
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object", field="body")
     return body

@@ -112,7 +112,7 @@ def _register_api(app: Flask) -> None:
 
 
 def _register_pages(app: Flask) -> None:
-    from web.api import http_error
+    from web.api import http_error, http_headers
     from web.auth import current_user, designer
     from web.experiments import experiments
 
@@ -147,7 +147,7 @@ def _register_pages(app: Flask) -> None:
         if request.path.startswith("/api/"):
             return http_error(exc)
         title = ERROR_TITLES.get(exc.code or 500, f"{exc.code} {exc.name}")
-        return render_template("error.html", title=title, message=exc.description), exc.code
+        return render_template("error.html", title=title, message=exc.description), exc.code, http_headers(exc)
 
     @app.after_request
     def _errors_replace_the_page(response):  # type: ignore[no-untyped-def]

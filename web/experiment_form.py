@@ -295,6 +295,9 @@ class SampleSizeAnswer:
     errors: dict[str, list[str]] = field(default_factory=dict)
 
 
+MAX_HELPER_DAYS = 36_525
+
+
 def _plain_float(text: str | None, default: float, low: float, high: float) -> float:
     try:
         value = float(text or "")
@@ -344,6 +347,14 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
         errors.setdefault({"baseline": "helper-baseline", "mde": "helper-mde"}.get(exc.field or "", "helper"),
                           []).append(exc.message)
         return SampleSizeAnswer(variants=variants, alpha=alpha, coverage=coverage, errors=errors)
-    days = math.ceil(size.n_total / (traffic * coverage)) if traffic else None
+    days = None
+    if traffic:
+        rate = traffic * coverage  # visitors entering the test per day; 1e-300 × 1e-300 is 0
+        span = size.n_total / rate if rate > 0 else math.inf
+        if span > MAX_HELPER_DAYS:
+            errors["helper-daily_traffic"] = [f"at {daily} visitors a day the test would run for more than "
+                                              f"{MAX_HELPER_DAYS:,} days (a century)"]
+        else:
+            days = math.ceil(span)
     return SampleSizeAnswer(size.n_per_variant, size.n_total, days, variants, alpha, coverage, traffic,
                             size.method, errors)

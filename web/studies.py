@@ -20,6 +20,7 @@ from sqlmodel import Session
 from abtest.attributes import device_of
 from abtest.errors import AbtestError, BadRequest, Conflict, Forbidden, ValidationError
 from abtest.questionnaires import QUESTIONNAIRES
+from abtest.storable import text_problem
 from abtest.studies import runner as core
 from abtest.studies.definition import StudyDef
 from web import study_access as access
@@ -194,6 +195,8 @@ def reached(key: str):  # type: ignore[no-untyped-def]
         return _json_error(BadRequest("the body must be a JSON object with token and url", field="body"))
     if not isinstance(body.get("url"), str) or not body["url"] or len(body["url"]) > 4000:
         return _json_error(BadRequest("url must be a non-empty string", field="url"))
+    if (problem := text_problem(body["url"])) is not None:  # a lone surrogate cannot reach the database
+        return _json_error(BadRequest(f"url {problem}", field="url"))
     # Who is reporting: only a token the runner signed says so (a participant id alone does not).
     token = body.get("token")
     if not isinstance(token, str) or not token or len(token) > 4000:

@@ -48,17 +48,20 @@ def plan_answers(args: Mapping[str, str]) -> dict[str, Any]:
             errors[name] = "Enter a number."
             number = default
         values[name] = number
+    # Checked before computing: (1 − p)ⁿ of a 400-digit n overflows.
+    n_out_of_range = "n" not in errors and not 0 <= values["n"] <= 1000
+    if n_out_of_range:
+        errors["n"] = "From 0 to 1000 participants."
     answers: dict[str, Any] = {}
     for out, compute in (("chance", lambda: planning.discovery_chance(values["p"], values["n"])),
                          ("needed", lambda: planning.participants_for_discovery(values["p"], values["target"])),
                          ("for_margin", lambda: planning.participants_for_margin(values["rate"], values["margin"]))):
+        if out == "chance" and n_out_of_range:
+            continue
         try:
             answers[out] = compute()
         except ValidationError as exc:
             errors.setdefault(exc.field or out, exc.message)
-    if "n" not in errors and not 0 <= values["n"] <= 1000:
-        errors["n"] = "From 0 to 1000 participants."
-        answers.pop("chance", None)
     return {"values": values, "answers": answers, "errors": errors}
 
 

@@ -40,6 +40,15 @@ def load_toml(path: Path) -> Any:
             raw = tomllib.load(handle)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidDefinition([ValidationError(f"invalid TOML: {exc}", field="(file)")], str(path)) from exc
+    except UnicodeDecodeError as exc:
+        raise InvalidDefinition([ValidationError(f"not UTF-8 text (byte {exc.start})", field="(file)")],
+                                str(path)) from exc
+    except RecursionError as exc:
+        raise InvalidDefinition([ValidationError("invalid TOML: nested too deeply", field="(file)")],
+                                str(path)) from exc
+    except ValueError as exc:  # an integer of more than 4300 digits, which Python will not read
+        raise InvalidDefinition([ValidationError(f"invalid TOML: {str(exc).split(';')[0]}", field="(file)")],
+                                str(path)) from exc
     except OSError as exc:
         raise InvalidDefinition([ValidationError(f"cannot read: {exc.strerror}", field="(file)")], str(path)) from exc
     return parse_definition(raw, source=str(path))

@@ -32,8 +32,12 @@ def _share(value: float, field: str, *, closed: bool = False) -> float:
 def discovery_chance(p: float, n: int) -> float:
     """Chance that a problem affecting a share ``p`` of users shows up at least once in ``n`` sessions."""
     _share(p, "p", closed=True)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValidationError(f"{n!r} must be a whole number of participants, 0 or more", field="n")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_PARTICIPANTS:
+        raise ValidationError(f"must be a whole number of participants from 0 to {MAX_PARTICIPANTS}", field="n")
+    return _seen(p, n)
+
+
+def _seen(p: float, n: int) -> float:
     return 1 - (1 - p) ** n
 
 
@@ -41,14 +45,18 @@ def participants_for_discovery(p: float, target: float) -> int:
     """Smallest ``n`` with ``1 − (1 − p)^n ≥ target``."""
     _share(p, "p")
     _share(target, "target")
-    n = max(1, math.ceil(math.log1p(-target) / math.log1p(-p)))
-    while n > 1 and discovery_chance(p, n - 1) >= target:  # guard against rounding in the logs
+    too_many = ValidationError(f"needs more than {MAX_PARTICIPANTS} participants; raise p or lower the target",
+                               field="target")
+    estimate = math.log1p(-target) / math.log1p(-p)
+    if not estimate <= MAX_PARTICIPANTS + 1:  # also where 1 − p rounds to 1 and no n would ever do
+        raise too_many
+    n = max(1, math.ceil(estimate))
+    while n > 1 and _seen(p, n - 1) >= target:  # guard against rounding in the logs
         n -= 1
-    while discovery_chance(p, n) < target:
+    while _seen(p, n) < target:
         n += 1
-    if n > MAX_PARTICIPANTS:
-        raise ValidationError(f"needs more than {MAX_PARTICIPANTS} participants; raise p or lower the target",
-                              field="target")
+        if n > MAX_PARTICIPANTS:
+            raise too_many
     return n
 
 
@@ -71,7 +79,11 @@ def participants_for_margin(rate: float, margin: float, alpha: float = 0.05) -> 
         raise ValidationError("a margin above ±50 points says nothing; choose 0.5 or less", field="margin")
     z = z_quantile(alpha)
     # Start near the closed form n = z²·p(1−p)/d² − z², then step to the exact smallest n.
-    guess = math.floor(z * z * min(rate * (1 - rate), 0.25) / margin ** 2 - z * z)
+    squared = margin * margin
+    estimate = z * z * min(rate * (1 - rate), 0.25) / squared - z * z if squared > 0 else math.inf
+    if estimate > 2 * MAX_PARTICIPANTS:  # far past the bound (a margin of 1e-300 would overflow the guess)
+        raise ValidationError(f"needs more than {MAX_PARTICIPANTS} participants", field="margin")
+    guess = math.floor(estimate)
     n = max(1, min(guess, MAX_PARTICIPANTS))
     while n > 1 and adjusted_wald_margin(rate, n - 1, alpha) <= margin:
         n -= 1

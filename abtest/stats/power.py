@@ -39,6 +39,9 @@ from typing import Literal
 from abtest.errors import InsufficientData, ValidationError
 
 ProportionFormula = Literal["pooled", "evan_miller"]
+# Beyond this many units per variant a plan is refused rather than printed (a minimum detectable
+# effect of 1e-300 would otherwise overflow the arithmetic): far past any site's traffic.
+_MAX_N = 1e15
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,27 +54,37 @@ class SampleSize:
     method: str
 
 
-def _open_unit(value: float, field: str) -> float:
+def _number(value: float, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValidationError(f"must be a number, got {value!r}", field=field)
-    value = float(value)
+    try:
+        return float(value)
+    except OverflowError:  # an integer beyond the float range
+        raise ValidationError(f"must be a finite number, not an integer of {len(str(abs(value)))} digits",
+                              field=field) from None
+
+
+def _open_unit(value: float, field: str) -> float:
+    value = _number(value, field)
     if not (math.isfinite(value) and 0.0 < value < 1.0):
         raise ValidationError(f"must be between 0 and 1 (exclusive), got {value}", field=field)
     return value
 
 
 def _positive(value: float, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ValidationError(f"must be a number, got {value!r}", field=field)
-    value = float(value)
+    value = _number(value, field)
     if not (math.isfinite(value) and value > 0):
         raise ValidationError(f"must be greater than 0, got {value}", field=field)
     return value
 
 
+# More arms than any test has; the bound keeps α/(k − 1) a float (k of 400 digits overflows it).
+MAX_VARIANTS = 1000
+
+
 def _variants(variants: int) -> int:
-    if isinstance(variants, bool) or int(variants) != variants or variants < 2:
-        raise ValidationError(f"must be a whole number ≥ 2, got {variants!r}", field="variants")
+    if isinstance(variants, bool) or int(variants) != variants or not 2 <= variants <= MAX_VARIANTS:
+        raise ValidationError(f"must be a whole number from 2 to {MAX_VARIANTS}, got {variants!r}", field="variants")
     return int(variants)
 
 
@@ -105,7 +118,8 @@ def _n_proportions(p1: float, delta: float, a: float, power: float, formula: str
     else:
         null_sd = math.sqrt(2 * p1 * (1 - p1))
     alt_sd = math.sqrt(p1 * (1 - p1) + p2 * (1 - p2))
-    return ((za * null_sd + zb * alt_sd) / delta) ** 2
+    ratio = (za * null_sd + zb * alt_sd) / delta
+    return ratio * ratio  # not ** 2, which raises on overflow: a tiny delta gives inf, refused by the caller
 
 
 def sample_size_proportions(
@@ -129,6 +143,9 @@ def sample_size_proportions(
     if formula not in ("pooled", "evan_miller"):
         raise ValidationError(f"unknown formula {formula!r}", field="formula")
     n_exact = _n_proportions(baseline, mde, a, power, formula)
+    if not n_exact <= _MAX_N:
+        raise ValidationError(f"mde {mde} is too small to plan for: it needs more than {_MAX_N:.3g} units per "
+                              "variant", field="mde")
     n = math.ceil(n_exact - 1e-9) if formula == "pooled" else max(1, round(n_exact))
     name = (
         "normal approximation of the pooled two-proportion z-test (R power.prop.test)"
