@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from abtest import __version__
+from abtest.clickhouse.client import is_clickhouse_url
 from abtest.config import SETTINGS, Settings, load_settings
 from abtest.errors import AbtestError
 
@@ -51,8 +52,11 @@ def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
     from abtest.db import make_engine, pending_migrations, upgrade
 
+    from abtest.store.target import attach
+
     settings = load_settings()
     engine = make_engine(settings.database_url)
+    attach(engine, settings.events_url)
     if settings.is_sqlite and upgrade_sqlite:
         upgrade(engine)
     elif pending_migrations(engine):
@@ -377,6 +381,12 @@ def db_upgrade() -> None:
     settings = load_settings()
     upgrade(make_engine(settings.database_url))
     click.echo(f"database schema is up to date: {safe_url(settings.database_url)}")
+    if is_clickhouse_url(settings.events_url):
+        from abtest.clickhouse.client import connect
+        from abtest.clickhouse.schema import create_schema
+
+        create_schema(connect(settings.events_url))
+        click.echo(f"events table is up to date: {safe_url(settings.events_url)}")
 
 
 @db.command("rollup")

@@ -13,6 +13,7 @@ from pathlib import Path
 SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
+    "ABTEST_EVENTS_URL": "where events are stored and aggregated: chdb:///path (ClickHouse in-process) or clickhouse://user:pass@host:8123/db, needs abtest[clickhouse] (default: the registry database)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
 }
 
@@ -22,6 +23,7 @@ class Settings:
     database_url: str
     secret_key: str
     instance_path: Path
+    events_url: str = ""  # empty: the events live in the registry database
 
     @property
     def is_sqlite(self) -> bool:
@@ -54,4 +56,5 @@ def load_settings(environ: dict[str, str] | None = None) -> Settings:
     instance.mkdir(parents=True, exist_ok=True)
     url = env.get("ABTEST_DATABASE_URL") or f"sqlite:///{instance / 'abtest.db'}"
     secret = env.get("ABTEST_SECRET_KEY") or _stored_secret(instance)
-    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance)
+    return Settings(database_url=normalize_database_url(url), secret_key=secret, instance_path=instance,
+                    events_url=env.get("ABTEST_EVENTS_URL") or "")

@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from abtest import pipeline
 from abtest.attributes import segment_attributes
 from abtest.checks import InvalidDefinition
+from abtest.clickhouse.client import EventsUnavailable
 from abtest.errors import AbtestError, BadRequest, NotFound, Unavailable, UnsupportedMediaType, ValidationError
 from abtest.ingest import EventBatch, explain, ingest
 from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
@@ -47,6 +48,7 @@ def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]
     return jsonify(error={"code": code, "message": exc.description, "field": None}), exc.code
 
 
+@api.errorhandler(EventsUnavailable)
 @api.errorhandler(sa.exc.OperationalError)
 @api.errorhandler(sa.exc.InterfaceError)
 def _database_down(exc: Exception):  # type: ignore[no-untyped-def]
