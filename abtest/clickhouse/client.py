@@ -67,18 +67,26 @@ def _error(exc: Exception) -> AbtestError:
                              field=None)
 
 
+_SESSIONS: dict[str, tuple[Any, threading.Lock]] = {}
+
+
 class ChdbClient:
-    """ClickHouse embedded in the process (``chdb``); one session per data folder and process."""
+    """ClickHouse embedded in the process (``chdb``). chdb serves one data folder per process,
+    so every URL on it shares one session; ``?db=NAME`` picks a database in it (default abtest)."""
 
-    database = "abtest"
+    def __init__(self, path: str, database: str = "abtest") -> None:
+        if not database.isidentifier():
+            raise AbtestError(f"{database!r} is not a database name", field="ABTEST_EVENTS_URL")
+        self.path, self.database = path, database
+        if path not in _SESSIONS:
+            from chdb import session  # the optional extra: imported only when configured
 
-    def __init__(self, path: str) -> None:
-        from chdb import session  # the optional extra: imported only when configured
-
-        self.path = path
-        self._session = session.Session(path)
-        self._lock = threading.Lock()
-        self._session.query(f"CREATE DATABASE IF NOT EXISTS {self.database}")
+            if _SESSIONS:
+                raise AbtestError(f"chdb already serves {next(iter(_SESSIONS))} in this process; one folder per "
+                                  "process (use ?db=NAME for another database in it)", field="ABTEST_EVENTS_URL")
+            _SESSIONS[path] = (session.Session(path), threading.Lock())
+        self._session, self._lock = _SESSIONS[path]
+        self.command(f"CREATE DATABASE IF NOT EXISTS {self.database}")
 
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
         with self._lock:
@@ -163,10 +171,11 @@ def connect(url: str) -> ClickHouseClient:
         if client is None:
             scheme = url.split(":", 1)[0]
             if scheme == "chdb":
-                path = url.removeprefix("chdb://")
-                if not path.startswith("/"):
+                parts = urlsplit(url)
+                if not parts.path.startswith("/") or parts.netloc:
                     raise AbtestError(f"{url!r}: write chdb:///absolute/path", field="ABTEST_EVENTS_URL")
-                client = ChdbClient(path)
+                options = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+                client = ChdbClient(parts.path, options.get("db", "abtest"))
             elif scheme in ("clickhouse", "clickhouses"):
                 client = HttpClient(url)
             else:
