@@ -17,6 +17,7 @@ from typing import Any
 import click
 
 from abtest import __version__
+from abtest.clickhouse.client import is_clickhouse_url
 from abtest.config import SETTINGS, Settings, load_settings
 from abtest.errors import AbtestError
 
@@ -51,8 +52,11 @@ def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
     from abtest.db import make_engine, pending_migrations, upgrade
 
+    from abtest.store.target import attach
+
     settings = load_settings()
     engine = make_engine(settings.database_url)
+    attach(engine, settings.events_url)
     if settings.is_sqlite and upgrade_sqlite:
         upgrade(engine)
     elif pending_migrations(engine):
@@ -385,6 +389,12 @@ def db_upgrade() -> None:
     settings = load_settings()
     upgrade(make_engine(settings.database_url))
     click.echo(f"database schema is up to date: {safe_url(settings.database_url)}")
+    if is_clickhouse_url(settings.events_url):
+        from abtest.clickhouse.client import connect
+        from abtest.clickhouse.schema import create_schema
+
+        create_schema(connect(settings.events_url))
+        click.echo(f"events table is up to date: {safe_url(settings.events_url)}")
 
 
 @db.command("rollup")
@@ -404,3 +414,33 @@ def db_rollup(keys: tuple[str, ...]) -> None:
             click.echo(f"{key}: {done.units} units rolled up" + (" (set-based rebuild)" if done.full else ""))
         else:
             click.echo(f"{key}: up to date")
+
+
+@main.group()
+def events() -> None:
+    """Move events between stores."""
+
+
+@events.command("export")
+@click.option("--to", "to", required=True, help="ClickHouse URL: chdb:///path or clickhouse://user:pass@host:8123/db")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), default=None,
+              help="only events stamped at or after this UTC time")
+def events_export(to: str, since: Any) -> None:
+    """Copy the registry's events into ClickHouse (creating its table), skipping those already there.
+
+    Resumable and idempotent: re-run it after an interruption, or before switching
+    ABTEST_EVENTS_URL over, and nothing is counted twice."""
+    from datetime import UTC
+
+    from abtest.clickhouse.client import connect
+    from abtest.clickhouse.export import export
+    from abtest.clickhouse.schema import create_schema
+
+    if not is_clickhouse_url(to):
+        raise click.BadParameter("must be chdb:///path or clickhouse://user:pass@host:8123/db", param_hint="--to")
+    _settings, engine = open_database()
+    client = connect(to)
+    create_schema(client)
+    done = export(engine, client, since.replace(tzinfo=UTC) if since else None,
+                  lambda step: click.echo(f"{step.read} events read, {step.copied} copied", err=True))
+    click.echo(f"exported to {safe_url(to)}: {done.copied} events copied, {done.read - done.copied} already there")

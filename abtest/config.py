@@ -16,6 +16,7 @@ from abtest.errors import ValidationError
 SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
+    "ABTEST_EVENTS_URL": "where events are stored and aggregated: chdb:///path (ClickHouse in-process) or clickhouse://user:pass@host:8123/db, needs abtest[clickhouse] (default: the registry database)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
     "ABTEST_SESSION_IDLE_MINUTES": "a designer session unused this long ends and asks for the password again (default: 480, i.e. 8 hours; every session ends 14 days after its login anyway)",
     "ABTEST_ACCESS_LOG": "on (default: one line per request, without query string or Referer) or off",
@@ -42,6 +43,7 @@ class Settings:
     ratelimit_key: str = "30000/minute"
     ratelimit_url: str = "memory://"
     trusted_proxies: int = 0
+    events_url: str = ""  # empty: the events live in the registry database
 
     @property
     def is_sqlite(self) -> bool:
@@ -98,7 +100,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     ratelimit_address=env.get("ABTEST_RATELIMIT_ADDRESS") or defaults.ratelimit_address,
                     ratelimit_key=env.get("ABTEST_RATELIMIT_KEY") or defaults.ratelimit_key,
                     ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
-                    trusted_proxies=int(proxies))
+                    trusted_proxies=int(proxies), events_url=env.get("ABTEST_EVENTS_URL") or "")
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:

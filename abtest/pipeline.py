@@ -13,12 +13,14 @@ import sqlalchemy as sa
 from sqlmodel import Session
 
 from abtest.aggregates.rollup import Refreshed
+from abtest.aggregates.base import AggregateSource
 from abtest.aggregates.sql import SqlSource
 from abtest.errors import Conflict
 from abtest.kinds import KINDS
 from abtest.models import Experiment
 from abtest.report import Report
 from abtest.store import audit, registry
+from abtest.store.target import clickhouse_of
 
 
 def definition_of(session: Session, row: Experiment) -> Any:
@@ -137,9 +139,19 @@ def document(row: Experiment, definition: Any) -> dict[str, Any]:
     return out
 
 
+def source(engine: sa.Engine) -> AggregateSource:
+    """Where the aggregates come from: ClickHouse when the events live there, else the registry."""
+    clickhouse = clickhouse_of(engine)
+    if clickhouse is None:
+        return SqlSource(engine)
+    from abtest.clickhouse.source import ClickHouseSource
+
+    return ClickHouseSource(engine, clickhouse)
+
+
 def results(engine: sa.Engine, definition: Any, by: str | None = None, now: datetime | None = None) -> Report:
-    """The results document of a loaded definition, from the registry database's aggregates."""
-    return KINDS[definition.kind].analyze(definition, SqlSource(engine), now or datetime.now(UTC), by)
+    """The results document of a loaded definition, from the aggregates where its events are."""
+    return KINDS[definition.kind].analyze(definition, source(engine), now or datetime.now(UTC), by)
 
 
 def analyze(engine: sa.Engine, key: str, by: str | None = None, now: datetime | None = None) -> Report:
@@ -151,7 +163,7 @@ def analyze(engine: sa.Engine, key: str, by: str | None = None, now: datetime | 
 
 def attribute_names(engine: sa.Engine, definition: Any) -> list[str]:
     """What the results of ``definition`` can be broken down by (attributes its units carried)."""
-    return SqlSource(engine).attribute_names(definition.key, KINDS[definition.kind].requests(definition))
+    return source(engine).attribute_names(definition.key, KINDS[definition.kind].requests(definition))
 
 
 def refresh_rollups(engine: sa.Engine, keys: Sequence[str] | None = None) -> list[tuple[str, Refreshed]]:
@@ -161,7 +173,7 @@ def refresh_rollups(engine: sa.Engine, keys: Sequence[str] | None = None) -> lis
     results page does not pay the build."""
     with Session(engine) as session:
         stored = list_all(session) if keys is None else [load(session, key) for key in keys]
-    source = SqlSource(engine)
+    answering = source(engine)
     wanted = [(d.key, KINDS[d.kind].requests(d)) for _row, d in stored]
-    return [(key, source.refresh(key, requests)) for key, requests in wanted
-            if keys is not None or source.rolls_up(requests)]
+    return [(key, answering.refresh(key, requests)) for key, requests in wanted  # type: ignore[attr-defined]
+            if keys is not None or answering.rolls_up(requests)]  # type: ignore[attr-defined]

@@ -71,13 +71,59 @@ def postgres_engine(postgres_url: str) -> Iterator[sa.Engine]:
     engine.dispose()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
-    """A migrated, empty database; every test that stores something runs on both backends."""
+@pytest.fixture(scope="session")
+def chdb_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """An embedded ClickHouse (chdb) with the events table, for this test session."""
+    pytest.importorskip("chdb", reason="chdb (ClickHouse in-process) is not installed: pip install 'abtest[clickhouse]'")
+    from abtest.clickhouse.client import connect
+    from abtest.clickhouse.schema import create_schema
+
+    url = f"chdb://{tmp_path_factory.mktemp('chdb')}"
+    create_schema(connect(url))
+    return url
+
+
+@pytest.fixture(scope="session")
+def chdb_engine(tmp_path_factory: pytest.TempPathFactory, chdb_url: str) -> Iterator[sa.Engine]:
+    """A SQLite registry whose events live in chdb (ABTEST_EVENTS_URL=chdb:///…)."""
+    from abtest.store.target import attach, detach
+
+    engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('registry') / 'abtest.db'}")
+    upgrade(engine)
+    attach(engine, chdb_url)
+    yield engine
+    detach(engine)
+    engine.dispose()
+
+
+def clear_events_store(engine: sa.Engine) -> None:
+    from abtest.clickhouse.schema import table
+    from abtest.store.target import clickhouse_of
+
+    clickhouse = clickhouse_of(engine)
+    if clickhouse is not None:
+        clickhouse.command(f"TRUNCATE TABLE {table(clickhouse)}")
+
+
+def backend_engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """The engine named by the fixture's param, emptied before and after the test."""
     engine: sa.Engine = request.getfixturevalue(f"{request.param}_engine")
     _clear(engine)
+    clear_events_store(engine)
     yield engine
     _clear(engine)
+    clear_events_store(engine)
+
+
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+# The analysis suites also run with the events in ClickHouse (chdb), whose reports must match.
+BACKENDS_WITH_CHDB = [*BACKENDS, "chdb"]
+
+
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:
+    """A migrated, empty database; every test that stores something runs on both backends."""
+    yield from backend_engine(request)
 
 
 @pytest.fixture

@@ -20,7 +20,17 @@ from abtest.kinds import parse_definition
 from abtest.errors import NotFound
 from abtest.store.events import write_events
 
+from abtest.clickhouse.schema import table as table_of
+from abtest.store.target import clickhouse_of
+from tests.conftest import BACKENDS_WITH_CHDB, backend_engine
+
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(params=BACKENDS_WITH_CHDB)
+def engine(request):  # type: ignore[no-untyped-def]
+    """SQLite, PostgreSQL, and a SQLite registry with its events in ClickHouse (chdb)."""
+    yield from backend_engine(request)
 
 
 def event(experiment_id: int, type_: str, unit: str, variant: str | None, ts: datetime, **fields):  # type: ignore[no-untyped-def]
@@ -191,10 +201,18 @@ def test_unknown_experiment(engine):
         analyze(engine, "nope-nope")
 
 
-def test_aggregation_runs_in_the_database(engine, session):
+def test_aggregation_runs_in_the_database(engine, session, monkeypatch):
     """The analysis issues a handful of GROUP BY queries, whatever the number of events."""
     seed_known_outcomes(engine, create(session))
     statements: list[str] = []
+    clickhouse = clickhouse_of(engine)
+    if clickhouse is not None:  # the events are in ClickHouse: count its queries
+        query = clickhouse.query
+        monkeypatch.setattr(clickhouse, "query", lambda sql, params=None: statements.append(sql) or query(sql, params))
+        analyze(engine, "checkout-button")
+        assert 0 < len(statements) <= 6
+        assert all("GROUP BY" in s and "FINAL" in s for s in statements)
+        return
 
     def record(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
         statements.append(statement)
@@ -278,11 +296,17 @@ def test_daily_series_uses_only_what_was_known_by_each_day(engine, session):
 
 def test_cuped_falls_back_to_welch_without_pre_exposure_data(engine, session):
     seed_known_outcomes(engine, create(session, cuped=True))
-    with engine.begin() as conn:  # drop the pre-exposure conversions: the covariate is all zeros
-        table = sa.table("events", sa.column("ts"), sa.column("type"), sa.column("unit"))
-        for arm in ("control", "green"):
-            for i in range(30 if arm == "control" else 50, 60 if arm == "control" else 60):
-                conn.execute(sa.delete(table).where(table.c.unit == f"{arm}-{i}", table.c.type == "conversion"))
+    # Drop the pre-exposure conversions: the covariate is all zeros.
+    units = [f"{arm}-{i}" for arm in ("control", "green")
+             for i in range(30 if arm == "control" else 50, 60 if arm == "control" else 60)]
+    clickhouse = clickhouse_of(engine)
+    if clickhouse is not None:
+        clickhouse.command(f"DELETE FROM {table_of(clickhouse)} WHERE type = 'conversion' AND unit IN {{u:Array(String)}}",
+                           {"u": units})
+    else:
+        with engine.begin() as conn:
+            table = sa.table("events", sa.column("ts"), sa.column("type"), sa.column("unit"))
+            conn.execute(sa.delete(table).where(table.c.unit.in_(units), table.c.type == "conversion"))
     revenue = metric(analyze(engine, "checkout-button"), "revenue").comparisons[0]
     assert revenue.method.startswith("Welch") and "CUPED skipped" in revenue.method
     assert revenue.p_value == pytest.approx(0.0008762499925219322, rel=1e-6)

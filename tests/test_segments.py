@@ -25,6 +25,13 @@ from abtest.kinds import parse_definition
 
 START = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
 DEVICES = ("desktop", "mobile", "tablet")
+from tests.conftest import BACKENDS_WITH_CHDB, backend_engine
+
+
+@pytest.fixture(params=BACKENDS_WITH_CHDB)
+def engine(request):  # type: ignore[no-untyped-def]
+    """SQLite, PostgreSQL, and a SQLite registry with its events in ClickHouse (chdb)."""
+    yield from backend_engine(request)
 
 
 def create(session) -> None:  # type: ignore[no-untyped-def]

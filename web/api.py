@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 from abtest import pipeline
 from abtest.attributes import segment_attributes
 from abtest.checks import InvalidDefinition
+from abtest.clickhouse.client import EventsUnavailable
 from abtest.db import is_busy
 from abtest.errors import AbtestError, BadRequest, Busy, NotFound, Unavailable, UnsupportedMediaType, ValidationError
 from abtest.ingest import EventBatch, explain, ingest
@@ -56,6 +57,7 @@ def http_headers(exc: HTTPException) -> list[tuple[str, str]]:
     return [(name, value) for name, value in exc.get_headers() if name.lower() != "content-type"]
 
 
+@api.errorhandler(EventsUnavailable)
 @api.errorhandler(sa.exc.OperationalError)
 @api.errorhandler(sa.exc.InterfaceError)
 def _database_down(exc: Exception):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import abtest
 from abtest.config import Settings, load_settings
 from abtest.db import make_engine
+from abtest.store.target import attach as attach_events
 from abtest.errors import AbtestError
 from web.extensions import csrf, get_engine
 
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n)  # type: ignore[method-assign]
     app.extensions["abtest.settings"] = settings
     app.extensions["abtest.engine"] = engine or make_engine(settings.database_url)
+    attach_events(app.extensions["abtest.engine"], settings.events_url)
     Htmx(app)
     csrf.init_app(app)
     _register_api(app)

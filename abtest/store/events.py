@@ -3,7 +3,8 @@ them with :func:`write_events` (the API batch, ``/assign``, the study runner, th
 
 Why one path: the idempotency promise (an id stored once however often it is sent) and the
 lock order that keeps concurrent batches from deadlocking live here and nowhere else, and the
-rollup trigger sees every row the same way.
+rollup trigger sees every row the same way. With ``ABTEST_EVENTS_URL`` naming ClickHouse the
+rows go to its sink instead (:mod:`abtest.clickhouse.sink`), with the same promise.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
+from abtest.clickhouse import sink
 from abtest.db import dialect_insert
 from abtest.models import Event, RollupDirty
+from abtest.store.target import clickhouse_of
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 COLUMNS = ("event_id", "type", "experiment_id", "variant", "unit", "event", "value", "task", "success",
@@ -55,6 +58,9 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     """
     if not rows:
         return 0
+    clickhouse = clickhouse_of(conn.engine)
+    if clickhouse is not None:  # ABTEST_EVENTS_URL: the events live in ClickHouse
+        return sink.write(clickhouse, rows)
     statement = dialect_insert(conn, EVENTS).on_conflict_do_nothing(index_elements=["event_id"]).returning(
         EVENTS.c.event_id)
     if conn.dialect.name == "postgresql" and len(rows) > conn.dialect.insertmanyvalues_page_size:
@@ -66,6 +72,9 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
 
 def first_exposures(conn: sa.Connection, experiment_id: int, units: set[str]) -> dict[str, datetime]:
     """Each unit's earliest stored exposure in one experiment (units never exposed are absent)."""
+    clickhouse = clickhouse_of(conn.engine)
+    if clickhouse is not None:
+        return sink.first_exposures(clickhouse, experiment_id, units)
     e = EVENTS.c
     out: dict[str, datetime] = {}
     ordered = sorted(units)

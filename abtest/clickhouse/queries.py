@@ -1,0 +1,122 @@
+"""The experiment aggregates in ClickHouse SQL, one query per request family, straight from the
+events (no rollup tables: a column store scans them fast enough).
+
+Every query is one scan of the experiment's events read with ``FINAL`` (each event id once,
+see :mod:`abtest.clickhouse.schema`), grouped by unit (the table's sorting key): per unit, its
+bucket (variant, or why it is excluded), first exposure time and attributes, plus whatever the
+family needs as small arrays (its conversions, its timed attempts), which the outer query then
+filters against the first exposure and sums per variant and segment. No joins: a first version
+joined the events to a units subquery and was ten times slower. The rules
+are those of :mod:`abtest.aggregates.rollup_sql`: a unit's first exposure fixes its variant and
+start; conversions count at or after it, the earlier ones apart (``k_pre``).
+
+Moments come back as (n, mean, population variance[, covariance]) from ClickHouse's stable
+(Welford) aggregates, i.e. sums around the mean: no cancellation however large the values.
+"""
+
+from __future__ import annotations
+
+from abtest.attributes import NOT_SET, OTHER
+
+EXCLUDED = "('forced', 'multiple_variants')"
+VALUE = f"if(mapContains(attrs, {{by:String}}), attrs[{{by:String}}], '{NOT_SET}')"
+
+
+def _seg(segmented: bool) -> str:
+    return f"if(has({{top:Array(String)}}, {VALUE}), {VALUE}, '{OTHER}')" if segmented else "''"
+
+
+def per_unit(table: str, extra: str = "", where: str = "", attrs: bool = True) -> str:
+    """One row per exposed unit of experiment ``{e}``, with the ``extra`` aggregates (and the
+    first exposure's attributes when ``attrs``: the costliest aggregate, skipped when unused)."""
+    first_attrs = ("argMinIf(attributes, (ts, received_at, event_id), type = 'exposure')" if attrs
+                   else "map()")
+    return f"""SELECT unit,
+       multiIf(countIf(type = 'exposure' AND forced) > 0, 'forced',
+               minIf(variant, type = 'exposure') != maxIf(variant, type = 'exposure'), 'multiple_variants',
+               minIf(variant, type = 'exposure')) AS bucket,
+       minIf(ts, type = 'exposure') AS first_ts,
+       {first_attrs} AS attrs{extra}
+FROM {table} FINAL
+WHERE experiment_id = {{e:UInt64}}{where}
+GROUP BY unit HAVING countIf(type = 'exposure') > 0"""
+
+
+def _analysable(table: str, segmented: bool, extra: str = "", where: str = "") -> str:
+    return f"""(SELECT *, {_seg(segmented)} AS seg FROM ({per_unit(table, extra, where, segmented)})
+ WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED})"""
+
+
+def sizes(table: str) -> str:
+    """Analysable units per raw value of ``{by}``, largest first."""
+    return f"""SELECT {VALUE} AS value, count() AS n FROM (SELECT * FROM ({per_unit(table, where=" AND type = 'exposure'")})
+      WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED})
+GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"""
+
+
+def unit_counts(table: str, segmented: bool) -> str:
+    """(segment, bucket, UTC day of first exposure, units): unit counts and the daily cohorts."""
+    return f"""SELECT {_seg(segmented)} AS seg, assumeNotNull(bucket) AS b, toString(toDate(first_ts)) AS day, count()
+FROM ({per_unit(table, where=" AND type = 'exposure'", attrs=segmented)}) WHERE bucket IS NOT NULL
+GROUP BY seg, b, day"""
+
+
+def event_totals(table: str, segmented: bool) -> str:
+    """Per (segment, variant, event): units, converters, moments of the value sums after and
+    before exposure and their covariance, and conversions stamped before exposure."""
+    conversions = """,
+       groupArrayIf((toString(assumeNotNull(event)), ts, ifNull(value, 0)),
+                    type = 'conversion' AND event IN {names:Array(String)}) AS conv"""
+    where = " AND (type = 'exposure' OR (type = 'conversion' AND event IN {names:Array(String)}))"
+    return f"""SELECT seg, bucket, name, count(), countIf(k > 0), avg(post), varPopStable(post), avg(pre),
+       varPopStable(pre), covarPopStable(post, pre), sum(k_pre)
+FROM (SELECT seg, bucket, name, arrayFilter(x -> x.1 = name, conv) AS mine,
+             length(arrayFilter(x -> x.2 >= first_ts, mine)) AS k, length(mine) - k AS k_pre,
+             arraySum(arrayMap(x -> if(x.2 >= first_ts, x.3, 0), mine)) AS post,
+             arraySum(arrayMap(x -> if(x.2 < first_ts, x.3, 0), mine)) AS pre
+      FROM {_analysable(table, segmented, conversions, where)} ARRAY JOIN {{names:Array(String)}} AS name)
+GROUP BY seg, bucket, name"""
+
+
+def unit_log_times(table: str, segmented: bool) -> str:
+    """Per (segment, variant, task): moments of each unit's mean log seconds over its successful
+    timed attempts at or after exposure."""
+    attempts = """,
+       groupArrayIf((toString(assumeNotNull(task)), ts, assumeNotNull(log(duration_ms / 1000))),
+                    type = 'task' AND task IN {tasks:Array(String)} AND success AND duration_ms > 0) AS tries"""
+    where = " AND (type = 'exposure' OR (type = 'task' AND task IN {tasks:Array(String)}))"
+    return f"""SELECT seg, bucket, name, count(), avg(lt), varPopStable(lt)
+FROM (SELECT seg, bucket, name, arrayMap(x -> x.3, arrayFilter(x -> x.1 = name AND x.2 >= first_ts, tries)) AS logs,
+             arrayAvg(logs) AS lt
+      FROM {_analysable(table, segmented, attempts, where)} ARRAY JOIN {{tasks:Array(String)}} AS name
+      WHERE length(logs) > 0)
+GROUP BY seg, bucket, name"""
+
+
+def returning(table: str, segmented: bool) -> str:
+    """Per (segment, variant, days): units first exposed ``days`` before ``{now}``, and those with
+    any event ``days`` or more after their first exposure."""
+    last = ",\n       maxIf(ts, type IN ('exposure', 'conversion', 'task', 'response')) AS last_ts"
+    return f"""SELECT seg, bucket, d, count(),
+       countIf(dateDiff('microsecond', first_ts, last_ts) >= toInt64(d) * 86400000000)
+FROM {_analysable(table, segmented, last)} ARRAY JOIN {{days:Array(UInt32)}} AS d
+WHERE first_ts <= subtractDays({{now:DateTime64(6, 'UTC')}}, d)
+GROUP BY seg, bucket, d"""
+
+
+def daily_conversions(table: str) -> str:
+    """(variant, UTC day of first exposure, UTC day of first conversion or NULL, units)."""
+    conversions = ",\n       groupArrayIf(ts, type = 'conversion' AND event = {event:String}) AS conv"
+    where = " AND (type = 'exposure' OR (type = 'conversion' AND event = {event:String}))"
+    return f"""SELECT bucket, toString(toDate(first_ts)) AS day,
+       if(empty(after), NULL, toString(toDate(arrayMin(after)))) AS converted, count()
+FROM (SELECT bucket, first_ts, arrayFilter(x -> x >= first_ts, conv) AS after
+      FROM {_analysable(table, False, conversions, where)})
+GROUP BY bucket, day, converted"""
+
+
+def attribute_names(table: str) -> str:
+    """Attribute names on the newest units' first exposures."""
+    return f"""SELECT DISTINCT arrayJoin(mapKeys(attrs)) AS name FROM (
+    SELECT attrs FROM ({per_unit(table, where=" AND type = 'exposure'")}) ORDER BY first_ts DESC LIMIT {{sample:UInt32}})
+ORDER BY name LIMIT {{limit:UInt32}}"""
