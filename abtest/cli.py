@@ -18,7 +18,8 @@ import click
 
 from abtest import __version__
 from abtest.clickhouse.client import is_clickhouse_url
-from abtest.config import SETTINGS, Settings, load_settings
+from abtest.config import SETTINGS, load_settings
+from abtest.cli_database import open_database  # noqa: F401  (re-exported: web.cli uses it)
 from abtest.errors import AbtestError
 
 
@@ -46,22 +47,6 @@ def main() -> None:
     Start with `abtest serve --demo`, then define experiments as TOML files and load them
     with `abtest sync experiments/`.
     """
-
-
-def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
-    """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
-    from abtest.db import make_engine, pending_migrations, upgrade
-
-    from abtest.store.target import attach
-
-    settings = load_settings()
-    engine = make_engine(settings.database_url)
-    attach(engine, settings.events_url)
-    if settings.is_sqlite and upgrade_sqlite:
-        upgrade(engine)
-    elif pending_migrations(engine):
-        raise AbtestError("the database schema is not up to date; run `abtest db upgrade` first")
-    return settings, engine
 
 
 def safe_url(url: str) -> str:

@@ -19,7 +19,7 @@ def user() -> None:
 def user_create(email: str, password_stdin: bool) -> None:
     """Create a designer login for EMAIL (password prompted twice, or read from stdin)."""
     from abtest.accounts import create_user
-    from abtest.cli import open_database
+    from abtest.cli_database import open_database
     from abtest.db import session_scope
 
     password = _read_password(password_stdin)
@@ -40,7 +40,7 @@ def _read_password(from_stdin: bool, prompt: str = "Password") -> str:
 def user_list() -> None:
     """List designer logins: email and when each was created (never a password)."""
     from abtest.accounts import list_users
-    from abtest.cli import open_database
+    from abtest.cli_database import open_database
     from abtest.db import session_scope
 
     _settings, engine = open_database()
@@ -60,7 +60,7 @@ def user_list() -> None:
 def user_passwd(email: str, password_stdin: bool) -> None:
     """Set a new password for EMAIL; every session logged in with the old one ends."""
     from abtest.accounts import get_user, set_password
-    from abtest.cli import open_database
+    from abtest.cli_database import open_database
     from abtest.db import session_scope
 
     _settings, engine = open_database()
@@ -78,7 +78,7 @@ def user_passwd(email: str, password_stdin: bool) -> None:
 def user_delete(email: str, yes: bool) -> None:
     """Delete the designer login EMAIL (its sessions end; the audit log keeps its email)."""
     from abtest.accounts import delete_user, get_user
-    from abtest.cli import open_database
+    from abtest.cli_database import open_database
     from abtest.db import session_scope
 
     _settings, engine = open_database()
