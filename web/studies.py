@@ -199,7 +199,7 @@ def reached(key: str):  # type: ignore[no-untyped-def]
         return _json_error(BadRequest(f"url {problem}", field="url"))
     # Who is reporting: only a token the runner signed says so (a participant id alone does not).
     token = body.get("token")
-    if not isinstance(token, str) or not token or len(token) > 4000:
+    if not isinstance(token, str) or not token or len(token) > 4000 or text_problem(token) is not None:
         return _json_error(Forbidden("the report carries no study token", field="token"))
     try:
         with Session(get_engine()) as db:
