@@ -237,6 +237,15 @@ def test_study_results_on_clickhouse_are_refused_by_name(chdb_engine):
     assert refused.value.status == 501
 
 
+def test_erasure_is_refused_rather_than_half_done_when_events_are_in_clickhouse(chdb_engine):
+    """The registry's rows alone would be deleted and "erased" answered while the events stayed."""
+    from abtest.store.erasure import forget
+
+    with pytest.raises(Unsupported, match="ClickHouse") as refused:
+        forget(chdb_engine, "alice")
+    assert (refused.value.status, refused.value.field) == (501, "unit")
+
+
 @pytest.mark.skipif(not os.environ.get("ABTEST_TEST_CLICKHOUSE_URL"),
                     reason="set ABTEST_TEST_CLICKHOUSE_URL=clickhouse://user:pass@host:8123/db to test a server")
 def test_a_clickhouse_server_gives_the_same_report(sqlite_engine):

@@ -23,7 +23,9 @@ from sqlmodel import Session, select
 from abtest.aggregates import rollup
 from abtest.errors import ValidationError
 from abtest.models import Event, Experiment, StudyParticipant
+from abtest.clickhouse.source import Unsupported
 from abtest.store import audit, registry
+from abtest.store.target import events_elsewhere
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 PARTICIPANTS = StudyParticipant.__table__  # type: ignore[attr-defined]
@@ -57,6 +59,10 @@ def forget(engine: sa.Engine, unit: str, experiment: str | None = None, actor: s
     and answer what was deleted. A unit nothing is stored for answers zeros (asking twice is safe);
     an unknown ``experiment`` is a NotFound naming it."""
     check_unit(unit)
+    if events_elsewhere(engine):
+        # Deleting the registry's rows alone would answer "erased" while the events stay.
+        raise Unsupported("erasing a unit is not built yet for events kept in ClickHouse "
+                          "(ABTEST_EVENTS_URL); nothing was deleted", field="unit")
     with Session(engine, expire_on_commit=False) as session:
         conn = session.connection()
         if conn.dialect.name == "sqlite":

@@ -27,6 +27,11 @@ def detach(engine: sa.Engine) -> None:
     _ATTACHED.pop(engine, None)
 
 
+def events_elsewhere(engine: sa.Engine) -> bool:
+    """Whether this registry's events live in ClickHouse (without connecting to it)."""
+    return engine in _ATTACHED
+
+
 def clickhouse_of(engine: sa.Engine) -> ClickHouseClient | None:
     """The ClickHouse client holding this registry's events, or None (they are in the registry)."""
     url = _ATTACHED.get(engine)
