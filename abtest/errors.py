@@ -89,3 +89,10 @@ class Busy(AbtestError):
 
     status = 503
     code = "busy"
+
+
+class Unsupported(AbtestError):
+    """Asked of a part not built yet (e.g. study results on ClickHouse events): refused whole."""
+
+    status = 501
+    code = "not_implemented"

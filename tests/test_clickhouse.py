@@ -20,7 +20,7 @@ from abtest.clickhouse import sink
 from abtest.clickhouse.client import EventsUnavailable, connect
 from abtest.clickhouse.export import export
 from abtest.clickhouse.schema import create_schema, table
-from abtest.clickhouse.source import Unsupported
+from abtest.errors import Unsupported
 from abtest.ingest import ingest
 from abtest.store.events import write_events
 from abtest.store.target import attach, clickhouse_of, detach

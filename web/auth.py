@@ -27,7 +27,7 @@ from sqlmodel import Session, select
 from abtest import login_throttle
 from abtest.accounts import authenticate, end_sessions, find_token
 from abtest.errors import Forbidden, Unauthorized
-from abtest.models import User
+from abtest.models import ApiToken, User
 from web.extensions import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -47,6 +47,16 @@ def _presented_token() -> str | None:
     return key
 
 
+def lookup_token(raw: str) -> ApiToken | None:
+    """The live token ``raw`` names, looked up once per request (the public routes' CORS check
+    and :func:`token_required` both need it)."""
+    cache = g.setdefault("_tokens", {})
+    if raw not in cache:
+        with Session(get_engine()) as session:
+            cache[raw] = find_token(session, raw)
+    return cache[raw]
+
+
 def token_required(public: bool = False) -> Callable[[F], F]:
     """Guard a view: any live token when ``public``, else a secret token only."""
 
@@ -57,8 +67,7 @@ def token_required(public: bool = False) -> Callable[[F], F]:
             if not raw:
                 raise Unauthorized("an API token is required (Authorization: Bearer sk_… or ?key=pk_…)",
                                    field="Authorization")
-            with Session(get_engine()) as session:
-                token = find_token(session, raw)
+            token = lookup_token(raw)
             if token is None:
                 raise Unauthorized("unknown or revoked API token", field="Authorization")
             if token.kind != "secret" and not public:

@@ -30,12 +30,11 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 from limits import parse_many
-from sqlmodel import Session
 
-from abtest.accounts import find_token
 from abtest.errors import AbtestError, Forbidden, ValidationError
 from abtest.origins import origin_allowed
-from web.extensions import get_engine, limiter
+from web.auth import lookup_token
+from web.extensions import limiter
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,8 +53,7 @@ def _allowed_origins() -> list[str] | None:
     raw = _presented_token()
     if not raw:
         return None
-    with Session(get_engine()) as session:
-        token = find_token(session, raw)
+    token = lookup_token(raw)
     return token.origins if token is not None else None
 
 

@@ -248,13 +248,10 @@ def hold(conn: sa.Connection, experiment_ids: Iterable[int]) -> dict[int, Measur
 
     Whoever deletes rollup rows takes it first, as :func:`refresh` does: a refresh in flight could
     otherwise write back rows from events it read before they were deleted."""
-    now, held = utcnow(), {}
+    held = {}
     for experiment_id in sorted(set(experiment_ids)):
-        fingerprint = conn.execute(
-            dialect_insert(conn, STATE).values(experiment_id=experiment_id, fingerprint="", units=0, refreshed_at=now)
-            .on_conflict_do_update(index_elements=[STATE.c.experiment_id], set_={"units": STATE.c.units})
-            .returning(STATE.c.fingerprint)).scalar_one()
-        held[experiment_id] = Measures.from_fingerprint(fingerprint) if fingerprint else Measures()
+        previous, _units = _lock_state(conn, experiment_id)
+        held[experiment_id] = previous or Measures()
     return held
 
 
@@ -310,13 +307,16 @@ def _recompute(conn: sa.Connection, experiment_id: int, measures: Measures, scop
     # aggregates over the unit), and the attributes of its first exposure (the first row in time,
     # kept by row_number), its segment values. A correlated lookup per unit took 2.8× as long.
     ev = EVENTS
+    def per_unit(aggregate: sa.ColumnElement[object], **order: object) -> sa.ColumnElement[object]:
+        return sa.over(aggregate, partition_by=ev.c.unit, **order)  # type: ignore[arg-type]
+
     ranked = (sa.select(
         ev.c.experiment_id, ev.c.unit, ev.c.attributes,
-        sa.over(sa.func.min(ev.c.variant), partition_by=ev.c.unit).label("variant_lo"),
-        sa.over(sa.func.max(ev.c.variant), partition_by=ev.c.unit).label("variant_hi"),
-        sa.over(sa.func.sum(sa.case((ev.c.forced, 1), else_=0)), partition_by=ev.c.unit).label("forced"),
-        sa.over(sa.func.min(ev.c.ts), partition_by=ev.c.unit).label("first_ts"),
-        sa.over(sa.func.row_number(), partition_by=ev.c.unit, order_by=(ev.c.ts, ev.c.id)).label("rank"))
+        per_unit(sa.func.min(ev.c.variant)).label("variant_lo"),
+        per_unit(sa.func.max(ev.c.variant)).label("variant_hi"),
+        per_unit(sa.func.sum(sa.case((ev.c.forced, 1), else_=0))).label("forced"),
+        per_unit(sa.func.min(ev.c.ts)).label("first_ts"),
+        per_unit(sa.func.row_number(), order_by=(ev.c.ts, ev.c.id)).label("rank"))
         .where(ev.c.experiment_id == experiment_id, ev.c.type == "exposure", within(ev.c.unit))
         .subquery("ranked"))
     r = ranked.c

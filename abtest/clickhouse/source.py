@@ -41,17 +41,12 @@ from abtest.aggregates.sql import SqlSource
 from abtest.clickhouse import queries
 from abtest.clickhouse.client import ClickHouseClient
 from abtest.clickhouse.schema import table
-from abtest.errors import AbtestError
+from abtest.errors import AbtestError, Unsupported
 from abtest.stats.summary import Counts, Moments
 
 EXPERIMENT_FAMILIES = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions)
 Answers = dict[Request, dict[str | None, Any]]
 TOO_LARGE = "stored values are too large to sum (not a finite number)"
-
-
-class Unsupported(AbtestError):
-    status = 501
-    code = "not_implemented"
 
 
 class ClickHouseSource:

@@ -21,9 +21,8 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from abtest.aggregates import rollup
-from abtest.errors import ValidationError
+from abtest.errors import Unsupported, ValidationError
 from abtest.models import Event, Experiment, StudyParticipant
-from abtest.clickhouse.source import Unsupported
 from abtest.store import audit, registry
 from abtest.store.target import events_elsewhere
 
