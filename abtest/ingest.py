@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
 from abtest.models import Experiment, Variant
 from abtest.storable import first_unstorable
+from abtest.vitals import VITALS
 from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
 
 MAX_BATCH = 1000
@@ -67,13 +68,14 @@ class EventIn(StrictBody):
     """One event as a client sends it; which fields are required depends on ``type``."""
 
     id: Annotated[str, Field(min_length=8, max_length=64, description="client-generated unique id (UUID)")]
-    type: Literal["exposure", "conversion", "task", "response"]
+    type: Literal["exposure", "conversion", "task", "response", "vital"]
     experiment: Name
     unit: Annotated[str, Field(min_length=1, max_length=200, description="visitor or participant id")]
     variant: Name | None = None
-    event: Name | None = Field(default=None, description="conversion: the event name, e.g. purchase")
+    event: Name | None = Field(default=None, description=(
+        "conversion: the event name, e.g. purchase; vital: the Core Web Vital (LCP, INP, CLS, FCP, TTFB)"))
     value: float | None = Field(default=None, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE,
-                                description="conversion: a value to sum, e.g. revenue")
+                                description="conversion: a value to sum, e.g. revenue; vital: its value (ms; CLS unitless)")
     task: Name | None = None
     success: bool | None = None
     duration_ms: float | None = Field(default=None, ge=0, le=MAX_DURATION_MS)
@@ -138,15 +140,21 @@ class EventIn(StrictBody):
     @model_validator(mode="after")
     def _fields_for_type(self) -> EventIn:
         needs = {"exposure": ("variant",), "conversion": ("event",), "task": ("task", "duration_ms", "success"),
-                 "response": ("questionnaire", "answers")}[self.type]
+                 "response": ("questionnaire", "answers"), "vital": ("event", "value")}[self.type]
         for name in needs:
             if getattr(self, name) is None:
                 raise FieldProblem(name, f"is required for {self.type} events")
         allowed = {"exposure": {"forced"}, "conversion": {"event", "value"},
-                   "task": {"task", "duration_ms", "success"}, "response": {"questionnaire", "answers", "task"}}
+                   "task": {"task", "duration_ms", "success"}, "response": {"questionnaire", "answers", "task"},
+                   "vital": {"event", "value"}}
         for name in ("event", "value", "task", "success", "duration_ms", "questionnaire", "answers"):
             if getattr(self, name) is not None and name not in allowed[self.type]:
                 raise FieldProblem(name, f"does not belong to {self.type} events")
+        if self.type == "vital":
+            if self.event not in VITALS:
+                raise FieldProblem("event", f"a vital is one of {', '.join(VITALS)}, not {self.event!r}")
+            if self.value is not None and self.value < 0:
+                raise FieldProblem("value", "a vital's value cannot be negative")
         return self
 
 

@@ -96,7 +96,7 @@ GROUP BY seg, bucket, name"""
 def returning(table: str, segmented: bool) -> str:
     """Per (segment, variant, days): units first exposed ``days`` before ``{now}``, and those with
     any event ``days`` or more after their first exposure."""
-    last = ",\n       maxIf(ts, type IN ('exposure', 'conversion', 'task', 'response')) AS last_ts"
+    last = ",\n       maxIf(ts, type IN ('exposure', 'conversion', 'task', 'response', 'vital')) AS last_ts"
     return f"""SELECT seg, bucket, d, count(),
        countIf(dateDiff('microsecond', first_ts, last_ts) >= toInt64(d) * 86400000000)
 FROM {_analysable(table, segmented, last)} ARRAY JOIN {{days:Array(UInt32)}} AS d
