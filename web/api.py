@@ -115,7 +115,7 @@ def _config_entry(d: Any) -> dict[str, Any]:
     if d.targeting:
         entry["targeting"] = {k: list(v) for k, v in d.targeting.items()}
     # Page-speed metrics: the snippet loads abtest-vitals.js only when an experiment asks for one.
-    vitals = sorted({m.param("vital") for m in d.metrics if m.param("vital")})
+    vitals = sorted({m.param("vital") for m in getattr(d, "metrics", ()) if m.param("vital")})
     if vitals:
         entry["vitals"] = vitals
     return entry
