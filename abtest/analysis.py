@@ -81,10 +81,13 @@ def _metric(definition: ExperimentDef, metric: MetricDef, answers: Slice, plan: 
         comparison(key, baseline, kind.effect_kind,
                    (lambda a, b=summaries[baseline][1], t=summaries[key][1]: kind.compare(b, t, replace(plan, alpha=a)))
                    if baseline in summaries and key in summaries else None,
-                   plan.alpha, higher_is_better=kind.higher_is_better)
+                   plan.alpha, higher_is_better=kind.prefers_higher(metric))
         for key in definition.variant_keys[1:])
+    distribution = tuple((key, points) for key in definition.variant_keys if key in summaries
+                         for points in [kind.distribution(summaries[key][1])] if points)
     result = MetricResult(metric.name, metric.type, metric.primary, kind.method(metric, plan), (), (),
-                          "Holm" if len(definition.variants) > 2 else None, kind.unit(metric))
+                          "Holm" if len(definition.variants) > 2 else None, kind.unit(metric),
+                          distribution=distribution, marks=kind.marks(metric) if distribution else ())
     return result, variants, comparisons
 
 
@@ -95,8 +98,7 @@ def _metric_or_reason(definition: ExperimentDef, metric: MetricDef, answers: Sli
         result, variants, comparisons = _metric(definition, metric, answers, plan)
     except AbtestError as exc:
         return MetricResult(metric.name, metric.type, metric.primary, "", (), (), reason=exc.message)
-    return MetricResult(result.name, result.type, result.primary, result.method, variants,
-                        adjust(comparisons, plan.alpha, allowed), result.adjustment, result.unit)
+    return replace(result, variants=variants, comparisons=adjust(comparisons, plan.alpha, allowed))
 
 
 def _segments(definition: ExperimentDef, metric: MetricDef, aggregates: Aggregates, plan: ComparisonPlan,

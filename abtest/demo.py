@@ -36,7 +36,9 @@ CHECKOUT = {
                  {"key": "green", "weight": 0.5, "name": "Green button"}],
     "metrics": [{"name": "purchase", "type": "conversion", "primary": True},
                 {"name": "revenue", "type": "mean", "event": "purchase"},
-                {"name": "checkout-time", "type": "duration", "task": "checkout"}],
+                {"name": "checkout-time", "type": "duration", "task": "checkout"},
+                {"name": "lcp", "type": "quantile", "vital": "LCP"},
+                {"name": "good-lcp", "type": "threshold", "vital": "LCP"}],
 }
 ONBOARDING = {
     "key": "onboarding-copy", "name": "Shorter onboarding copy", "status": "running",
@@ -57,6 +59,10 @@ PRICING = {
 # (conversion rate, mean purchase value, geometric-mean checkout seconds) per variant
 _CHECKOUT_TRUTH = {"control": (0.10, 42.0, 64.0), "green": (0.125, 42.0, 55.0)}
 _ONBOARDING_TRUTH = {"control": 0.20, "short": 0.28, "bullets": 0.21}
+# LCP per page view, log-normal: geometric mean in ms per variant (the green button's web font
+# slows the largest paint a little), a per-visitor factor (device, network) and per-view noise.
+_LCP_GEO_MS = {"control": 2000.0, "green": 2150.0}
+_LCP_VISITOR_SD, _LCP_VIEW_SD = 0.35, 0.4
 
 
 DEVICES = ("desktop", "mobile", "tablet")
@@ -85,6 +91,7 @@ def _simulate(rng: random.Random, definition: ExperimentDef, experiment_id: int,
 
 def _checkout_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
     rate, mean_value, geo_seconds = _CHECKOUT_TRUTH[variant]
+    yield from _page_views(rng, experiment_id, variant, unit, seen)
     if rng.random() < 0.6:  # most visitors start the checkout task
         seconds = math.exp(rng.gauss(math.log(geo_seconds), 0.5))
         yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=seconds), type_="task",
@@ -93,6 +100,16 @@ def _checkout_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[
         value = round(rng.expovariate(1 / mean_value), 2)
         yield _event(rng, experiment_id, variant, unit, seen + timedelta(minutes=rng.uniform(1, 30)),
                      type_="conversion", event="purchase", value=value)
+
+
+def _page_views(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
+    """The LCP the snippet's page-speed module would report for each of the visitor's page views."""
+    visitor = rng.gauss(0.0, _LCP_VISITOR_SD)
+    for view in range(1 + int(rng.expovariate(1 / 2.0))):
+        lcp = math.exp(math.log(_LCP_GEO_MS[variant]) + visitor + rng.gauss(0.0, _LCP_VIEW_SD))
+        yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=5 + 40 * view), type_="vital",
+                     event="LCP", value=round(lcp, 1), attributes={"path": "/checkout" if view else "/",
+                                                                   "navigation": "navigate"})
 
 
 def _onboarding_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]

@@ -105,6 +105,10 @@ class MetricResult:
     reason: str | None = None  # why the metric has no numbers at all
     segments: tuple[SegmentResult, ...] = ()
     label: str = ""  # how a page names it ("buy-shoes: success"); the name when empty
+    # Distribution metrics (quantiles): per variant (value, share of values ≤ it) points of the
+    # empirical distribution, and the reference lines to draw over it (a vital's good/poor bounds).
+    distribution: tuple[tuple[str, tuple[tuple[float, float], ...]], ...] = ()
+    marks: tuple[tuple[str, float], ...] = ()
 
     def to_dict(self, with_segments: bool = False) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "type": self.type, "primary": self.primary, "method": self.method,
@@ -113,6 +117,9 @@ class MetricResult:
                                "comparisons": [c.to_dict() for c in self.comparisons]}
         if self.reason:
             out["reason"] = self.reason
+        if self.distribution:
+            out["distribution"] = {variant: [list(p) for p in points] for variant, points in self.distribution}
+            out["marks"] = [{"label": label, "value": value} for label, value in self.marks]
         if with_segments:
             out["segments"] = [s.to_dict() for s in self.segments]
         return out

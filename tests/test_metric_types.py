@@ -45,7 +45,7 @@ def test_each_type_declares_what_the_parser_schema_and_form_read():
 
     from abtest.kinds.experiment import MetricDocument
 
-    assert set(METRIC_TYPES) == {"conversion", "mean", "duration", "retention"}
+    assert set(METRIC_TYPES) == {"conversion", "mean", "duration", "retention", "quantile", "threshold"}
     for kind in METRIC_TYPES.values():
         for param in kind.params:
             assert param.name in MetricDocument.model_fields and param.name in METRIC_INPUTS

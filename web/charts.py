@@ -85,8 +85,12 @@ def is_seconds(metric: MetricResult) -> bool:
     return metric.unit.startswith("seconds")
 
 
+def is_ms(metric: MetricResult) -> bool:
+    return metric.unit.startswith("ms")
+
+
 def format_value(metric: MetricResult, value: float | None, ci: tuple[float, float] | None = None) -> str:
-    """A variant's value as it reads: rates in %, times in seconds, other values plain."""
+    """A variant's value as it reads: rates in %, times in seconds or ms, other values plain."""
     if value is None:
         return "–"
     width = (ci[1] - ci[0]) if ci else None
@@ -94,6 +98,8 @@ def format_value(metric: MetricResult, value: float | None, ci: tuple[float, flo
         return f"{_plain(value * 100, _decimals(width and width * 100, 1))}%"
     if is_seconds(metric):
         return f"{_plain(value, _decimals(width, 1))} s"
+    if is_ms(metric):
+        return f"{_plain(value, min(_decimals(width, 1), 1))} ms"
     return _plain(value, _decimals(width, 2))
 
 
@@ -107,6 +113,9 @@ def format_value_ci(metric: MetricResult, ci: tuple[float, float] | None) -> str
     if is_seconds(metric):
         d = _decimals(width, 1)
         return f"{_plain(ci[0], d)} to {_plain(ci[1], d)} s"
+    if is_ms(metric):
+        d = min(_decimals(width, 1), 1)
+        return f"{_plain(ci[0], d)} to {_plain(ci[1], d)} ms"
     d = _decimals(width, 2)
     return f"{_plain(ci[0], d)} to {_plain(ci[1], d)}"
 
@@ -322,6 +331,70 @@ def _forest_plot(metric: MetricResult, alpha: float) -> str | None:
             axes.set_yticks([])
             axes.spines["left"].set_visible(False)
             axes.set_xlabel(f"{effect_axis_label(metric, comparisons[0])}", fontsize=9.5)
+            return _svg(figure, label)
+
+
+# ---- distribution chart ----------------------------------------------------------------------------
+
+def distribution_chart(metric: MetricResult) -> str | None:
+    """The empirical cumulative distribution of each variant's values (see
+    :func:`_distribution_chart`), drawn once per distinct set of numbers."""
+    return _distribution_chart(metric)
+
+
+@lru_cache(maxsize=32)
+def _distribution_chart(metric: MetricResult) -> str | None:
+    """One step line per variant: the share of values at or below each value, from the
+    percentiles the report holds; a horizontal line at the metric's quantile (where the lines
+    cross it are the variants' estimates) and vertical lines at the marks (a vital's good and
+    poor thresholds). ``None`` when the metric keeps no distribution."""
+    if not metric.distribution:
+        return None
+    unit = " ms" if is_ms(metric) else ""
+    match = re.search(r"p([\d.]+)", metric.unit)
+    q = float(match.group(1)) / 100 if match else None
+    words = []
+    for variant, points in metric.distribution:
+        at = {round(share, 2): value for value, share in points}
+        quartiles = ", ".join(f"p{int(p * 100)} {_plain(at[p], 0 if unit else 2)}{unit}" for p in (0.25, 0.5, 0.75, 0.9)
+                              if p in at)
+        words.append(f"{variant}: {quartiles}")
+    marks = "; ".join(f"{label} at {_plain(value, 0 if unit else 2)}{unit}" for label, value in metric.marks)
+    label = (f"Distribution of {metric.label or metric.name} per variant (share of values at or below each value): "
+             + "; ".join(words) + (f". Thresholds: {marks}." if marks else "."))
+    values = [v for _variant, points in metric.distribution for v, _share in points]
+    high = max(values + [m for _l, m in metric.marks if m <= max(values) * 1.5])
+    low = min(values)
+    with _LOCK:
+        import matplotlib
+        from matplotlib.ticker import MaxNLocator, PercentFormatter
+
+        with matplotlib.rc_context(_RC):
+            figure = _figure(CHART_WIDTH, 3.0)
+            axes = figure.add_axes((0.1, 0.18, 0.86, 0.68))
+            _style_ticks(axes)
+            for i, (variant, points) in enumerate(metric.distribution):
+                colour, style, _marker = SERIES_STYLES[i % len(SERIES_STYLES)]
+                axes.step([v for v, _s in points], [s for _v, s in points], where="post", color=colour,
+                          linestyle=style, linewidth=2, label=variant)
+            if q is not None:
+                axes.axhline(q, color=REFERENCE, linewidth=1, linestyle=(0, (4, 3)))
+                axes.annotate(f"p{q * 100:g}", (1, q), xycoords=("axes fraction", "data"), xytext=(2, 0),
+                              textcoords="offset points", va="center", fontsize=8, color=REFERENCE,
+                              annotation_clip=False)
+            for name, value in metric.marks:
+                if low <= value <= high:
+                    axes.axvline(value, color=REFERENCE, linewidth=1, linestyle=":")
+                    axes.annotate(f"{name} {_plain(value, 0 if unit else 2)}{unit}", (value, 1.0),
+                                  xycoords=("data", "axes fraction"), xytext=(2, 2), textcoords="offset points",
+                                  fontsize=8, color=REFERENCE, annotation_clip=False)
+            axes.set_ylim(0, 1.02)
+            axes.set_xlim(low, high * 1.02 if high > 0 else high)
+            axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+            axes.xaxis.set_major_locator(MaxNLocator(nbins=5))
+            axes.set_xlabel(f"value{' (ms)' if unit else ''}", fontsize=9.5)
+            axes.set_ylabel("share at or below", fontsize=9.5)
+            axes.legend(loc="lower right", fontsize=9, frameon=False)
             return _svg(figure, label)
 
 

@@ -182,7 +182,7 @@ class DefinitionForm:
             metric: dict[str, Any] = {"name": row["name"].strip(), "type": row["type"]}
             for name, param in PARAMS.items():  # only the inputs typed in: the parser names a misplaced one
                 if row[name].strip():
-                    metric[name] = typed_integer(row[name]) if param.kind == "days" else row[name].strip()
+                    metric[name] = _typed_param(param.kind, row[name])
             metric["primary"] = self.primary == str(i)
             raw["metrics"].append(metric)
 
@@ -358,3 +358,15 @@ def sample_size(values: Mapping[str, str]) -> SampleSizeAnswer | None:
             days = math.ceil(span)
     return SampleSizeAnswer(size.n_per_variant, size.n_total, days, variants, alpha, coverage, traffic,
                             size.method, errors)
+
+
+def _typed_param(kind: str, text: str) -> Any:
+    """A metric parameter as typed in the form, in the type the definition parser expects (or
+    the text itself, so the parser names the field)."""
+    if kind == "days":
+        return typed_integer(text)
+    if kind == "number":
+        return typed_number(text)
+    if kind == "flag":
+        return {"yes": True, "true": True, "no": False, "false": False}.get(text.strip().lower(), text.strip())
+    return text.strip()

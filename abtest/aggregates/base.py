@@ -11,7 +11,8 @@ The vocabulary, by who asks:
 
 * A/B experiments (per analysable unit, counted from the unit's first exposure):
   :class:`ExposedUnits`, :class:`EventTotals`, :class:`UnitLogTimes`, :class:`Returning`,
-  :class:`DailyConversions`.
+  :class:`DailyConversions`, and for values whose distribution matters (page speed) the order
+  statistics :class:`Quantiles` and the share :class:`AtOrBelow`.
 * Usability studies (per attempt or answer, every participant of a design):
   :class:`Participants`, :class:`Attempts`, :class:`AttemptLogTimes`, :class:`Scores`,
   :class:`Bands`, the within-subjects pairs :class:`PairedAttempts`, :class:`PairedLogTimes`,
@@ -103,6 +104,33 @@ class DailyConversions(Request):
     enough to rebuild the cumulative comparison day by day."""
 
     event: str
+    whole_only = True
+
+
+@dataclass(frozen=True, slots=True)
+class Quantiles(Request):
+    """Per variant: the order statistics behind the ``q``-quantile of the values of ``event``
+    (``kind``: ``"vital"`` page-speed reports or ``"conversion"`` events with a value) at or after
+    each analysable unit's first exposure, over every event (``over = "events"``, clustered by
+    unit) or over each unit's own median (``"units"``). Answered as
+    :class:`~abtest.stats.quantiles.OrderStats` at the ranks :func:`~abtest.stats.quantiles.ranks_needed`
+    names, never as the values themselves."""
+
+    kind: str
+    event: str
+    q: float
+    over: str = "events"
+    whole_only = True
+
+
+@dataclass(frozen=True, slots=True)
+class AtOrBelow(Request):
+    """Per variant: the share of ``event`` values (as in :class:`Quantiles`) at or below
+    ``threshold``, with each unit's counts (:class:`~abtest.stats.quantiles.ClusterCounts`)."""
+
+    kind: str
+    event: str
+    threshold: float
     whole_only = True
 
 

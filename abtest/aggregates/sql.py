@@ -16,12 +16,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from abtest.aggregates import events_sql, rollup_sql
+from abtest.aggregates import events_sql, quantiles_sql, rollup_sql
 from abtest.aggregates.combine import total
 from abtest.aggregates.base import (
     MAX_SEGMENTS,
     OTHER,
     Aggregates,
+    AtOrBelow,
     AttemptLogTimes,
     Attempts,
     Bands,
@@ -33,6 +34,7 @@ from abtest.aggregates.base import (
     PairedLogTimes,
     PairedScores,
     Participants,
+    Quantiles,
     Request,
     Returning,
     Scores,
@@ -47,7 +49,8 @@ from abtest.db import snapshot
 from abtest.errors import AbtestError, NotFound
 from abtest.models import Experiment
 
-_ROLLUP = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions)
+# Quantiles and AtOrBelow read the events, joined to the unit rollups that fix each unit's variant.
+_ROLLUP = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions, Quantiles, AtOrBelow)
 _EXPERIMENTS = Experiment.__table__  # type: ignore[attr-defined]
 
 Answers = dict[Request, dict[str | None, Any]]
@@ -170,6 +173,7 @@ def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request]
     for request in families.get(DailyConversions, []):
         assert by_day is not None
         out[request] = {None: rollup_sql.daily_conversions(conn, experiment_id, request, by_day)}
+    out.update(quantiles_sql.answer(conn, experiment_id, families.get(Quantiles, []) + families.get(AtOrBelow, [])))
     for request in families.get(Texts, []):
         out[request] = {None: events_sql.texts(conn, experiment_id, request)}
 

@@ -23,11 +23,13 @@ from abtest.aggregates.base import (
     MAX_SEGMENTS,
     OTHER,
     Aggregates,
+    AtOrBelow,
     DailyConversions,
     EventStats,
     EventTotals,
     ExposedUnits,
     Failed,
+    Quantiles,
     Request,
     Returning,
     Segment,
@@ -35,16 +37,18 @@ from abtest.aggregates.base import (
     UnitLogTimes,
 )
 from abtest.aggregates.combine import total
+from abtest.aggregates.order import order_stats
 from abtest.aggregates.rollup import Refreshed
 from abtest.aggregates.segments import MAX_LISTED, SAMPLE_UNITS, check_attribute_name, largest
 from abtest.aggregates.sql import SqlSource
 from abtest.clickhouse import queries
 from abtest.clickhouse.client import ClickHouseClient
+from abtest.clickhouse.order import ClickHouseOrdered
 from abtest.clickhouse.schema import table
 from abtest.errors import AbtestError, Unsupported
 from abtest.stats.summary import Counts, Moments
 
-EXPERIMENT_FAMILIES = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions)
+EXPERIMENT_FAMILIES = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions, Quantiles, AtOrBelow)
 Answers = dict[Request, dict[str | None, Any]]
 TOO_LARGE = "stored values are too large to sum (not a finite number)"
 
@@ -138,6 +142,12 @@ class ClickHouseSource:
                 back[int(d)].setdefault(seg, {})[str(variant)] = Counts(int(n), int(x))
             for request in families[Returning]:
                 out[request] = back.get(request.days, {})
+        for request in families.get(Quantiles, []):  # whole test only, like the SQL source
+            store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event, request.over)
+            out[request] = {None: order_stats(store, request.q, clustered=request.over == "events")}
+        for request in families.get(AtOrBelow, []):
+            store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event)
+            out[request] = {None: store.cluster_counts(request.threshold)}
         for request in families.get(DailyConversions, []):
             out[request] = {None: [(str(v), str(d), None if c is None else str(c), int(n)) for v, d, c, n
                                    in self.client.query(queries.daily_conversions(self.table),

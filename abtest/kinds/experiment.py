@@ -45,7 +45,7 @@ MetricDocument = create_model(  # one field per parameter any registered metric 
     name=(str, PField(pattern=NAME_PATTERN.pattern)),
     type=(Literal[tuple(METRIC_TYPES)], ...),  # type: ignore[valid-type]
     primary=(bool, False),
-    **{p.name: ((int if p.kind == "days" else str) | None, PField(default=None, description=_param_description(p.name)))
+    **{p.name: ({"days": int, "number": float, "flag": bool}.get(p.kind, str) | None, PField(default=None, description=_param_description(p.name)))
        for p in PARAMS.values()},
 )
 

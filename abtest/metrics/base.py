@@ -25,15 +25,30 @@ class Param:
 
     name: str
     description: str
-    kind: Literal["name", "days"] = "name"
+    kind: Literal["name", "days", "choice", "number", "flag"] = "name"
     required: bool = False
     defaults_to_name: bool = False  # conversion: the event defaults to the metric's own name
     label: str = ""  # the form's label
     example: str = ""  # the form's placeholder
+    choices: tuple[str, ...] = ()  # kind "choice": the allowed values
+    bounds: tuple[float, float] = (0.0, 1.0)  # kind "number": the open interval it lies in
 
     def read(self, c: Checker, item: Mapping[str, Any], where: str, metric_name: str | None,
              type_name: str) -> Any:
         field_name = f"{where}.{self.name}"
+        if self.kind == "number":
+            number = c.number(item, self.name, field_name, required=self.required)
+            low, high = self.bounds
+            if number is not None and not low < number < high:
+                c.fail(field_name, f"must lie between {low:g} and {high:g} (exclusive), not {number:g}")
+                return None
+            return number
+        if self.kind == "flag":
+            return c.boolean(item, self.name, field_name) if self.name in item else None
+        if self.kind == "choice":
+            chosen = c.text(item, self.name, field_name, required=self.required)
+            c.choice(chosen, self.choices, field_name)
+            return chosen
         if self.kind == "days":
             value = item.get(self.name)
             if value is None or isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DAYS:
@@ -90,6 +105,10 @@ class MetricType(ABC):
     effect_kind: ClassVar[Literal["difference", "ratio"]] = "difference"
     higher_is_better: ClassVar[bool] = True
 
+    def prefers_higher(self, metric: MetricDef) -> bool:
+        """Whether a higher value is better for this metric (a type may let the metric say)."""
+        return self.higher_is_better
+
     @abstractmethod
     def request(self, metric: MetricDef) -> Request:
         """The aggregate this metric needs (one per metric; equal requests are fetched once)."""
@@ -117,6 +136,15 @@ class MetricType(ABC):
     @abstractmethod
     def measures(self, metric: MetricDef) -> str:
         """What the metric counts, in one phrase for the definition page ("units with a purchase event")."""
+
+    def distribution(self, stat: Any) -> tuple[tuple[float, float], ...]:
+        """(value, share of values ≤ it) points of one variant's distribution, for types that
+        keep one (quantiles); none by default."""
+        return ()
+
+    def marks(self, metric: MetricDef) -> tuple[tuple[str, float], ...]:
+        """Labelled reference values drawn over the distribution (a vital's thresholds)."""
+        return ()
 
     def series_request(self, metric: MetricDef) -> Request | None:
         """The daily rows behind the cumulative chart, when this type keeps one (as the primary metric)."""
