@@ -37,7 +37,7 @@ def engine(request):  # type: ignore[no-untyped-def]
 def row(experiment_id: int, type_: str, unit: str, variant: str | None, ts: datetime, **fields):  # type: ignore[no-untyped-def]
     out = {"event_id": str(uuid.uuid4()), "type": type_, "experiment_id": experiment_id, "variant": variant,
            "unit": unit, "event": None, "value": None, "task": None, "success": None, "duration_ms": None,
-           "questionnaire": None, "answers": None, "forced": False, "ts": ts, "received_at": ts}
+           "questionnaire": None, "answers": None, "attributes": None, "forced": False, "ts": ts, "received_at": ts}
     out.update(fields)
     return out
 

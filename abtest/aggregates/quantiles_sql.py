@@ -37,7 +37,7 @@ def observations(experiment_id: int, kind: str, event: str, over: str = "events"
                        sa.func.row_number().over(partition_by=own, order_by=per.c.value).label("rn"),
                        sa.func.count().over(partition_by=own).label("c")).subquery("unit_ranked")
     return (sa.select(ranked.c.variant, ranked.c.unit, ranked.c.value)
-            .where(ranked.c.rn == (ranked.c.c + 1) / 2).subquery("observations"))
+            .where(ranked.c.rn == (ranked.c.c + 1) // 2).subquery("observations"))
 
 
 class SqlOrdered:

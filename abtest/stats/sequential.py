@@ -152,6 +152,26 @@ def sequential_means(
     return _msprt(mean_difference(baseline, treatment), var, tau2, alpha, previous, rel, "difference of means")
 
 
+def sequential_difference(
+    diff: float,
+    var_b: float,
+    var_t: float,
+    unit_var_b: float,
+    unit_var_t: float,
+    planned_n: int,
+    alpha: float = 0.05,
+    what: str = "difference",
+    relative: float | None = None,
+) -> Effect:
+    """Always-valid test of any difference whose estimate is asymptotically normal: ``var_*`` the
+    variance of each variant's estimate, ``unit_var_*`` the variance of one unit's contribution
+    (what the mixture is tuned with at ``planned_n`` units per variant)."""
+    check_alpha(alpha)
+    n_star = _planned(planned_n)
+    tau2 = mixture_tau2(unit_var_b, unit_var_t, n_star, alpha)
+    return _msprt(diff, var_b + var_t, tau2, alpha, None, relative, what)
+
+
 def sequential_series(
     looks: Sequence[tuple[Counts, Counts]] | Sequence[tuple[Moments, Moments]],
     planned_n: int,
