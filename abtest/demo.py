@@ -91,7 +91,8 @@ def _simulate(rng: random.Random, definition: ExperimentDef, experiment_id: int,
 
 def _checkout_outcome(rng, experiment_id, variant, unit, seen):  # type: ignore[no-untyped-def]
     rate, mean_value, geo_seconds = _CHECKOUT_TRUTH[variant]
-    yield from _page_views(rng, experiment_id, variant, unit, seen)
+    # page views from their own stream, so adding them left the demo's other numbers as they were
+    yield from _page_views(random.Random(f"lcp-{unit}"), experiment_id, variant, unit, seen)
     if rng.random() < 0.6:  # most visitors start the checkout task
         seconds = math.exp(rng.gauss(math.log(geo_seconds), 0.5))
         yield _event(rng, experiment_id, variant, unit, seen + timedelta(seconds=seconds), type_="task",

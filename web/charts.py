@@ -143,6 +143,8 @@ def format_effect(metric: MetricResult, comparison: Comparison) -> str:
         return f"{comparison.effect:.{d}f}{TIMES}"
     if is_rate(metric):
         return f"{_signed(comparison.effect * 100, _decimals(width and width * 100, 1))} pts"
+    if is_ms(metric):
+        return f"{_signed(comparison.effect, min(_decimals(width, 1), 1))} ms"
     return _signed(comparison.effect, _decimals(width, 2))
 
 
@@ -157,6 +159,9 @@ def format_effect_ci(metric: MetricResult, comparison: Comparison) -> str:
     if is_rate(metric):
         d = _decimals(width * 100, 1)
         return f"{_signed(low * 100, d)} to {_signed(high * 100, d)} pts"
+    if is_ms(metric):
+        d = min(_decimals(width, 1), 1)
+        return f"{_signed(low, d)} to {_signed(high, d)} ms"
     d = _decimals(width, 2)
     return f"{_signed(low, d)} to {_signed(high, d)}"
 
@@ -363,7 +368,10 @@ def _distribution_chart(metric: MetricResult) -> str | None:
     label = (f"Distribution of {metric.label or metric.name} per variant (share of values at or below each value): "
              + "; ".join(words) + (f". Thresholds: {marks}." if marks else "."))
     values = [v for _variant, points in metric.distribution for v, _share in points]
-    high = max(values + [m for _l, m in metric.marks if m <= max(values) * 1.5])
+    # The axis ends at the largest 99th percentile (a few very slow loads would squeeze the rest
+    # into a corner), or at a threshold just beyond it.
+    p99 = max(v for _variant, points in metric.distribution for v, share in points if share <= 0.99)
+    high = max([p99] + [m for _l, m in metric.marks if m <= p99 * 1.5])
     low = min(values)
     with _LOCK:
         import matplotlib
@@ -382,12 +390,14 @@ def _distribution_chart(metric: MetricResult) -> str | None:
                 axes.annotate(f"p{q * 100:g}", (1, q), xycoords=("axes fraction", "data"), xytext=(2, 0),
                               textcoords="offset points", va="center", fontsize=8, color=REFERENCE,
                               annotation_clip=False)
-            for name, value in metric.marks:
+            for i, (name, value) in enumerate(metric.marks):
                 if low <= value <= high:
                     axes.axvline(value, color=REFERENCE, linewidth=1, linestyle=":")
-                    axes.annotate(f"{name} {_plain(value, 0 if unit else 2)}{unit}", (value, 1.0),
-                                  xycoords=("data", "axes fraction"), xytext=(2, 2), textcoords="offset points",
-                                  fontsize=8, color=REFERENCE, annotation_clip=False)
+                    # staggered, so labels of nearby thresholds do not overlap
+                    axes.annotate(f"{name} {_plain(value, 0 if unit else 2)}{unit}", (value, 0.08 + 0.12 * i),
+                                  xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
+                                  fontsize=8, color=REFERENCE, annotation_clip=False,
+                                  bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none"})
             axes.set_ylim(0, 1.02)
             axes.set_xlim(low, high * 1.02 if high > 0 else high)
             axes.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

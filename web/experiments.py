@@ -80,6 +80,9 @@ def _render_form(form: DefinitionForm, stored: ExperimentDef | None, checked: Ch
         "problems": checked.errors if checked else [], "submitted": checked is not None and not oob,
         "frozen": stored is not None and stored.status == "running", "focus": focus, "oob": oob,
         "helper": helper, "metric_types": METRIC_TYPES, "metric_params": PARAMS,
+        # which types take each parameter: the form shows a type's own inputs only
+        "param_takers": {name: " ".join(f"for-{t.name}" for t in METRIC_TYPES.values()
+                                        if name in {p.name for p in t.params}) for name in PARAMS},
     }
     if section:
         return render_template(f"experiments/_{section}.html", **context), status
