@@ -150,11 +150,13 @@ def _need(s: OrderStats) -> None:
 # ---- fixed horizon: the outer interval ----------------------------------------------------------
 
 def _outer(s: OrderStats, alpha: float) -> Interval:
-    """Deng et al.'s outer interval: the values at ranks n(q ∓ z·σ_F), rounded outward."""
+    """Deng et al.'s outer interval: the values at ranks n(q ∓ z·σ_F), rounded outward. The
+    upper rank is one past ⌈n(q + zσ)⌉: X₍ᵤ₎ ≥ ξ needs fewer than u values below ξ, so this keeps
+    the two tails' probabilities equal (without it coverage falls short by one rank's worth)."""
     sd = cdf_sd(s.n, s.q, s.cluster)
     z = z_quantile(alpha)
     low = max(1, math.floor(s.n * (s.q - z * sd)))
-    high = min(s.n, math.ceil(s.n * (s.q + z * sd)))
+    high = min(s.n, math.ceil(s.n * (s.q + z * sd)) + 1)
     return Interval(value_at(s, low, "low"), value_at(s, high, "high"))
 
 
