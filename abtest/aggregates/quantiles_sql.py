@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from abtest.aggregates.base import AtOrBelow, Quantiles
 from abtest.aggregates.rollup import EVENTS, UNITS, analysable
-from abtest.aggregates.order import order_stats
+from abtest.aggregates.order import FUZZ, order_stats
 from abtest.stats.quantiles import ClusterCounts
 
 
@@ -46,10 +46,15 @@ class SqlOrdered:
     def __init__(self, conn: sa.Connection, obs: sa.Subquery) -> None:
         self.conn, self.obs = conn, obs
 
-    def counts(self) -> dict[str, tuple[int, int]]:
+    def point(self, q: float) -> dict[str, tuple[int, int, float]]:
         obs = self.obs
-        query = sa.select(obs.c.variant, sa.func.count(), sa.func.count(sa.distinct(obs.c.unit))).group_by(obs.c.variant)
-        return {str(v): (int(n), int(k)) for v, n, k in self.conn.execute(query).all()}
+        ranked = sa.select(obs.c.variant, obs.c.value,
+                           sa.func.row_number().over(partition_by=obs.c.variant, order_by=obs.c.value).label("rn"),
+                           sa.func.count().over(partition_by=obs.c.variant).label("n")).subquery("ranked")
+        at = ranked.c.n * q * (1 - FUZZ)  # the type-1 rank is the one rn with rn − 1 < at ≤ rn
+        query = sa.select(ranked.c.variant, ranked.c.n, ranked.c.rn, ranked.c.value).where(
+            ranked.c.rn >= at, ranked.c.rn - 1 < at)
+        return {str(v): (int(n), int(r), float(x)) for v, n, r, x in self.conn.execute(query).all()}
 
     def values_at(self, ranks: Mapping[str, Sequence[int]]) -> dict[str, dict[int, float]]:
         obs = self.obs

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from abtest.aggregates.order import FUZZ
 from abtest.clickhouse.client import ClickHouseClient
 from abtest.clickhouse.queries import _analysable
 from abtest.stats.quantiles import ClusterCounts
@@ -41,10 +42,13 @@ class ClickHouseOrdered:
         self.obs = observations(table, over)
         self.params: dict[str, Any] = {"e": experiment_id, "kind": kind, "event": event}
 
-    def counts(self) -> dict[str, tuple[int, int]]:
-        rows = self.client.query(f"SELECT variant, count(), uniqExact(unit) FROM ({self.obs}) GROUP BY variant",
-                                 self.params)
-        return {str(v): (int(n), int(k)) for v, n, k in rows}
+    def point(self, q: float) -> dict[str, tuple[int, int, float]]:
+        rows = self.client.query(
+            f"""SELECT variant, n, r, s[r] FROM (
+    SELECT variant, count() AS n, toUInt64(greatest(1, ceil(n * {{q:Float64}} * (1 - {{fuzz:Float64}})))) AS r,
+           arraySort(groupArray(v)) AS s
+    FROM ({self.obs}) GROUP BY variant)""", {**self.params, "q": q, "fuzz": FUZZ})
+        return {str(v): (int(n), int(r), float(x)) for v, n, r, x in rows}
 
     def values_at(self, ranks: Mapping[str, Sequence[int]]) -> dict[str, dict[int, float]]:
         out: dict[str, dict[int, float]] = {}

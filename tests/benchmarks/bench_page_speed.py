@@ -45,12 +45,12 @@ def insert_sql(dialect: str, visitors: int, experiment_id: int) -> str:
     real = "double precision" if pg else "REAL"
     if pg:
         source, slots, prefix = f"generate_series(1::bigint, {visitors}) AS g(u)", "generate_series(0, 9) AS s(k)", ""
-        ts = "(TIMESTAMPTZ '2026-11-20 00:00:00+00' + (u % 86400 + k) * INTERVAL '1 second')"
+        ts = "(TIMESTAMPTZ '2026-11-20 00:00:00+00' + (u MOD 86400 + k) * INTERVAL '1 second')"
     else:
         prefix = (f"WITH RECURSIVE g(u) AS (SELECT 1 UNION ALL SELECT u + 1 FROM g WHERE u < {visitors}), "
                   "s(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM s WHERE k < 9) ")
         source, slots = "g", "s"
-        ts = ("(strftime('%Y-%m-%d %H:%M:%S', '2026-11-20 00:00:00', printf('%+d seconds', u % 86400 + k))"
+        ts = ("(strftime('%Y-%m-%d %H:%M:%S', '2026-11-20 00:00:00', printf('%+d seconds', u MOD 86400 + k))"
               " || '.000000')")
     arm = f"(CASE WHEN {_h('u', 48271, real)} < 0.5 THEN 'control' ELSE 'fast' END)"
     # log-normal LCP: exp(7.6 + 0.5·z) ms with z from two uniform hashes (Box–Muller's cosine half)
