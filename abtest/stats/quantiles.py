@@ -11,6 +11,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Literal
 
 from abtest.errors import InsufficientData
@@ -81,13 +82,15 @@ def quantile_rank(n: int, q: float) -> int:
 
 def _ratio_variance(c: ClusterCounts) -> float:
     """Delta-method variance of Σs/Σn over K independent units (Deng, Knoblich & Lu 2018, §3):
-    (σ_s² − 2r σ_sn + r² σ_n²) / (K μ_n²) with r = Σs/Σn and the per-unit (co)variances."""
+    (σ_s² − 2r σ_sn + r² σ_n²) / (K μ_n²) with r = Σs/Σn and the per-unit (co)variances, taken
+    over the K units (divided by K), so one value per unit gives exactly r(1 − r)/n: the binomial
+    (Wald) variance, and √(q(1−q)/n) at a quantile."""
     k = c.units
     if k < 2 or c.n == 0:
         raise InsufficientData("a clustered interval needs at least 2 units", field="units")
-    var_s = (c.s_sq - c.s * c.s / k) / (k - 1)
-    var_n = (c.n_sq - c.n * c.n / k) / (k - 1)
-    cov = (c.sn - c.s * c.n / k) / (k - 1)
+    var_s = (c.s_sq - c.s * c.s / k) / k
+    var_n = (c.n_sq - c.n * c.n / k) / k
+    cov = (c.sn - c.s * c.n / k) / k
     r = c.s / c.n
     mean_n = c.n / k
     return max((var_s - 2 * r * cov + r * r * var_n) / (k * mean_n * mean_n), 0.0)
@@ -121,8 +124,13 @@ def ranks_needed(n: int, q: float, sd: float) -> tuple[int, ...]:
         ranks.add(max(1, low - int(gap)))
         ranks.add(min(n, high + int(gap)))
         gap *= TAIL_GROWTH
-    ranks.update(quantile_rank(n, p) for p in PERCENTILES)
+    ranks.update(_percentile_ranks(n))
     return tuple(sorted(ranks))
+
+
+@lru_cache(maxsize=256)
+def _percentile_ranks(n: int) -> tuple[int, ...]:
+    return tuple(quantile_rank(n, p) for p in PERCENTILES)
 
 
 def value_at(s: OrderStats, rank: int, side: Literal["low", "high"]) -> float:

@@ -138,3 +138,11 @@ pa <- c(10, 9, 6, 7, 3, 8, 10, 5, 9, 2, 8, 7)
 pb <- c(10, 10, 8, 9, 6, 9, 9, 7, 10, 6, 10, 8)
 tt <- t.test(code(pb), code(pa), paired = TRUE)
 out("nps_paired", 100 * tt$estimate, 100 * tt$stderr, tt$p.value, 100 * tt$conf.int)
+
+## Quantiles: type 1, the inverse of the empirical distribution function (abtest.stats.quantiles,
+## PostgreSQL's percentile_disc); 0.7 * 10 is the case R's fuzz decides (rank 7, not 8)
+lcp <- c(2310, 1830, 4120, 990, 2750, 1460, 3300, 2050, 1720, 5600)
+for (p in c(0.1, 0.5, 0.7, 0.75, 0.9, 0.95)) out(sprintf("quantile1_%g", p), quantile(lcp, p, type = 1, names = FALSE))
+## A share with one value per unit: the Wald interval
+x <- 37; n <- 52; p <- x / n
+out("wald_37_52", p - qnorm(0.975) * sqrt(p * (1 - p) / n), p + qnorm(0.975) * sqrt(p * (1 - p) / n))
