@@ -173,7 +173,8 @@ def analyze(definition: ExperimentDef, source: AggregateSource, now: datetime, b
     metrics = []
     for metric in definition.metrics:
         result = _metric_or_reason(definition, metric, whole, plan, allowed)
-        if aggregates.segments:
+        # Whole-test-only aggregates (order statistics) have no per-segment answers to compare.
+        if aggregates.segments and not METRIC_TYPES[metric.type].request(metric).whole_only:
             result = replace(result, segments=_segments(definition, metric, aggregates, plan, allowed))
         metrics.append(result)
     series_request = _series_request(definition.primary_metric)

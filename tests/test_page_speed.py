@@ -50,7 +50,8 @@ def seed(engine, experiment_id: int, rng: np.random.Generator) -> dict[str, dict
         for i in range(150):
             unit = f"{arm}-{i}"
             seen = T0 + timedelta(minutes=i)
-            rows.append(row(experiment_id, "exposure", unit, arm, seen))
+            rows.append(row(experiment_id, "exposure", unit, arm, seen,
+                            attributes={"device": "mobile" if i % 2 else "desktop"}))
             visitor = rng.normal(0, 0.3)
             values = [float(np.round(np.exp(np.log(geo) + visitor + rng.normal(0, 0.4)), 1))
                       for _ in range(1 + i % 6)]
@@ -176,3 +177,11 @@ def test_vitals_are_lower_is_better_and_event_quantiles_higher_unless_told():
     assert [kind.prefers_higher(m) for m in d.metrics] == [False, True, False]
     assert d.metrics[0].to_dict() == {"name": "lcp", "type": "quantile", "vital": "LCP", "primary": True}
 
+
+
+def test_a_breakdown_leaves_page_speed_metrics_whole_and_says_so(engine):
+    experiment_id = create(engine)
+    seed(engine, experiment_id, np.random.default_rng(3))
+    report = analyze(engine, "speed", by="device")
+    assert [s.segment for s in metric(report, "purchase").segments] == ["desktop", "mobile"]
+    assert metric(report, "lcp").segments == () and metric(report, "lcp").variants[0].value is not None
