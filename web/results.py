@@ -26,6 +26,7 @@ from abtest import pipeline
 from abtest.report import MetricResult, Report
 from abtest.store.registry import TRANSITIONS
 from web import charts
+from web.distribution_chart import distribution_chart
 from web.extensions import get_engine
 from web.auth import login_required
 from web.form_rows import wants_fragment
@@ -51,7 +52,7 @@ results.context_processor(formatters)
 def metric_view(metric: MetricResult, alpha: float) -> dict[str, Any]:
     methods = list(dict.fromkeys(c.method for c in metric.comparisons if c.method))
     return {"metric": metric, "forest": charts.forest_plot(metric, alpha), "comparison_methods": methods,
-            "distribution": charts.distribution_chart(metric),
+            "distribution": distribution_chart(metric),
             "has_chance": any(c.chance_to_beat is not None for c in metric.comparisons),
             "segments": [{"segment": s, "forest": charts.forest_plot(_segment_metric(metric, s), alpha)}
                          for s in metric.segments]}
