@@ -5,6 +5,7 @@ Run (not part of the default test run)::
 
     /tmp/venv/bin/python tests/benchmarks/bench_page_speed.py                    # 1 M page views, PostgreSQL
     ... bench_page_speed.py --views 100000 --backend sqlite                        # quicker
+    ... bench_page_speed.py --backend chdb                                         # events in ClickHouse (chdb)
 
 A throwaway database (dropped afterwards) gets two experiments with the same visitors and the same
 page views: ``plain`` (a conversion metric) and ``speed`` (the same conversion plus p75 of LCP
@@ -71,7 +72,23 @@ def insert_sql(dialect: str, visitors: int, experiment_id: int) -> str:
     return sql.replace(" MOD ", " %% " if pg else " % ")
 
 
-def run(url: str, views: int, repeat: int) -> dict[str, float]:
+# The same shape inside ClickHouse (chdb): exposure k = 0, purchase k = 9, LCP page views k = 1..8.
+CH_GENERATE = """INSERT INTO {t} (event_id, type, experiment_id, variant, unit, event, value, task, success,
+    duration_ms, questionnaire, answers, attributes, forced, ts, received_at)
+SELECT concat('p', toString({e:UInt64}), '-', toString(u), '-', toString(k)),
+       multiIf(k = 0, 'exposure', k = 9, 'conversion', 'vital'), {e:UInt64},
+       if(k = 0, if(h % 2 = 0, 'control', 'fast'), NULL), concat('visitor-', toString(u)),
+       multiIf(k = 9, 'purchase', k > 0, 'LCP', NULL),
+       if(k BETWEEN 1 AND 8, exp(7.6 + 0.5 * sqrt(-2 * log((cityHash64(u, k, 1) % 1000000 + 1) / 1000001))
+                                 * cos(6.283185307 * (cityHash64(u, k, 2) % 1000000) / 1000000))
+                              * if(h % 2 = 0, 1.0, 0.9), NULL),
+       NULL, NULL, NULL, NULL, NULL, map(), false,
+       toDateTime64('2026-11-20 00:00:00', 6, 'UTC') + toIntervalSecond(u % 86400 + k) AS ts, ts
+FROM (SELECT intDiv(number, 10) AS u, number % 10 AS k, cityHash64(intDiv(number, 10)) AS h FROM numbers({n:UInt64}))
+WHERE k = 0 OR (k = 9 AND h % 10 = 0) OR (k BETWEEN 1 AND 8 AND cityHash64(u, k) % 2 = 0)"""
+
+
+def run(url: str, views: int, repeat: int, chdb: str | None = None) -> dict[str, float]:
     import sqlalchemy as sa
 
     from abtest import pipeline
@@ -86,16 +103,33 @@ def run(url: str, views: int, repeat: int) -> dict[str, float]:
         for raw in (PLAIN, SPEED):
             ids[raw["key"]] = pipeline.create(session, parse_definition(raw)).id
     t0 = time.perf_counter()
+    if chdb is not None:
+        from abtest.clickhouse.client import connect
+        from abtest.clickhouse.schema import create_schema, table
+        from abtest.store.target import attach
+
+        client = connect(chdb)
+        create_schema(client)
+        attach(engine, chdb)
+        for experiment_id in ids.values():
+            client.command(CH_GENERATE.replace("{t}", table(client)), {"e": experiment_id, "n": visitors * 10})
+        client.command(f"OPTIMIZE TABLE {table(client)} FINAL")
     for key, experiment_id in ids.items():
+        if chdb is not None:
+            break
         with engine.begin() as conn:
             conn.exec_driver_sql(insert_sql(engine.dialect.name, visitors, experiment_id))
     if engine.dialect.name == "postgresql":
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE events")
     load_s = time.perf_counter() - t0
-    with engine.connect() as conn:
-        page_views = int(conn.execute(sa.text(
-            f"SELECT count(*) FROM events WHERE type = 'vital' AND experiment_id = {ids['speed']}")).scalar_one())
+    if chdb is not None:
+        page_views = int(client.query(f"SELECT count() FROM {table(client)} WHERE type = 'vital' "
+                                      f"AND experiment_id = {ids['speed']}")[0][0])
+    else:
+        with engine.connect() as conn:
+            page_views = int(conn.execute(sa.text(
+                f"SELECT count(*) FROM events WHERE type = 'vital' AND experiment_id = {ids['speed']}")).scalar_one())
     times = {}
     for key in ("plain", "speed"):
         pipeline.analyze(engine, key)  # builds the rollups: the timed runs read them
@@ -113,7 +147,7 @@ def run(url: str, views: int, repeat: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--backend", choices=("postgresql", "sqlite", "chdb"), default="postgresql")
     parser.add_argument("--views", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--postgres-url", default=DEFAULT_PG)
@@ -122,8 +156,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = (pg_database(args.postgres_url, name, create=True) if args.backend == "postgresql"
                else f"sqlite:///{Path(tmp) / 'speed.db'}")
+        chdb = f"chdb://{Path(tmp) / 'chdb'}" if args.backend == "chdb" else None
         try:
-            result = run(url, args.views, args.repeat)
+            result = run(url, args.views, args.repeat, chdb)
         finally:
             if args.backend == "postgresql":
                 pg_database(args.postgres_url, name, create=False)
