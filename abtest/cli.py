@@ -131,15 +131,25 @@ def assign(key: str, unit: str, attrs: tuple[str, ...], force: str | None) -> No
 
     The first line is the variant key (or `none`), the second the reason.
     """
-    from abtest import pipeline
-    from abtest.db import session_scope
-    from abtest.kinds import KINDS
+    from abtest.assignment import assign as assign_unit
+    from abtest.store.quick_read import load_experiment
 
     attributes = _attributes(attrs)
-    _settings, engine = open_database()
-    with session_scope(engine) as session:
-        _row, definition = pipeline.load(session, key)
-    result = KINDS[definition.kind].assign(definition, unit, attributes, {key: force} if force else None)
+    overrides = {key: force} if force else None
+    # The common case without SQLAlchemy (see abtest.store.quick_read); studies, unknown keys and
+    # anything unusual take the pipeline, which owns migrations and error messages.
+    definition = load_experiment(load_settings().database_url, key)
+    if definition is not None:
+        result = assign_unit(definition, unit, attributes, overrides)
+    else:
+        from abtest import pipeline  # the database layer: ~0.4 s to import
+        from abtest.db import session_scope
+        from abtest.kinds import KINDS
+
+        _settings, engine = open_database()
+        with session_scope(engine) as session:
+            _row, definition = pipeline.load(session, key)
+        result = KINDS[definition.kind].assign(definition, unit, attributes, overrides)
     click.echo(result.variant or "none")
     click.echo(f"reason: {result.reason}: {result.detail}")
 

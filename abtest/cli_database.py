@@ -11,14 +11,14 @@ from abtest.errors import AbtestError
 def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     """Settings and an engine whose schema is current (SQLite is migrated on the spot)."""
     from abtest.db import make_engine, pending_migrations, upgrade
-
     from abtest.store.target import attach
 
     settings = load_settings()
     engine = make_engine(settings.database_url)
     attach(engine, settings.events_url)
-    if settings.is_sqlite and upgrade_sqlite:
+    behind = pending_migrations(engine)  # asked first: alembic is imported only to migrate
+    if behind and settings.is_sqlite and upgrade_sqlite:
         upgrade(engine)
-    elif pending_migrations(engine):
+    elif behind:
         raise AbtestError("the database schema is not up to date; run `abtest db upgrade` first")
     return settings, engine

@@ -6,13 +6,12 @@ import math
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 from sqlmodel import Session
 
-MIGRATIONS = Path(__file__).with_name("migrations")
+from abtest.schema import MIGRATIONS
 SQLITE_BUSY_TIMEOUT_MS = 5000
 # The WAL is truncated back to this after a checkpoint, so one burst does not keep its size on disk.
 SQLITE_JOURNAL_SIZE_LIMIT = 64 * 1024 * 1024
@@ -135,11 +134,12 @@ def upgrade(engine: sa.Engine, revision: str = "head") -> None:
 
 
 def pending_migrations(engine: sa.Engine) -> bool:
-    """True when the database is behind the newest migration."""
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
+    """True when the database is behind the newest migration (read without alembic: see
+    :mod:`abtest.schema`)."""
+    from abtest import schema
 
-    heads = set(ScriptDirectory.from_config(_alembic_config(engine)).get_heads())
     with engine.connect() as conn:
-        current = set(MigrationContext.configure(conn).get_current_heads())
-    return current != heads
+        if not sa.inspect(conn).has_table("alembic_version"):
+            return True
+        stored = {row[0] for row in conn.exec_driver_sql(schema.STORED_SQL)}
+    return not schema.is_current(stored)

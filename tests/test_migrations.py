@@ -66,3 +66,22 @@ def test_rollups_built_before_0007_are_rebuilt_to_count_early_conversions(tmp_pa
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT unit FROM rollup_dirty")).scalars().all() == ["ann"]
     assert pipeline.analyze(engine, "checkout-button", now=t + timedelta(days=1)).before_exposure == {"purchase": 1}
+
+
+def test_head_read_from_the_files_is_alembics_head():
+    """`abtest.schema` reads the head from the migration files so the CLI need not import
+    alembic to ask whether a database is current; it must agree with alembic itself."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from abtest.schema import MIGRATIONS, head_revisions
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revisions() == frozenset(ScriptDirectory.from_config(config).get_heads())
+
+
+def test_an_empty_database_has_pending_migrations(tmp_path):
+    from abtest.db import make_engine
+
+    assert pending_migrations(make_engine(f"sqlite:///{tmp_path / 'empty.db'}"))

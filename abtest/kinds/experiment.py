@@ -16,12 +16,13 @@ from abtest import analysis
 from abtest.aggregates.base import AggregateSource, Request
 from abtest.assignment import Assignment, assign
 from abtest.checks import KEY_PATTERN, NAME_PATTERN, VARIANT_PATTERN
-from abtest.definitions import Core, ExperimentDef, NamespaceDef, PlanDef, parse_experiment
+from abtest.definitions import Core, ExperimentDef, parse_experiment
 from abtest.errors import Conflict
 from abtest.kinds.base import Kind
-from abtest.metrics import METRIC_TYPES, PARAMS, MetricDef
+from abtest.metrics import METRIC_TYPES, PARAMS
 from abtest.models import Experiment, Metric
 from abtest.report import Report
+from abtest.store.columns import experiment_of
 
 
 class _Shape(BaseModel):
@@ -139,26 +140,14 @@ class ExperimentKind(Kind):
         session.flush()
 
     def load(self, session: Session, row: Experiment, core: Core) -> ExperimentDef:
-        return self._definition(row, core, session.exec(select(Metric).where(Metric.experiment_id == row.id)).all())
+        return experiment_of(row, core, session.exec(select(Metric).where(Metric.experiment_id == row.id)).all())
 
     def load_many(self, session: Session, stored: Sequence[tuple[Experiment, Core]]) -> list[ExperimentDef]:
         """Many at once (the snippet's config): one query for all their metrics."""
         metrics: dict[int, list[Metric]] = {row.id: [] for row, _core in stored if row.id is not None}
         for m in session.exec(select(Metric).where(col(Metric.experiment_id).in_(list(metrics)))).all():
             metrics[m.experiment_id].append(m)
-        return [self._definition(row, core, metrics[row.id]) for row, core in stored if row.id is not None]
-
-    @staticmethod
-    def _definition(row: Experiment, core: Core, metrics: Sequence[Metric]) -> ExperimentDef:
-        namespace = None
-        if row.namespace_name is not None:
-            namespace = NamespaceDef(row.namespace_name, row.namespace_start or 0.0, row.namespace_end or 1.0)
-        return ExperimentDef(
-            core=core, coverage=row.coverage, analysis=row.analysis, alpha=row.alpha, cuped=row.cuped,
-            namespace=namespace, plan=PlanDef(**row.plan) if row.plan else None,
-            targeting={k: tuple(v) for k, v in (row.targeting or {}).items()},
-            metrics=tuple(_metric(m) for m in sorted(metrics, key=lambda m: m.position)),
-        )
+        return [experiment_of(row, core, metrics[row.id]) for row, core in stored if row.id is not None]
 
     def requests(self, definition: ExperimentDef) -> list[Request]:
         return analysis.requests(definition)
@@ -171,10 +160,3 @@ class ExperimentKind(Kind):
                overrides: Mapping[str, str] | None = None) -> Assignment:
         return assign(definition, unit, attributes, overrides)
 
-
-def _metric(row: Metric) -> MetricDef:
-    """A stored metric, its parameters in its type's declared order."""
-    params = row.params or {}
-    kind = METRIC_TYPES.get(row.type)
-    names = [p.name for p in kind.params] if kind else sorted(params)
-    return MetricDef(row.name, row.type, row.primary, tuple((n, params.get(n)) for n in names))

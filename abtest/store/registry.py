@@ -8,13 +8,14 @@ and seed are frozen, since changing them moves units between variants. What only
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from sqlmodel import Session, col, delete, select
 
-from abtest.definitions import Core, VariantDef
+from abtest.definitions import Core
 from abtest.errors import Conflict, NotFound
 from abtest.models import Experiment, Variant, utcnow
+from abtest.store.columns import core_of
 
 # Allowed lifecycle moves; anything else is refused with the reason.
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -59,14 +60,8 @@ def find_row(session: Session, key: str) -> Experiment | None:
     return session.exec(select(Experiment).where(Experiment.key == key)).first()
 
 
-def _core(row: Experiment, variants: Sequence[Variant]) -> Core:
-    return Core(key=row.key, name=row.name, hypothesis=row.hypothesis, status=row.status, seed=row.seed,
-                variants=tuple(VariantDef(v.key, v.weight, v.name, v.description)
-                               for v in sorted(variants, key=lambda v: v.position)))
-
-
 def load_core(session: Session, row: Experiment) -> Core:
-    return _core(row, session.exec(select(Variant).where(Variant.experiment_id == row.id)).all())
+    return core_of(row, session.exec(select(Variant).where(Variant.experiment_id == row.id)).all())
 
 
 def list_rows(session: Session, status: Iterable[str] | None = None) -> list[tuple[Experiment, Core]]:
@@ -78,7 +73,7 @@ def list_rows(session: Session, status: Iterable[str] | None = None) -> list[tup
     variants: dict[int, list[Variant]] = {r.id: [] for r in rows if r.id is not None}
     for v in session.exec(select(Variant).where(col(Variant.experiment_id).in_(list(variants)))).all():
         variants[v.experiment_id].append(v)
-    return [(r, _core(r, variants[r.id])) for r in rows if r.id is not None]
+    return [(r, core_of(r, variants[r.id])) for r in rows if r.id is not None]
 
 
 def check_new(session: Session, key: str) -> None:

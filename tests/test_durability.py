@@ -1,0 +1,234 @@
+"""Nothing acknowledged is lost or doubled when a server worker is killed mid-load (issue 12).
+
+Client threads post batches of events with unique ids to a real ``abtest serve`` (gunicorn, 2
+workers) and retry each batch with the same ids until it is answered 202, while the test SIGKILLs
+worker processes; gunicorn starts new ones. Afterwards every acknowledged id is stored, exactly
+once, and nothing else is. On PostgreSQL the same runs across a database crash and restart
+(``pg_ctl stop -m immediate``) of a cluster the test starts itself. Bounded: < 60 s in all.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import tomllib
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from abtest import pipeline
+from abtest.accounts import create_token
+from abtest.db import make_engine, session_scope, upgrade
+from abtest.kinds import parse_definition
+from abtest.models import Event
+from tests.conftest import CHECKOUT_TOML
+from tests.live_server import abtest_env, free_port, live_server
+
+CLIENTS = 6
+BATCHES = 20  # per client
+BATCH_SIZE = 20
+DEADLINE_S = 25  # per load run: every batch must be acknowledged by then
+
+
+class Load:
+    """Client threads, each walking its own batches; a batch is retried (same ids) until a 202."""
+
+    def __init__(self, url: str, key: str) -> None:
+        ts = datetime.now(UTC).isoformat()
+        self.batches = [[[{"id": str(uuid.uuid4()), "type": "exposure", "experiment": "checkout-button",
+                           "variant": "green" if (c + b + i) % 2 else "control", "unit": f"u-{c}-{b}-{i}", "ts": ts}
+                          for i in range(BATCH_SIZE)] for b in range(BATCHES)] for c in range(CLIENTS)]
+        self.url, self.key = url, key
+        self.acknowledged: set[str] = set()
+        self.failures = 0  # refused, reset, timed out or 5xx: each one retried
+        self.bad: list[str] = []  # answers that break the contract
+        self.lock = threading.Lock()
+        self.deadline = time.monotonic() + DEADLINE_S
+
+    def _post(self, batch: list[dict[str, object]]) -> bool:
+        request = urllib.request.Request(f"{self.url}/api/v1/events?key={self.key}", method="POST",
+                                         data=json.dumps({"events": batch}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                body = json.load(response)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 503:
+                with self.lock:
+                    self.bad.append(f"{exc.code}: {exc.read()[:200]!r}")
+            return False
+        except OSError:  # refused, reset by a killed worker, timed out
+            return False
+        if response.status != 202 or body.get("accepted", 0) + body.get("duplicates", 0) != len(batch):
+            with self.lock:
+                self.bad.append(f"{response.status}: {body}")
+            return False
+        return True
+
+    def _client(self, batches: list[list[dict[str, object]]]) -> None:
+        for batch in batches:
+            while time.monotonic() < self.deadline:
+                if self._post(batch):
+                    with self.lock:
+                        self.acknowledged.update(str(e["id"]) for e in batch)
+                    break
+                with self.lock:
+                    self.failures += 1
+                time.sleep(0.05)
+
+    def run(self, disrupt: Callable[[Load], None]) -> None:
+        threads = [threading.Thread(target=self._client, args=(b,), daemon=True) for b in self.batches]
+        for thread in threads:
+            thread.start()
+        disrupt(self)
+        for thread in threads:
+            thread.join(timeout=max(1.0, self.deadline - time.monotonic() + 6))
+
+    def wait_for(self, share: float) -> None:
+        """Until this share of all events is acknowledged (the load is well under way)."""
+        total = CLIENTS * BATCHES * BATCH_SIZE
+        while len(self.acknowledged) < share * total and time.monotonic() < self.deadline:
+            time.sleep(0.02)
+
+    @property
+    def sent(self) -> set[str]:
+        return {str(e["id"]) for client in self.batches for batch in client for e in batch}
+
+
+def _workers(master: int) -> list[int]:
+    """The gunicorn workers: children of the master process (the server process we started)."""
+    found = []
+    for stat in glob.glob("/proc/[0-9]*/stat"):
+        try:
+            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == master:
+            found.append(int(stat.split("/")[2]))
+    return sorted(found)
+
+
+def _kill_workers(master: int, times: int) -> Callable[[Load], None]:
+    def disrupt(load: Load) -> None:
+        for round_ in range(times):
+            load.wait_for(0.2 + 0.3 * round_)
+            workers = _workers(master)
+            assert workers, "no gunicorn worker found to kill"
+            os.kill(workers[0], signal.SIGKILL)  # a worker this test's server started
+            time.sleep(0.3)
+    return disrupt
+
+
+def _check(load: Load, engine: sa.Engine) -> None:
+    assert load.bad == []
+    with engine.connect() as conn:
+        stored = [row[0] for row in conn.execute(sa.select(Event.__table__.c.event_id))]
+    assert len(stored) == len(set(stored)), "an event id stored twice"
+    assert load.acknowledged <= set(stored), f"{len(load.acknowledged - set(stored))} acknowledged ids lost"
+    assert set(stored) <= load.sent  # nothing stored that was not sent
+    assert load.acknowledged == load.sent, f"{len(load.sent - load.acknowledged)} ids never acknowledged"
+    assert load.failures > 0, "the kill disturbed nothing: the test did not test"
+
+
+def _public_key(engine: sa.Engine) -> str:
+    with session_scope(engine) as session:
+        if pipeline.registry.find_row(session, "checkout-button") is None:
+            pipeline.create(session, parse_definition(tomllib.loads(CHECKOUT_TOML)))
+        return create_token(session, "public", "durability").secret
+
+
+def test_worker_killed_mid_load_loses_and_doubles_nothing(engine, database_url, tmp_path):
+    key = _public_key(engine)
+    with live_server(abtest_env(tmp_path, database_url), workers=2) as server:
+        load = Load(server.url, key)
+        load.run(_kill_workers(server.process.pid, times=2))
+    _check(load, engine)
+
+
+# --- PostgreSQL across a crash and restart of its own cluster -----------------------------------
+
+
+def _pg_bin() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb")) or ([shutil.which("initdb")] if shutil.which("initdb") else [])
+    return Path(found[-1]).parent if found else None
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[str, Callable[[], None]]]:
+    """A throwaway PostgreSQL cluster on a free port: its URL and a function that crashes it
+    (``pg_ctl stop -m immediate``: no shutdown checkpoint, as a power cut) and starts it again."""
+    bin_dir = _pg_bin()
+    if bin_dir is None:
+        pytest.skip("no initdb (looked in /usr/lib/postgresql/*/bin and PATH): cannot start an own cluster")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses root; run the cluster as the postgres account if there is one
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root and no postgres account to run initdb as")
+        if shutil.which("runuser") is None:
+            pytest.skip("running as root and no runuser to run initdb as postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    folder = Path(tempfile.mkdtemp(prefix="abtest-pg-"))
+    data, port = folder / "data", free_port()
+    if as_user:
+        shutil.chown(folder, "postgres")
+
+    def pg(*args: str, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*as_user, *args], capture_output=True, text=True, timeout=timeout)
+
+    def start() -> None:
+        done = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-w", "-t", "20",
+                  "-o", f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=on", "start")
+        assert done.returncode == 0, done.stdout + done.stderr + (folder / "log").read_text()
+
+    try:
+        done = pg(str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync")
+        if done.returncode != 0:
+            pytest.skip(f"initdb failed, cannot start an own cluster: {done.stderr.strip()[:300]}")
+        start()
+
+        def crash_and_restart() -> None:
+            done = pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+            assert done.returncode == 0, done.stderr
+            time.sleep(0.5)  # the server answers 503 meanwhile; the clients retry
+            start()
+
+        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", crash_and_restart
+    finally:
+        pg(str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.postgres
+def test_postgres_crash_and_restart_mid_load_loses_and_doubles_nothing(own_postgres, tmp_path):
+    url, crash_and_restart = own_postgres
+    engine = make_engine(url)
+    upgrade(engine)
+    key = _public_key(engine)
+    with live_server(abtest_env(tmp_path, url), workers=2) as server:
+        kill = _kill_workers(server.process.pid, times=1)
+
+        def disrupt(load: Load) -> None:
+            kill(load)
+            load.wait_for(0.5)
+            crash_and_restart()
+
+        load = Load(server.url, key)
+        load.run(disrupt)
+    _check(load, engine)
+    engine.dispose()
