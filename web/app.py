@@ -18,6 +18,7 @@ from abtest.config import Settings, load_settings
 from abtest.db import make_engine
 from abtest.store.target import attach as attach_events
 from abtest.errors import AbtestError
+from web import snippet_files
 from web.extensions import csrf, get_engine
 
 # Pages get no third-party code: scripts and styles come from /static only. Inline styles stay
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None, engine: sa.Engine | None = None
     csrf.init_app(app)
     _register_api(app)
     _register_pages(app)
+    snippet_files.register(app)  # abtest.js & co.: gzip, ETag, cacheable (web.snippet_files)
 
     @app.after_request
     def _headers(response):  # type: ignore[no-untyped-def]

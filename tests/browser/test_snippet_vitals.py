@@ -1,0 +1,176 @@
+"""Page speed from real page views: abtest-vitals.js (Google's web-vitals) reports LCP, FCP, TTFB and
+CLS of an exposed visitor as `vital` events that reach the database (issue 16, "Collection").
+
+The customer page is on the static server's origin with the paste-ready snippet (web/snippet.py);
+abtest.js, abtest-vitals.js and the API come from the real Flask app on another origin, run in this
+process so the config can name the experiment's vitals.
+
+Until the page-speed metric types exist, no definition may carry ``vital = "LCP"``, so the config
+entry of `speed` is given its `vitals` list by patching web.api._config_entry (what a definition
+with page-speed metrics will produce, eb8d9f7). When the `quantile`/`threshold` metric types land,
+give `speed` a metric with `vital` in its TOML and drop the patch.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.live_server import abtest_env, run_abtest
+
+from .conftest import loader_page, wait_until
+
+pytestmark = pytest.mark.browser
+
+EXPERIMENTS = {
+    "speed": """
+key = "speed"
+name = "Lighter hero image"
+status = "running"
+targeting = { country = ["DE"] }
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "light"
+weight = 0.5
+[[metrics]]
+name = "purchase"
+type = "conversion"
+""",
+    "copy": """
+key = "copy"
+name = "Shorter headline"
+status = "running"
+[[variants]]
+key = "control"
+weight = 0.5
+[[variants]]
+key = "short"
+weight = 0.5
+[[metrics]]
+name = "purchase"
+type = "conversion"
+""",
+}
+VITALS = ["CLS", "FCP", "INP", "LCP", "TTFB"]
+# A contentful paint, and a late banner pushing the text down.
+BODY = """<h1>Spring sale</h1><p id="p">Everything must go.</p>
+<script>setTimeout(() => document.getElementById('p').insertAdjacentHTML('beforebegin',
+  '<div style="height:200px;background:#eee">Late banner</div>'), 700)</script>"""
+
+
+@dataclass
+class Server:
+    url: str
+    key: str
+    database: Path
+
+    def vitals(self, unit: str) -> list[dict]:
+        with sqlite3.connect(f"file:{self.database}?mode=ro", uri=True) as db:
+            db.row_factory = sqlite3.Row
+            rows = db.execute("""SELECT x.key AS experiment, e.variant, e.event, e.value, e.attributes, e.forced
+                                 FROM events e JOIN experiments x ON x.id = e.experiment_id
+                                 WHERE e.unit = ? AND e.type = 'vital' ORDER BY e.id""", (unit,)).fetchall()
+        return [dict(row, attributes=json.loads(row["attributes"])) for row in rows]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    from werkzeug.serving import make_server
+
+    import web.api
+    from abtest.config import Settings
+    from web import create_app
+
+    folder = tmp_path_factory.mktemp("vitals")
+    database = folder / "x.db"
+    env = abtest_env(folder, f"sqlite:///{database}")
+    for key, text in EXPERIMENTS.items():
+        (folder / f"{key}.toml").write_text(text)
+    for args in (["sync", *(str(folder / f"{key}.toml") for key in EXPERIMENTS)],
+                 ["token", "create", "--public", "--name", "vitals-tests"]):
+        done = run_abtest(env, *args)
+        assert done.returncode == 0, done.stderr
+    key = done.stdout.strip().splitlines()[-1]
+
+    original = web.api._config_entry
+
+    def with_vitals(d):  # type: ignore[no-untyped-def]
+        entry = original(d)
+        if d.key == "speed":
+            entry["vitals"] = VITALS
+        return entry
+
+    patch = pytest.MonkeyPatch()
+    patch.setattr(web.api, "_config_entry", with_vitals)
+    app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield Server(f"http://127.0.0.1:{http.server_port}", key, database)
+    finally:
+        http.shutdown()
+        patch.undo()
+
+
+def _visit(page, site, server, country: str) -> tuple[str, dict, list[str]]:  # type: ignore[no-untyped-def]
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    url = site.page(f"vitals-{country}.html", loader_page(f"{server.url}/static/abtest.js", BODY, key=server.key,
+                                                          attributes=json.dumps({"country": country})))
+    page.goto(url + "?utm_source=mail&x=1")
+    assigned = page.evaluate("abtest.ready")
+    unit = page.evaluate("abtest.unit")
+    page.wait_for_timeout(1200)  # the late banner shifts the layout
+    page.goto("about:blank")  # page hide: web-vitals reports LCP and CLS, the queue leaves by beacon
+    return unit, assigned, requested
+
+
+def test_vitals_of_an_exposed_visitor_reach_the_database(page, site, server):  # type: ignore[no-untyped-def]
+    unit, assigned, requested = _visit(page, site, server, "DE")
+    assert assigned.keys() == {"speed", "copy"}
+    assert f"{server.url}/static/abtest-vitals.js" in requested
+    wanted = {"LCP", "FCP", "TTFB", "CLS"}
+
+    def arrived() -> list[dict]:
+        rows = server.vitals(unit)
+        return rows if {r["event"] for r in rows} >= wanted else []
+
+    rows = wait_until(arrived, timeout=8, what="the LCP, FCP, TTFB and CLS events in the database")
+    # Only the experiment that asks for vitals gets them, once per vital for this page view.
+    assert {r["experiment"] for r in rows} == {"speed"}
+    assert sorted(r["event"] for r in rows if r["event"] in wanted) == sorted(wanted)
+    for row in rows:
+        assert row["variant"] == assigned["speed"] and not row["forced"]
+        assert row["attributes"] == {"path": "/vitals-DE.html", "navigation": "navigate"}
+        assert row["value"] >= 0
+    values = {r["event"]: r["value"] for r in rows}
+    assert 0 < values["FCP"] <= values["LCP"] < 10_000 and values["TTFB"] <= values["FCP"]
+    assert 0 <= values["CLS"] < 1  # (headless Chromium reported no layout-shift entry for the late banner)
+    assert page.errors == []
+
+
+def test_a_visitor_without_vitals_never_loads_the_module(page, site, server):  # type: ignore[no-untyped-def]
+    unit, assigned, requested = _visit(page, site, server, "FR")
+    assert assigned.keys() == {"copy"}  # `speed` targets DE only
+    assert f"{server.url}/static/abtest.js" in requested
+    assert not [u for u in requested if "abtest-vitals" in u]
+    assert server.vitals(unit) == []
+    assert page.errors == []
+
+
+def test_a_forced_visitor_sends_no_vitals(page, site, server):  # type: ignore[no-untyped-def]
+    requested: list[str] = []
+    page.on("request", lambda r: requested.append(r.url))
+    url = site.page("vitals-forced.html", loader_page(f"{server.url}/static/abtest.js", BODY, key=server.key,
+                                                      attributes=json.dumps({"country": "DE"})))
+    page.goto(url + "?abtest_speed=light")
+    assert page.evaluate("abtest.ready")["speed"] == "light"
+    assert not [u for u in requested if "abtest-vitals" in u]
