@@ -5,10 +5,9 @@ The customer page is on the static server's origin with the paste-ready snippet 
 abtest.js, abtest-vitals.js and the API come from the real Flask app on another origin, run in this
 process so the config can name the experiment's vitals.
 
-Until the page-speed metric types exist, no definition may carry ``vital = "LCP"``, so the config
-entry of `speed` is given its `vitals` list by patching web.api._config_entry (what a definition
-with page-speed metrics will produce, eb8d9f7). When the `quantile`/`threshold` metric types land,
-give `speed` a metric with `vital` in its TOML and drop the patch.
+`speed` measures page speed the way a designer defines it (a quantile metric per vital, a
+threshold metric on LCP), so the config names its vitals, and the page views reported appear in
+its results.
 """
 
 from __future__ import annotations
@@ -43,6 +42,30 @@ weight = 0.5
 [[metrics]]
 name = "purchase"
 type = "conversion"
+[[metrics]]
+name = "lcp"
+type = "quantile"
+vital = "LCP"
+[[metrics]]
+name = "good-lcp"
+type = "threshold"
+vital = "LCP"
+[[metrics]]
+name = "fcp"
+type = "quantile"
+vital = "FCP"
+[[metrics]]
+name = "ttfb"
+type = "quantile"
+vital = "TTFB"
+[[metrics]]
+name = "cls"
+type = "quantile"
+vital = "CLS"
+[[metrics]]
+name = "inp"
+type = "quantile"
+vital = "INP"
 """,
     "copy": """
 key = "copy"
@@ -85,7 +108,6 @@ class Server:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from werkzeug.serving import make_server
 
-    import web.api
     from abtest.config import Settings
     from web import create_app
 
@@ -100,16 +122,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         assert done.returncode == 0, done.stderr
     key = done.stdout.strip().splitlines()[-1]
 
-    original = web.api._config_entry
-
-    def with_vitals(d):  # type: ignore[no-untyped-def]
-        entry = original(d)
-        if d.key == "speed":
-            entry["vitals"] = VITALS
-        return entry
-
-    patch = pytest.MonkeyPatch()
-    patch.setattr(web.api, "_config_entry", with_vitals)
     app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
     http = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=http.serve_forever, daemon=True).start()
@@ -117,7 +129,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(f"http://127.0.0.1:{http.server_port}", key, database)
     finally:
         http.shutdown()
-        patch.undo()
 
 
 def _visit(page, site, server, country: str) -> tuple[str, dict, list[str]]:  # type: ignore[no-untyped-def]
@@ -155,6 +166,36 @@ def test_vitals_of_an_exposed_visitor_reach_the_database(page, site, server):  #
     assert 0 < values["FCP"] <= values["LCP"] < 10_000 and values["TTFB"] <= values["FCP"]
     assert 0 <= values["CLS"] < 1  # (headless Chromium reported no layout-shift entry for the late banner)
     assert page.errors == []
+    # ... and they are what the results count. A second visitor of the same variant, with half
+    # this page view's values, sent through the API: the p75 of two page views (R type 1: the
+    # second of two) is then the browser's own value.
+    import urllib.request
+    import uuid
+    from datetime import UTC, datetime
+
+    from abtest.db import make_engine
+    from abtest.pipeline import analyze
+
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    second = [{"id": str(uuid.uuid4()), "type": "exposure", "experiment": "speed", "unit": "second-visitor",
+               "variant": assigned["speed"], "ts": now}]
+    second += [{"id": str(uuid.uuid4()), "type": "vital", "experiment": "speed", "unit": "second-visitor",
+                "event": vital, "value": values[vital] / 2, "ts": now} for vital in ("LCP", "FCP", "TTFB", "CLS")]
+    request = urllib.request.Request(f"{server.url}/api/v1/events?key={server.key}", method="POST",
+                                     data=json.dumps({"events": second}).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert json.load(answer)["accepted"] == len(second)
+
+    engine = make_engine(f"sqlite:///{server.database}")
+    try:
+        report = analyze(engine, "speed")
+    finally:
+        engine.dispose()
+    by_name = {m.name: m for m in report.metrics}
+    for name, vital in (("lcp", "LCP"), ("fcp", "FCP"), ("ttfb", "TTFB"), ("cls", "CLS")):
+        mine = next(v for v in by_name[name].variants if v.variant == assigned["speed"])
+        assert mine.n == 2 and mine.value == pytest.approx(values[vital]), (name, mine)
 
 
 def test_a_visitor_without_vitals_never_loads_the_module(page, site, server):  # type: ignore[no-untyped-def]
