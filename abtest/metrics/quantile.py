@@ -80,7 +80,7 @@ class Quantile(MetricType):
         from abtest.stats import quantiles
 
         if plan.sequential:
-            return quantiles.sequential_compare_quantiles(baseline, treatment, plan.alpha)
+            return quantiles.sequential_compare_quantiles(baseline, treatment, plan.alpha, plan.planned_n)
         return quantiles.compare_quantiles(baseline, treatment, plan.alpha)
 
     def distribution(self, stat) -> tuple[tuple[float, float], ...]:  # type: ignore[no-untyped-def]

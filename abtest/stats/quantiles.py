@@ -112,7 +112,7 @@ def ranks_needed(n: int, q: float, sd: float) -> tuple[int, ...]:
     """The ranks a source fetches so every interval below is computed without another query: the
     point rank, every rank (thinned to at most :data:`MAX_WINDOW`) within ± :data:`WINDOW_SD`
     standard deviations of F̂ around it — wide enough for the outer interval at α = 10⁻⁶ and the
-    always-valid one at α = 10⁻³ —, sparse geometric tails out to 1 and n (farther intervals
+    always-valid one at α = 10⁻³ up to a hundred times its planned sample —, sparse geometric tails out to 1 and n (farther intervals
     round outward onto them: wider, never narrower), and the chart's percentiles."""
     k0 = quantile_rank(n, q)
     half = max(1, math.ceil(n * WINDOW_SD * max(sd, 1e-12)))
@@ -206,25 +206,34 @@ def compare_quantiles(b: OrderStats, t: OrderStats, alpha: float = 0.05) -> Effe
 
 # ---- peek-safe: confidence sequences ---------------------------------------------------------------
 
-def cs_radius(t: float, alpha: float) -> float:
-    """Howard & Ramdas (2022), Theorem 2 in its closed form: with probability ≥ 1 − α, for every
-    t ≥ 1 at once, sup_x |F̂_t(x) − F(x)| ≤ 0.85 √((log log(e·t) + 0.8 log(1612/α)) / t) — a
-    time-uniform Dvoretzky–Kiefer–Wolfowitz bound for i.i.d. values."""
+def cs_radius(t: float, alpha: float, t_opt: float) -> float:
+    """The half-width, in probability, of the confidence sequence for one quantile after t values.
+
+    Howard & Ramdas (2022), Theorem 1: Q(p) lies within the empirical quantiles at p ∓ u(t)/t for
+    every t at once whenever u is a uniform boundary for the process Σ(1{X_i ≤ Q(p)} − p). Its
+    increments lie in an interval of length 1, so they are sub-Gaussian with variance 1/4
+    (Hoeffding), and the two-sided normal mixture (Robbins; Howard et al. 2021) is one:
+    u(t) = √((v + ρ)(log(1 + v/ρ) + 2 log(1/α))) with v = t/4, and ρ = v_opt / (2 log(1/α) +
+    log(1 + 2 log(1/α))) tuned to the planned t_opt, where it is tightest. Valid at every t,
+    not only near t_opt: a mistuned plan costs width, never coverage."""
     if t < 1:
         return math.inf
-    return 0.85 * math.sqrt((math.log(math.log(math.e * t)) + 0.8 * math.log(1612 / alpha)) / t)
+    v, log_inv = t / 4, math.log(1 / alpha)
+    rho = max(t_opt, 1.0) / 4 / (2 * log_inv + math.log(1 + 2 * log_inv))
+    return math.sqrt((v + rho) * (math.log(1 + v / rho) + 2 * log_inv)) / t
 
 
-def _sequence(s: OrderStats, alpha: float) -> Interval:
+def _sequence(s: OrderStats, alpha: float, planned_n: int) -> Interval:
     """The confidence sequence for the quantile at this look: the values at ranks n(q ∓ radius).
-    Page views clustered in visitors count as t_eff = q(1−q)/σ_F² independent values (the
-    design effect; our extension, the theorem is for i.i.d. values)."""
+    Page views clustered in visitors count as t_eff = q(1−q)/σ_F² independent values (the design
+    effect; our extension, the theorem is for i.i.d. values), and the plan's units as the same
+    share of t_eff."""
     _need(s)
     t_eff = s.n
     if s.cluster is not None:
         sd = cdf_sd(s.n, s.q, s.cluster)
         t_eff = min(s.n, s.q * (1 - s.q) / (sd * sd)) if sd > 0 else s.n
-    radius = cs_radius(t_eff, alpha)
+    radius = cs_radius(t_eff, alpha, planned_n * t_eff / s.units)
     if s.q - radius <= 0 or s.q + radius >= 1:
         raise InsufficientData("too few values for an always-valid interval of this quantile yet")
     low = max(1, math.ceil(s.n * (s.q - radius)))
@@ -232,32 +241,34 @@ def _sequence(s: OrderStats, alpha: float) -> Interval:
     return Interval(value_at(s, low, "low"), value_at(s, high, "high"))
 
 
-def sequential_quantile_estimate(s: OrderStats, alpha: float = 0.05) -> Estimate:
-    """The quantile with its always-valid interval (Howard & Ramdas 2022), for reading at any look."""
+def sequential_quantile_estimate(s: OrderStats, alpha: float = 0.05, planned_n: int = 1000) -> Estimate:
+    """The quantile with its always-valid interval (Howard & Ramdas 2022), for reading at any
+    look; ``planned_n`` (units) tunes where the sequence is tightest."""
     check_alpha(alpha)
-    return Estimate(_point(s), _sequence(s, alpha), s.units,
+    return Estimate(_point(s), _sequence(s, alpha, planned_n), s.units,
                     "sample quantile (R type 1), confidence sequence (Howard & Ramdas 2022)")
 
 
-def _sequence_difference(b: OrderStats, t: OrderStats, alpha: float) -> Interval:
+def _sequence_difference(b: OrderStats, t: OrderStats, alpha: float, planned_n: int) -> Interval:
     """Each variant's confidence sequence at α/2 (so both hold together with probability 1 − α),
     and the differences their ends allow."""
-    ib, it = _sequence(b, alpha / 2), _sequence(t, alpha / 2)
+    ib, it = _sequence(b, alpha / 2, planned_n), _sequence(t, alpha / 2, planned_n)
     return Interval(it.low - ib.high, it.high - ib.low)
 
 
-def sequential_compare_quantiles(b: OrderStats, t: OrderStats, alpha: float = 0.05) -> Effect:
+def sequential_compare_quantiles(b: OrderStats, t: OrderStats, alpha: float = 0.05,
+                                 planned_n: int = 1000) -> Effect:
     """Peek-safe comparison of two quantiles: the interval for treatment − baseline from the two
     variants' confidence sequences, and the always-valid p-value, the smallest α at which that
     interval excludes no difference (found by bisection on log α; rounded outward ranks make
     it conservative)."""
     check_alpha(alpha)
     diff = _point(t) - _point(b)
-    ci = _sequence_difference(b, t, alpha)
+    ci = _sequence_difference(b, t, alpha, planned_n)
 
     def excludes_zero(level: float) -> bool:
         try:
-            band = _sequence_difference(b, t, level)
+            band = _sequence_difference(b, t, level, planned_n)
         except InsufficientData:
             return False
         return band.low > 0 or band.high < 0
@@ -276,7 +287,8 @@ def sequential_compare_quantiles(b: OrderStats, t: OrderStats, alpha: float = 0.
     qb = _point(b)
     se = math.hypot(_se(b), _se(t))
     return Effect(diff, "difference", ci, clip_p(p), se,
-                  "difference of quantiles, confidence sequences (Howard & Ramdas 2022), each at α/2",
+                  "difference of quantiles, confidence sequences (Howard & Ramdas 2022, normal-mixture boundary), "
+                  "each at α/2",
                   relative=(_point(t) / qb - 1) if qb != 0 else None, statistic=None)
 
 
