@@ -66,6 +66,22 @@ def run_abtest(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[s
                           text=True, timeout=120)
 
 
+def synced_instance(folder: Path, experiments: dict[str, str], token_name: str) -> tuple[Path, dict[str, str], str]:
+    """A SQLite instance in ``folder`` with these experiments (key → TOML text) synced through the
+    CLI, which also creates the schema, and a public key: (database, environment, key)."""
+    database = folder / "x.db"
+    env = abtest_env(folder, f"sqlite:///{database}")
+    for key, text in experiments.items():
+        (folder / f"{key}.toml").write_text(text)
+    for args in (["sync", *(str(folder / f"{key}.toml") for key in experiments)],
+                 ["token", "create", "--public", "--name", token_name]):
+        done = run_abtest(env, *args)
+        assert done.returncode == 0, f"abtest {' '.join(args)} failed:\n{done.stdout}\n{done.stderr}"
+    public = done.stdout.strip().splitlines()[-1]
+    assert public.startswith("pk_")
+    return database, env, public
+
+
 @contextmanager
 def live_server(env: dict[str, str], *args: str, workers: int = 2) -> Iterator[LiveServer]:
     port = free_port()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import abtest_env, live_server, run_abtest
+from tests.live_server import live_server, run_abtest, synced_instance
 
 from .conftest import loader_page, snippet_page, wait_until
 
@@ -126,13 +126,7 @@ def _cli(env: dict[str, str], *args: str) -> str:
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     folder = tmp_path_factory.mktemp("live")
-    database = folder / "x.db"
-    env = abtest_env(folder, f"sqlite:///{database}")
-    for key, text in EXPERIMENTS.items():
-        (folder / f"{key}.toml").write_text(text)
-    _cli(env, "sync", *(str(folder / f"{key}.toml") for key in EXPERIMENTS))  # also creates the schema
-    key = _cli(env, "token", "create", "--public", "--name", "browser-tests").strip().splitlines()[-1]
-    assert key.startswith("pk_")
+    database, env, key = synced_instance(folder, EXPERIMENTS, "browser-tests")
     with live_server(env, workers=1) as server:
         yield LiveServer(server.url, key, database, folder, env)
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.live_server import abtest_env, run_abtest
+from tests.live_server import synced_instance
 
 from .conftest import loader_page, wait_until
 
@@ -112,15 +112,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     from web import create_app
 
     folder = tmp_path_factory.mktemp("vitals")
-    database = folder / "x.db"
-    env = abtest_env(folder, f"sqlite:///{database}")
-    for key, text in EXPERIMENTS.items():
-        (folder / f"{key}.toml").write_text(text)
-    for args in (["sync", *(str(folder / f"{key}.toml") for key in EXPERIMENTS)],
-                 ["token", "create", "--public", "--name", "vitals-tests"]):
-        done = run_abtest(env, *args)
-        assert done.returncode == 0, done.stderr
-    key = done.stdout.strip().splitlines()[-1]
+    database, _env, key = synced_instance(folder, EXPERIMENTS, "vitals-tests")
 
     app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
     http = make_server("127.0.0.1", 0, app, threaded=True)
