@@ -185,3 +185,26 @@ def test_a_breakdown_leaves_page_speed_metrics_whole_and_says_so(engine):
     report = analyze(engine, "speed", by="device")
     assert [s.segment for s in metric(report, "purchase").segments] == ["desktop", "mobile"]
     assert metric(report, "lcp").segments == () and metric(report, "lcp").variants[0].value is not None
+
+
+def test_the_rank_r_float_arithmetic_would_miss_is_still_rs(engine):
+    """0.7 · 10 is 7.000000000000001 in floating point: a store's ⌈q·n⌉ takes rank 8; R's
+    quantile(type = 1) — and the report — take rank 7 (tests/stats/reference.R: quantile1_0.7)."""
+    from sqlmodel import Session
+
+    raw = {"key": "fuzz", "status": "running", "variants": [{"key": "a", "weight": 0.5}, {"key": "b", "weight": 0.5}],
+           "metrics": [{"name": "lcp", "type": "quantile", "vital": "LCP", "quantile": 0.7}]}
+    with Session(engine) as session:
+        experiment_id = int(pipeline.create(session, parse_definition(raw)).id)
+        session.commit()
+    lcp = [2310, 1830, 4120, 990, 2750, 1460, 3300, 2050, 1720, 5600]
+    rows = []
+    for arm in ("a", "b"):
+        for i, value in enumerate(lcp):
+            rows.append(row(experiment_id, "exposure", f"{arm}{i}", arm, T0))
+            rows.append(row(experiment_id, "vital", f"{arm}{i}", arm, T0 + timedelta(seconds=1), event="LCP",
+                            value=float(value)))
+    with engine.begin() as conn:
+        write_events(conn, rows)
+    report = analyze(engine, "fuzz")
+    assert [v.value for v in report.metrics[0].variants] == [2750.0, 2750.0]
