@@ -27,7 +27,7 @@ def built(name: str) -> bytes:
 @pytest.mark.parametrize("name", FILES)
 def test_checked_in_build_is_from_the_current_source(name: str) -> None:
     first = built(name).decode().split("\n", 1)[0]
-    match = re.fullmatch(r"/\*! \S+ \(MIT\) sha256:([0-9a-f]{64}) \*/", first)
+    match = re.fullmatch(r"/\*! \S+ \(MIT\) sha256:([0-9a-f]{16}) \*/", first)
     assert match, f"{name}: first line is not the build header: {first[:80]!r}"
     assert match.group(1) == source_digest(name), (
         f"web/static/{name} is stale: rebuild with `python -m web.build_snippet` (web/static/README.md)")
@@ -35,7 +35,7 @@ def test_checked_in_build_is_from_the_current_source(name: str) -> None:
 
 def test_an_edited_source_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The staleness check can fail: one more line in the source and the digests differ."""
-    recorded = built("abtest.js").decode().split("sha256:", 1)[1][:64]
+    recorded = built("abtest.js").decode().split("sha256:", 1)[1][:16]
     (tmp_path / "abtest.js").write_bytes((SOURCES / "abtest.js").read_bytes() + b"// edited\n")
     monkeypatch.setattr(build_snippet, "SOURCES", tmp_path)
     assert source_digest("abtest.js") != recorded
@@ -49,18 +49,24 @@ def test_vendored_web_vitals_is_unmodified_and_bundled_verbatim() -> None:
 
 
 def test_served_files_are_minified_builds() -> None:
-    for name in ("abtest.js", "abtest-study.js"):  # abtest-vitals.js is mostly the library (checked above)
+    for name in ("abtest.js", "abtest-study.js", "abtest-survey.js"):  # abtest-vitals.js is mostly the library
         code = built(name).decode().split("\n", 1)[1].rstrip("\n")
         assert "\n" not in code and "/*" not in code  # one line, no comments
         assert len(code) < len((SOURCES / name).read_text()) * 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="the core is 5,612 bytes minified and 2,982 gzipped, over the issue-12 "
+@pytest.mark.xfail(strict=True, reason="the core is 5,617 bytes minified and 2,985 gzipped, over the issue-12 "
                                        "budget: see web/static/README.md (Size) for what is left to cut")
 def test_core_is_within_budget() -> None:
     core = built("abtest.js")
     assert len(core) <= CORE_MINIFIED_BUDGET
     assert len(gzip.compress(core, compresslevel=9)) <= CORE_GZIP_BUDGET
+
+
+def test_the_survey_module_stays_small() -> None:
+    """Loaded only on pages a running survey names; 4,814 bytes minified, 2,478 gzipped when built."""
+    module = built("abtest-survey.js")
+    assert len(module) <= 5_000 and len(gzip.compress(module, compresslevel=9)) <= 2_550
 
 
 def test_core_is_not_getting_bigger() -> None:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from flask import Flask, Response, request
 
-FILES = ("abtest.js", "abtest-study.js", "abtest-vitals.js")
+FILES = ("abtest.js", "abtest-study.js", "abtest-vitals.js", "abtest-survey.js")  # also what web.build_snippet builds
 CACHE_CONTROL = "public, max-age=300, stale-while-revalidate=86400"
 
 

@@ -21,6 +21,7 @@
   const w = window;
   const d = document;
   const n = navigator;
+  const loc = location;
   const html = d.documentElement;
   const classes = html.classList;
   // Loaded twice (two tags, SPA re-injection): the first copy stays in charge, so a visitor
@@ -133,11 +134,12 @@
     let id = attempt(() => decodeURIComponent(d.cookie.match(/(^|;\s*)abtest_id=([^;]+)/)[2])) || get('localStorage', ID);
     if (!id || id.length > 200) id = uuid();
     d.cookie = ID + '=' + encodeURIComponent(id) + ';path=/;max-age=31536000;SameSite=Lax' +
-      (location.protocol == 'https:' ? ';Secure' : '');
+      (loc.protocol == 'https:' ? ';Secure' : '');
     put('localStorage', ID, id);
     return id;
   };
-  const addScript = (src) => d.head.append(Object.assign(d.createElement('script'), { src }));
+  // The optional files: abtest-study.js, abtest-vitals.js, abtest-survey.js, beside this one.
+  const module = (name) => d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-' + name + '.js' }));
 
   // ---- Setup ----
 
@@ -146,7 +148,7 @@
   // Inserted by the snippet, the options are on the snippet's tag; the API origin is still ours.
   const opts = ((stub.q && tag) || script).dataset;
   const key = encodeURIComponent(opts.key || '');
-  const base = (opts.api || new URL(script.src || location, location).origin).replace(/\/+$/, '');
+  const base = (opts.api || new URL(script.src || loc, loc).origin).replace(/\/+$/, '');
   // The key rides in the query string: sendBeacon cannot set headers, and a GET without an
   // Authorization header needs no CORS preflight, which keeps the hidden-page time short.
   const configUrl = base + '/api/v1/config?key=' + key;
@@ -159,7 +161,7 @@
 
   // A usability-study participant (link from the study runner, or an earlier page in this tab)
   // tests a design, not the site's A/B tests: no assignment, no events, everyone sees control.
-  const study = /abtest_study=/.test(location) || load('study');
+  const study = /abtest_study=/.test(loc) || load('study');
 
   let unit = null; // the visitor id, kept once consent is known (just before start())
   const assigned = {}; // experiment key -> variant, for the experiments the visitor is in
@@ -239,7 +241,7 @@
       // QA overrides: ?abtest_<key>=<variant>. Kept for the tab's session so a tester can click
       // through a funnel; a variant that does not exist (e.g. ?abtest_<key>=off) ends the override.
       const forced = load('force') || {};
-      new URLSearchParams(location.search).forEach((v, k) => k.startsWith('abtest_') && (forced[k.slice(7)] = v));
+      new URLSearchParams(loc.search).forEach((v, k) => k.startsWith('abtest_') && (forced[k.slice(7)] = v));
       save('force', forced);
       for (const exp of config?.experiments || []) {
         const a = attempt(() => decide(exp, unit, attrs, forced[exp.key]));
@@ -264,8 +266,12 @@
         t > 0 && recordAll('task', { task: 'page-load', success: true, duration_ms: t });
       }));
     d.readyState == 'complete' ? measure() : w.addEventListener('load', measure);
-    // Core Web Vitals only when an experiment the visitor is in asks for them.
-    attempt(() => Object.keys(vitals).length && addScript(base + '/static/abtest-vitals.js'));
+    // Core Web Vitals only when an experiment the visitor is in asks for them; the survey
+    // prompt only on a page one of the running surveys names (`match`: the server's regular
+    // expression for its URL globs, which ignores the query string and fragment).
+    attempt(() => Object.keys(vitals).length && module('vitals'));
+    attempt(() => (api._surveys = config.surveys).some((s) => RegExp(s.match).test(loc.href)) &&
+      module('survey'));
   };
 
   const start = () => {
@@ -337,8 +343,10 @@
       );
     },
     _hash: { fnv1a32, bucket, chooseVariant, namespacePosition },
-    // For the optional modules: what each experiment asks for, and how to queue an event.
+    // For the optional modules: what each experiment asks for, which assignments a QA override
+    // forced, how to queue an event (abtest-survey.js reads _surveys, set once assigned).
     _vitals: vitals,
+    _forced: forcedIn,
     _record: record,
   });
 
@@ -362,7 +370,7 @@
     d.addEventListener('visibilitychange', () => d.hidden && send(1));
     w.addEventListener('pagehide', () => send(1));
     // A study participant: load the study reporter, which tells the server which pages were reached.
-    study && addScript(base + '/static/abtest-study.js');
+    study && module('study');
   });
   try {
     blocked || unit || keepId();

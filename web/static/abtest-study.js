@@ -1,2 +1,2 @@
-/*! abtest-study.js (MIT) sha256:237ed6ef97f939532c8d6d23412144327e4f505a1da20a40228dc8124dc7ca6f */
+/*! abtest-study.js (MIT) sha256:237ed6ef97f93953 */
 (()=>{"use strict";try{const e="abtest_study",t=document.currentScript.src.replace(/\/static\/abtest-study\.js([?#].*)?$/,""),s=new URLSearchParams(location.search);let n=null;if(s.get(e)){n={key:s.get(e),token:s.get("abtest_token")};try{sessionStorage.setItem(e,JSON.stringify(n))}catch(e){}}else n=JSON.parse(sessionStorage.getItem(e));if(!n||!n.key||!n.token)return;fetch(`${t}/s/${encodeURIComponent(n.key)}/reached`,{method:"POST",mode:"cors",credentials:"omit",keepalive:!0,headers:{"Content-Type":"text/plain"},body:JSON.stringify({token:n.token,url:location.href})}).catch(()=>{})}catch(e){}})();
