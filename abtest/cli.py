@@ -176,7 +176,7 @@ def analyze(key: str, output: str, by: str | None) -> None:
 # The lifecycle's states and the kinds of test, spelled out so `--help` needs no database layer
 # (tests check them against abtest.store.registry.TRANSITIONS and abtest.kinds.KINDS).
 STATUSES = ("draft", "running", "stopped", "archived")
-KIND_NAMES = ("experiment", "study")
+KIND_NAMES = ("experiment", "study", "survey")
 
 
 def _list_lines(rows: list[tuple[str, str, str, str, str]]) -> list[str]:

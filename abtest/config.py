@@ -23,10 +23,12 @@ SETTINGS: dict[str, str] = {
     "ABTEST_RATELIMIT_ADDRESS": "most requests to /api/v1/events and /api/v1/assign per client address with a public key (default: 600/minute)",
     "ABTEST_RATELIMIT_KEY": "most requests to /api/v1/events and /api/v1/assign per public key, all addresses together (default: 30000/minute)",
     "ABTEST_RATELIMIT_URL": "where rate-limit counters live: memory:// (default, one process) or redis://host:6379 shared by every worker (needs the redis package)",
+    "ABTEST_SURVEY_QUIET_DAYS": "after any survey prompt, a visitor is shown no other for this many days (default: 14; 0: no quiet period)",
     "ABTEST_TRUSTED_PROXIES": "how many reverse proxies in front of the app set X-Forwarded-For/-Proto; the client address is read from them (default: 0, the socket's address)",
 }
 
 DEFAULT_SESSION_IDLE_MINUTES = 480
+DEFAULT_SURVEY_QUIET_DAYS = 14
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +46,7 @@ class Settings:
     ratelimit_url: str = "memory://"
     trusted_proxies: int = 0
     events_url: str = ""  # empty: the events live in the registry database
+    survey_quiet_days: int = DEFAULT_SURVEY_QUIET_DAYS
 
     @property
     def is_sqlite(self) -> bool:
@@ -100,7 +103,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     ratelimit_address=env.get("ABTEST_RATELIMIT_ADDRESS") or defaults.ratelimit_address,
                     ratelimit_key=env.get("ABTEST_RATELIMIT_KEY") or defaults.ratelimit_key,
                     ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
-                    trusted_proxies=int(proxies), events_url=env.get("ABTEST_EVENTS_URL") or "")
+                    trusted_proxies=int(proxies), events_url=env.get("ABTEST_EVENTS_URL") or "",
+                    survey_quiet_days=_quiet_days(env.get("ABTEST_SURVEY_QUIET_DAYS")))
+
+
+def _quiet_days(raw: str | None) -> int:
+    if not raw:
+        return DEFAULT_SURVEY_QUIET_DAYS
+    if not raw.strip().isdigit() or int(raw) > 3650:
+        raise ValidationError(f"{raw!r} is not a whole number of days from 0 to 3650", field="ABTEST_SURVEY_QUIET_DAYS")
+    return int(raw)
 
 
 def _on_off(env: Mapping[str, str], name: str, default: bool) -> bool:

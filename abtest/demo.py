@@ -1,4 +1,5 @@
-"""Demo data for ``abtest serve --demo``: experiments in every state, with simulated traffic.
+"""Demo data for ``abtest serve --demo``: experiments in every state, a usability study and a
+survey, with simulated traffic.
 
 Units are assigned with the real assignment code, so the demo's split is what production would
 produce; outcomes are drawn from a seeded generator with a known effect, so the results pages
@@ -24,6 +25,7 @@ from abtest.definitions import ExperimentDef, parse_experiment
 from abtest.models import Experiment, User, utcnow
 from abtest.store.events import event_row, write_events
 from abtest.studies.demo import seed_demo_study
+from abtest.surveys.demo import seed_demo_survey
 
 DEMO_EMAIL = "demo@abtest.local"
 DEMO_PASSWORD = "demo-password"
@@ -145,6 +147,7 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
             pipeline.transition(session, ONBOARDING["key"], "stopped", "demo")
             lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
         lines.append(seed_demo_study(engine, rng))
+        lines.append(seed_demo_survey(engine, parse_experiment(CHECKOUT), 4000, 14))
     if not has_demo_user:
         with session_scope(engine) as session:
             create_user(session, DEMO_EMAIL, DEMO_PASSWORD)

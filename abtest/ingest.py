@@ -18,8 +18,9 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from abtest.attributes import BadAttribute, clean_attributes, segment_attributes
-from abtest.models import Experiment, Variant
+from abtest.models import Experiment, Survey, Variant
 from abtest.storable import first_unstorable
+from abtest.surveys.definition import SURVEY_EVENTS, QuestionDef, event_problem, questions_of
 from abtest.vitals import VITALS
 from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
 
@@ -68,12 +69,13 @@ class EventIn(StrictBody):
     """One event as a client sends it; which fields are required depends on ``type``."""
 
     id: Annotated[str, Field(min_length=8, max_length=64, description="client-generated unique id (UUID)")]
-    type: Literal["exposure", "conversion", "task", "response", "vital"]
+    type: Literal["exposure", "conversion", "task", "response", "vital", "survey"]
     experiment: Name
     unit: Annotated[str, Field(min_length=1, max_length=200, description="visitor or participant id")]
     variant: Name | None = None
     event: Name | None = Field(default=None, description=(
-        "conversion: the event name, e.g. purchase; vital: the Core Web Vital (LCP, INP, CLS, FCP, TTFB)"))
+        "conversion: the event name, e.g. purchase; vital: the Core Web Vital (LCP, INP, CLS, FCP, TTFB); "
+        "survey: shown or dismissed"))
     value: float | None = Field(default=None, ge=-MAX_ABS_VALUE, le=MAX_ABS_VALUE,
                                 description="conversion: a value to sum, e.g. revenue; vital: its value (ms; CLS unitless)")
     task: Name | None = None
@@ -140,13 +142,13 @@ class EventIn(StrictBody):
     @model_validator(mode="after")
     def _fields_for_type(self) -> EventIn:
         needs = {"exposure": ("variant",), "conversion": ("event",), "task": ("task", "duration_ms", "success"),
-                 "response": ("questionnaire", "answers"), "vital": ("event", "value")}[self.type]
+                 "response": ("questionnaire", "answers"), "vital": ("event", "value"), "survey": ("event",)}[self.type]
         for name in needs:
             if getattr(self, name) is None:
                 raise FieldProblem(name, f"is required for {self.type} events")
         allowed = {"exposure": {"forced"}, "conversion": {"event", "value"},
                    "task": {"task", "duration_ms", "success"}, "response": {"questionnaire", "answers", "task"},
-                   "vital": {"event", "value"}}
+                   "vital": {"event", "value"}, "survey": {"event"}}
         for name in ("event", "value", "task", "success", "duration_ms", "questionnaire", "answers"):
             if getattr(self, name) is not None and name not in allowed[self.type]:
                 raise FieldProblem(name, f"does not belong to {self.type} events")
@@ -155,6 +157,8 @@ class EventIn(StrictBody):
                 raise FieldProblem("event", f"a vital is one of {', '.join(VITALS)}, not {self.event!r}")
             if self.value is not None and self.value < 0:
                 raise FieldProblem("value", "a vital's value cannot be negative")
+        if self.type == "survey" and self.event not in SURVEY_EVENTS:
+            raise FieldProblem("event", f"a survey event is one of {', '.join(SURVEY_EVENTS)}, not {self.event!r}")
         return self
 
 
@@ -214,20 +218,35 @@ class _Target:
     id: int
     status: str
     variants: frozenset[str]
+    questions: Mapping[str, QuestionDef] | None = None  # a survey's: what its events must fit
 
 
 def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target]:
     experiments, variants = Experiment.__table__, Variant.__table__  # type: ignore[attr-defined]
+    surveys = Survey.__table__  # type: ignore[attr-defined]
+    linked = experiments.alias("linked")
     rows = conn.execute(
-        sa.select(experiments.c.key, experiments.c.id, experiments.c.status, variants.c.key)
-        .join(variants, variants.c.experiment_id == experiments.c.id)
-        # Only the kinds the API may write (A/B experiments): a study's events come from its runner.
+        sa.select(experiments.c.key, experiments.c.id, experiments.c.status, variants.c.key, surveys.c.questions)
+        # A survey linked to an experiment records that experiment's variants (the visitor's).
+        .select_from(experiments.outerjoin(surveys, surveys.c.experiment_id == experiments.c.id)
+                     .outerjoin(linked, linked.c.key == surveys.c.linked_key)
+                     .join(variants, variants.c.experiment_id == sa.func.coalesce(linked.c.id, experiments.c.id)))
+        # Only the kinds the API may write (A/B experiments, surveys): a study's events come from its runner.
         .where(experiments.c.key.in_(keys), experiments.c.kind.in_(kinds))
     ).all()
-    found: dict[str, tuple[int, str, set[str]]] = {}
-    for key, experiment_id, status, variant in rows:
-        found.setdefault(key, (experiment_id, status, set()))[2].add(variant)
-    return {k: _Target(i, s, frozenset(v)) for k, (i, s, v) in found.items()}
+    found: dict[str, tuple[int, str, set[str], Any]] = {}
+    for key, experiment_id, status, variant, questions in rows:
+        found.setdefault(key, (experiment_id, status, set(), questions))[2].add(variant)
+    return {k: _Target(i, s, frozenset(v), None if q is None else questions_of(q)) for k, (i, s, v, q) in found.items()}
+
+
+def _misfit(target: _Target, event: EventIn) -> tuple[str, str] | None:
+    """Why an event does not belong to its (valid) target's kind of test, or None."""
+    if target.questions is not None:
+        return event_problem(target.questions, event.type, event.task, event.questionnaire, event.answers)
+    if event.type == "survey":
+        return "type", "survey events belong to surveys"
+    return None
 
 
 def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
@@ -270,6 +289,10 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
                 continue
             if event.variant is not None and event.variant not in target.variants:
                 rejected.append(Rejection(index, "variant", f"{event.variant!r} is not a variant of {event.experiment!r}"))
+                continue
+            misfit = _misfit(target, event)
+            if misfit is not None:
+                rejected.append(Rejection(index, *misfit))
                 continue
             if event.id in rows:
                 in_batch_duplicates += 1

@@ -198,6 +198,24 @@ class Study(SQLModel, table=True):
     design_urls: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
 
 
+class Survey(SQLModel, table=True):
+    """A survey's settings beside its ``experiments`` row (one each); see abtest.surveys."""
+
+    __tablename__ = "surveys"
+    __table_args__ = (sa.UniqueConstraint("experiment_id", name="uq_surveys_experiment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    experiment_id: int = Field(foreign_key="experiments.id", ondelete="CASCADE")
+    linked_key: str | None = Field(default=None, max_length=64)  # the A/B experiment whose variants answers carry
+    pages: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    show: str = Field(default="delay", max_length=16)
+    delay: int = 5
+    event: str | None = Field(default=None, max_length=64)
+    share: float = 1.0
+    title: str = Field(default="", max_length=100)
+    questions: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON)
+
+
 class StudyTask(SQLModel, table=True):
     __tablename__ = "study_tasks"
     __table_args__ = (sa.UniqueConstraint("experiment_id", "key", name="uq_study_tasks_experiment_key"),)

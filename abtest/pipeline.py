@@ -122,7 +122,7 @@ def sync(session: Session, definitions: Sequence[Any], actor: str = "abtest sync
     """Create or update every definition in the caller's transaction: all of them or none."""
     results = plan_sync(session, definitions)
     by_key = {d.key: d for d in definitions}
-    for result in results:
+    for result in sorted(results, key=lambda r: KINDS[by_key[r.key].kind].sync_order):
         if result.action == "created":
             create(session, by_key[result.key], actor)
         elif result.action == "updated":

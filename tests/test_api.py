@@ -101,7 +101,8 @@ def test_config_lists_only_running_experiments(client, tokens, session, seeded_e
         "namespace": {"name": "ns", "range": [0, 0.5]}})
     body = client.get("/api/v1/config", headers=tokens["pk"]).get_json()
     assert body == {"experiments": [{"key": "checkout-button", "seed": "checkout-button", "coverage": 1.0,
-                                     "variants": [{"key": "control", "weight": 0.5}, {"key": "green", "weight": 0.5}]}]}
+                                     "variants": [{"key": "control", "weight": 0.5}, {"key": "green", "weight": 0.5}]}],
+                    "surveys": []}
 
 
 def test_assign_records_one_exposure_per_unit(client, tokens, session, seeded_experiment):
@@ -374,9 +375,9 @@ def test_the_api_takes_every_kind_and_says_which(client, tokens, seeded_experime
 
 
 def test_an_unknown_kind_is_a_field_error(client, tokens):
-    response = client.post("/api/v1/experiments", headers=tokens["sk"], json={**API_STUDY, "kind": "survey"})
+    response = client.post("/api/v1/experiments", headers=tokens["sk"], json={**API_STUDY, "kind": "tree-test"})
     assert (response.status_code, response.get_json()["error"]["field"]) == (422, "kind")
-    assert "experiment, study" in response.get_json()["error"]["message"]
+    assert "experiment, study, survey" in response.get_json()["error"]["message"]
 
 
 def test_a_study_cannot_become_an_experiment(client, tokens):

@@ -277,13 +277,14 @@ def test_list_shows_every_test_and_filters(run, engine, session):
     lines = result.output.splitlines()
     assert lines[0].split() == ["key", "kind", "status", "started", "name"]
     rows = {line.split()[0]: line.split(maxsplit=4)[1:] for line in lines[1:]}
-    assert list(rows) == ["checkout-button", "onboarding-copy", "pricing-layout", "checkout-study"]  # oldest first
+    assert list(rows) == ["checkout-button", "onboarding-copy", "pricing-layout", "checkout-study",
+                          "checkout-csat"]  # oldest first
     assert rows["pricing-layout"] == ["experiment", "draft", "-", "Pricing table layout"]
     assert rows["checkout-study"][:2] == ["study", "running"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows["checkout-button"][2])
     assert all(len(line) <= 100 for line in lines)
     running = run("list", "--status", "running").output.splitlines()[1:]
-    assert [line.split()[0] for line in running] == ["checkout-button", "checkout-study"]
+    assert [line.split()[0] for line in running] == ["checkout-button", "checkout-study", "checkout-csat"]
     both = run("list", "--status", "draft", "--status", "stopped").output.splitlines()[1:]
     assert [line.split()[0] for line in both] == ["onboarding-copy", "pricing-layout"]
     studies = run("list", "--kind", "study").output.splitlines()[1:]
@@ -299,7 +300,8 @@ def test_list_as_json(run, engine, session):
     document = json.loads(run("list", "--format", "json").output)
     assert [(t["key"], t["kind"], t["status"]) for t in document] == [
         ("checkout-button", "experiment", "running"), ("onboarding-copy", "experiment", "stopped"),
-        ("pricing-layout", "experiment", "draft"), ("checkout-study", "study", "running")]
+        ("pricing-layout", "experiment", "draft"), ("checkout-study", "study", "running"),
+        ("checkout-csat", "survey", "running")]
     by_key = {t["key"]: t for t in document}
     assert by_key["pricing-layout"]["started_at"] is None
     assert by_key["onboarding-copy"]["stopped_at"] is not None
@@ -357,10 +359,10 @@ def test_start_stop_archive_a_study(run, engine, session):
 
 
 def test_sync_names_an_unknown_kind(run, session, tmp_path):
-    bad = write(tmp_path, "survey.toml", 'kind = "survey"\nkey = "ask-them"\n')
+    bad = write(tmp_path, "tree.toml", 'kind = "tree-test"\nkey = "ask-them"\n')
     result = run("sync", str(bad))
     assert result.exit_code == 1
-    assert result.stderr.splitlines()[0] == f"{bad}: kind: 'survey' is not a kind of test; use one of experiment, study"
+    assert result.stderr.splitlines()[0] == f"{bad}: kind: 'tree-test' is not a kind of test; use one of experiment, study, survey"
 
 
 def test_analyze_unknown_experiment(run, session):

@@ -17,6 +17,7 @@ The vocabulary, by who asks:
   :class:`Participants`, :class:`Attempts`, :class:`AttemptLogTimes`, :class:`Scores`,
   :class:`Bands`, the within-subjects pairs :class:`PairedAttempts`, :class:`PairedLogTimes`,
   :class:`PairedScores`, and the open answers :class:`Texts`.
+* Surveys (each visitor once): :class:`SurveyReach`, :class:`AnswerCounts` and :class:`Texts`.
 """
 
 from __future__ import annotations
@@ -218,9 +219,38 @@ class PairedScores(Request):
 
 @dataclass(frozen=True, slots=True)
 class Texts(Request):
-    """Per design: the free-text answers to ``questionnaire`` (the open comment), oldest first."""
+    """Per design: the free-text answers to ``questionnaire`` (the open comment; a survey's text
+    question names its ``task``, the question key), oldest first."""
 
     questionnaire: str
+    task: str | None = None
+    whole_only = True
+
+
+# ---- surveys (each visitor counted once, whole survey only) ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SurveyReach(Request):
+    """Per variant: visitors the survey was shown to (an answer or a dismissal counts as shown),
+    who answered at least one question, and who dismissed it without answering."""
+
+    whole_only = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReachCounts:
+    shown: int
+    answered: int
+    dismissed: int
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerCounts(Request):
+    """Per variant: how many visitors gave each answer (``{value: visitors}``) to the survey question
+    ``question``, counting each visitor's first answer only."""
+
+    question: str
     whole_only = True
 
 

@@ -43,7 +43,7 @@ STATE = RollupState.__table__  # type: ignore[attr-defined]
 
 # Every event type, spelled out so the (experiment_id, type, unit) index serves the per-unit
 # lookups of an incremental refresh (any event after N days, an exposure too, counts as a return).
-EVENT_TYPES = ("exposure", "conversion", "task", "response", "vital")
+EVENT_TYPES = ("exposure", "conversion", "task", "response", "vital", "survey")
 SQLITE_CHUNK = 5_000  # units per refresh transaction on SQLite, so the write lock is held briefly
 SQLITE_PAUSE_S = 0.05  # between them: a writer waiting in SQLite's busy handler polls, it is not queued
 # Above this share of dirty units a full rebuild (hash joins over the experiment) beats recomputing

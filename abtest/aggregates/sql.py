@@ -16,7 +16,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from abtest.aggregates import events_sql, quantiles_sql, rollup_sql
+from abtest.aggregates import events_sql, quantiles_sql, rollup_sql, survey_sql
 from abtest.aggregates.combine import total
 from abtest.aggregates.base import (
     MAX_SEGMENTS,
@@ -175,7 +175,9 @@ def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request]
         out[request] = {None: rollup_sql.daily_conversions(conn, experiment_id, request, by_day)}
     out.update(quantiles_sql.answer(conn, experiment_id, families.get(Quantiles, []) + families.get(AtOrBelow, [])))
     for request in families.get(Texts, []):
-        out[request] = {None: events_sql.texts(conn, experiment_id, request)}
+        if request.task is None:  # a study's open comment (a survey's text questions: below)
+            out[request] = {None: events_sql.texts(conn, experiment_id, request)}
+    out.update(survey_sql.answer(conn, experiment_id, families))
 
     scope = events_sql.scope(experiment_id, labels)
     batched: dict[type, Callable[..., Answers]] = {Attempts: events_sql.attempts,

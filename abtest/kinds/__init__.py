@@ -14,8 +14,9 @@ from abtest.errors import NotFound, ValidationError
 from abtest.kinds.base import Kind
 from abtest.kinds.experiment import ExperimentKind
 from abtest.kinds.study import StudyKind
+from abtest.kinds.survey import SurveyKind
 
-KINDS: dict[str, Kind] = {k.name: k for k in (ExperimentKind(), StudyKind())}
+KINDS: dict[str, Kind] = {k.name: k for k in (ExperimentKind(), StudyKind(), SurveyKind())}
 DEFAULT_KIND = "experiment"
 
 

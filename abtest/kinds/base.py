@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 from abtest.aggregates.base import AggregateSource, Request
 from abtest.assignment import Assignment
+from abtest.config import Settings
 from abtest.definitions import Core
 from abtest.models import Experiment
 from abtest.report import Report
@@ -59,6 +60,15 @@ class Kind(ABC):
     def assign(self, definition: Any, unit: str, attributes: Mapping[str, object] | None = None,
                overrides: Mapping[str, str] | None = None) -> Assignment:
         """Which variant ``unit`` gets and why (records nothing)."""
+
+    # Stored after the kinds with a lower number when synced together (a survey links to an experiment).
+    sync_order: ClassVar[int] = 0
+    # Where a running test of this kind appears in the snippet's config (``/api/v1/config``).
+    config_section: ClassVar[str] = "experiments"
+
+    def config_entry(self, definition: Any, settings: Settings) -> dict[str, Any]:
+        """What the snippet needs of one running test (snippet kinds only), under this instance's settings."""
+        raise NotImplementedError(f"{self.name} tests are not in the snippet's config")
 
     def document(self, definition: Any) -> dict[str, Any]:
         """The definition in its TOML/JSON shape, with its ``kind``."""

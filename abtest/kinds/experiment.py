@@ -15,6 +15,7 @@ from sqlmodel import Session, col, delete, select
 from abtest import analysis
 from abtest.aggregates.base import AggregateSource, Request
 from abtest.assignment import Assignment, assign
+from abtest.config import Settings
 from abtest.checks import KEY_PATTERN, NAME_PATTERN, VARIANT_PATTERN
 from abtest.definitions import Core, ExperimentDef, parse_experiment
 from abtest.errors import Conflict
@@ -159,4 +160,17 @@ class ExperimentKind(Kind):
     def assign(self, definition: ExperimentDef, unit: str, attributes: Mapping[str, object] | None = None,
                overrides: Mapping[str, str] | None = None) -> Assignment:
         return assign(definition, unit, attributes, overrides)
+
+    def config_entry(self, d: ExperimentDef, settings: Settings) -> dict[str, Any]:
+        entry: dict[str, Any] = {"key": d.key, "seed": d.seed, "coverage": d.coverage,
+                                 "variants": [{"key": v.key, "weight": v.weight} for v in d.variants]}
+        if d.namespace is not None:
+            entry["namespace"] = {"name": d.namespace.name, "range": [d.namespace.start, d.namespace.end]}
+        if d.targeting:
+            entry["targeting"] = {k: list(v) for k, v in d.targeting.items()}
+        # Page-speed metrics: the snippet loads abtest-vitals.js only when an experiment asks for one.
+        vitals = sorted({m.param("vital") for m in d.metrics if m.param("vital")})
+        if vitals:
+            entry["vitals"] = vitals
+        return entry
 

@@ -146,3 +146,10 @@ for (p in c(0.1, 0.5, 0.7, 0.75, 0.9, 0.95)) out(sprintf("quantile1_%g", p), qua
 ## A share with one value per unit: the Wald interval
 x <- 37; n <- 52; p <- x / n
 out("wald_37_52", p - qnorm(0.975) * sqrt(p * (1 - p) / n), p + qnorm(0.975) * sqrt(p * (1 - p) / n))
+
+# ---- surveys (tests/stats/test_survey_stats.py) ----
+r <- prop.test(c(120, 150), c(300, 310), correct = FALSE); cat("equal rates, 2:", r$statistic, r$parameter, r$p.value, "\n")
+r <- prop.test(c(40, 52, 61), c(100, 110, 105), correct = FALSE); cat("equal rates, 3:", r$statistic, r$parameter, r$p.value, "\n")
+r <- prop.test(37, 52, correct = FALSE); cat("CSAT Wilson 37/52:", r$conf.int, "\n")
+x <- rep(1:7, c(2, 3, 5, 9, 12, 8, 4)); r <- t.test(x); cat("CES mean:", mean(x), r$conf.int, "\n")
+y <- rep(1:7, c(1, 2, 4, 7, 11, 12, 9)); r <- t.test(y, x); cat("CES Welch:", mean(y) - mean(x), r$conf.int, r$p.value, "\n")
