@@ -15,7 +15,7 @@ def test_demo_seeds_once(engine, session):
     assert any("checkout-button" in line for line in lines)
     statuses = {d.key: d.status for d in [d for _r, d in pipeline.list_all(session)]}
     assert statuses == {"checkout-button": "running", "onboarding-copy": "stopped", "pricing-layout": "draft",
-                        "checkout-study": "running"}
+                        "checkout-study": "running", "checkout-csat": "running"}
     events = session.exec(select(sa.func.count()).select_from(Event)).one()
     assert events > 8000
     seed_demo(engine)

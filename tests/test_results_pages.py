@@ -105,18 +105,19 @@ def test_running_sequential_demo_page(logged_in, demo):
     assert body.count('class="method"') >= 7
     assert ">always-valid p</th>" in body
     # tables: captions and scoped headers; numbers in the metric's units
-    assert body.count("<table>") == 10 and body.count("<caption>") == 10  # five metrics: variants, comparisons
+    # five metrics: variants, comparisons; the linked survey's two metrics (variants, comparisons)
+    assert body.count("<table>") == 14 and body.count("<caption>") == 14
     assert '<th scope="col"' in body and '<th scope="row"' in body
     assert "11.0%" in body and " s</td>" in body and "faster" in body and " pts</td>" in body
     # page speed: p75 in ms with the methods named, the good share in %, the distribution drawn
     assert " ms</td>" in body and "Deng, Knoblich &amp; Lu 2018" in body and "Howard &amp; Ramdas 2022" in body
     assert "delta-method interval, clustered by visitor" in body
     # charts: a forest plot per metric, the distribution of LCP and the cumulative chart, inline
-    # SVG with text alternatives
-    assert body.count("<svg") == 7
+    # SVG with text alternatives; and the linked CSAT survey's two forest plots
+    assert body.count("<svg") == 9
     assert 'aria-label="Forest plot of purchase' in body and 'aria-label="Cumulative effect on purchase' in body
     assert 'aria-label="Distribution of lcp per variant' in body and "good &lt;= 2500" not in body
-    assert body.count('role="img"') == 7
+    assert body.count('role="img"') == 9
     # a running test polls for fresh numbers; the balanced split shows no alarm
     assert 'hx-trigger="every 60s"' in body
     assert 'class="banner"' not in body

@@ -107,27 +107,18 @@ def _session() -> Session:
     return Session(get_engine(), expire_on_commit=False)
 
 
-def _config_entry(d: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"key": d.key, "seed": d.seed, "coverage": d.coverage,
-                             "variants": [{"key": v.key, "weight": v.weight} for v in d.variants]}
-    if d.namespace is not None:
-        entry["namespace"] = {"name": d.namespace.name, "range": [d.namespace.start, d.namespace.end]}
-    if d.targeting:
-        entry["targeting"] = {k: list(v) for k, v in d.targeting.items()}
-    # Page-speed metrics: the snippet loads abtest-vitals.js only when an experiment asks for one.
-    vitals = sorted({m.param("vital") for m in getattr(d, "metrics", ()) if m.param("vital")})
-    if vitals:
-        entry["vitals"] = vitals
-    return entry
-
-
 @api.get("/config")
 @token_required(public=True)
 def config():  # type: ignore[no-untyped-def]
-    """Running experiments as the snippet needs them: keys, seeds, weights, coverage, rules."""
+    """Running experiments and surveys as the snippet needs them: keys, seeds, weights, coverage,
+    rules; each survey's pages, timing, share and questions."""
     with _session() as session:
         running = pipeline.list_all(session, status=["running"], kinds=snippet_kinds())
-    response = jsonify(experiments=[_config_entry(d) for _row, d in running])
+    sections: dict[str, list[dict[str, Any]]] = {"experiments": [], "surveys": []}
+    for _row, d in running:
+        kind = KINDS[d.kind]
+        sections.setdefault(kind.config_section, []).append(kind.config_entry(d, current_app.extensions["abtest.settings"]))
+    response = jsonify(sections)
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 

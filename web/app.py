@@ -125,8 +125,10 @@ def _register_pages(app: Flask) -> None:
     from web.studies import studies
     from web.study_form import study_form
     from web.study_results import study_results
+    from web.survey_form import survey_form
+    from web.survey_pages import survey_pages
 
-    for blueprint in (designer, experiments, results, studies, study_results, study_form):
+    for blueprint in (designer, experiments, results, studies, study_results, study_form, survey_form, survey_pages):
         app.register_blueprint(blueprint)
 
     @app.context_processor

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from web.study_results import study_context
+from web.survey_pages import linked_surveys, survey_context
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class KindPages:
     lifecycle_template: str  # what launching, stopping, archiving does to one
     done: Mapping[str, str]  # what a lifecycle move did, by the status it moved to
     extras: Callable[..., dict[str, Any]] | None = None  # its page's own parts: (row, definition, report, args)
+    breakdown: bool = True  # whether its results break down by an attribute (?by=)
 
 
 PAGES: dict[str, KindPages] = {
@@ -37,7 +39,8 @@ PAGES: dict[str, KindPages] = {
         no_data_template="results/_no_data.html", mode=None, units="units", variant="variant", planned=True,
         lifecycle_template="experiments/_lifecycle.html",
         done={"running": "launched: visitors are now being assigned",
-              "stopped": "stopped: no new visitors are assigned and its results are final", "archived": "archived"}),
+              "stopped": "stopped: no new visitors are assigned and its results are final", "archived": "archived"},
+        extras=linked_surveys),
     "study": KindPages(
         noun="usability study", home="results.page", edit="study_form.edit", install="studies.consent",
         install_label="Participant link", results_template="studies/results.html",
@@ -46,4 +49,12 @@ PAGES: dict[str, KindPages] = {
         done={"running": "launched: the participant link is open",
               "stopped": "stopped: the participant link is closed and its results are final", "archived": "archived"},
         extras=study_context),
+    "survey": KindPages(
+        noun="survey", home="results.page", edit="survey_form.edit", install="survey_pages.install",
+        install_label="Install", results_template="surveys/results.html", no_data_template="surveys/_no_data.html",
+        mode="survey: answers with fixed-sample intervals", units="visitors", variant="variant", planned=False,
+        lifecycle_template="surveys/_lifecycle.html",
+        done={"running": "launched: the snippet now asks visitors on its pages",
+              "stopped": "stopped: nobody is asked any more and its results are final", "archived": "archived"},
+        extras=survey_context, breakdown=False),
 }

@@ -23,14 +23,14 @@ from flask import Blueprint, jsonify, make_response, render_template, request, u
 from sqlmodel import Session
 
 from abtest import pipeline
-from abtest.report import MetricResult, Report
+from abtest.report import Report
 from abtest.store.registry import TRANSITIONS
 from web import charts
-from web.distribution_chart import distribution_chart
 from web.extensions import get_engine
 from web.auth import login_required
 from web.form_rows import wants_fragment
 from web.kind_pages import PAGES
+from web.metric_views import metric_view
 
 results = Blueprint("results", __name__)
 
@@ -47,22 +47,6 @@ def formatters() -> dict[str, Any]:
 
 
 results.context_processor(formatters)
-
-
-def metric_view(metric: MetricResult, alpha: float) -> dict[str, Any]:
-    methods = list(dict.fromkeys(c.method for c in metric.comparisons if c.method))
-    return {"metric": metric, "forest": charts.forest_plot(metric, alpha), "comparison_methods": methods,
-            "distribution": distribution_chart(metric),
-            "has_chance": any(c.chance_to_beat is not None for c in metric.comparisons),
-            "segments": [{"segment": s, "forest": charts.forest_plot(_segment_metric(metric, s), alpha)}
-                         for s in metric.segments]}
-
-
-def _segment_metric(metric: MetricResult, segment: Any) -> MetricResult:
-    from dataclasses import replace
-
-    return replace(metric, name=f"{metric.label or metric.name} · {segment.segment}", variants=segment.variants,
-                   comparisons=segment.comparisons, segments=())
 
 
 def _expected_split(definition: Any, report: Report) -> list[dict[str, Any]]:

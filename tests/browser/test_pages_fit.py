@@ -38,7 +38,7 @@ EMAIL, PASSWORD = "demo@abtest.local", "demo-password"  # abtest/demo.py
 
 # (name, path, status): every page a logged-in designer can open, with the demo's experiments in
 # every state (checkout-button running, onboarding-copy stopped, pricing-layout draft) and its
-# usability study (checkout-study, running).
+# usability study (checkout-study, running), the CSAT survey on checkout-button (checkout-csat, running).
 PAGES: tuple[tuple[str, str, int], ...] = (
     ("experiments", "/experiments/", 200),
     ("show-checkout-button", "/experiments/checkout-button", 200),
@@ -62,6 +62,11 @@ PAGES: tuple[tuple[str, str, int], ...] = (
     ("study-results-by-device", "/experiments/checkout-study/results?by=device", 200),
     ("study-planner", "/experiments/checkout-study/results?p=31&n=5&target=85&rate=78&margin=10#planner", 200),
     ("study-planner-answer", "/experiments/checkout-study/planner?p=31&n=5&target=85&rate=78&margin=10", 200),
+    ("new-survey", "/surveys/new", 200),
+    ("edit-survey", "/surveys/checkout-csat/edit", 200),
+    ("survey-results", "/experiments/checkout-csat/results", 200),
+    ("install-survey", "/surveys/checkout-csat/install", 200),
+    ("stop-checkout-csat", "/experiments/checkout-csat/stop", 200),
     ("stop-checkout-button", "/experiments/checkout-button/stop", 200),
     ("launch-pricing-layout", "/experiments/pricing-layout/launch", 200),
     ("archive-pricing-layout", "/experiments/pricing-layout/archive", 200),
