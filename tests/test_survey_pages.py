@@ -113,3 +113,11 @@ def test_survey_results_and_the_linked_experiment_page(logged_in, session, seede
     assert [r["shown"] for r in document["responses"]] == [2, 4]
     install = logged_in.get("/surveys/checkout-csat/install").get_data(as_text=True)
     assert "abtest-survey.js" in install and "/static/abtest.js" in install
+
+
+def test_typing_validates_with_errors_swapped_beside_the_fields(logged_in, seeded_experiment):
+    response = logged_in.post("/surveys/validate", headers={"HX-Request": "true"},
+                              data={**VALID, "share": "0", "csrf_token": token(logged_in, "/surveys/new")})
+    page = response.get_data(as_text=True)
+    assert response.status_code == 200 and "<html" not in page
+    assert 'id="share-error" class="field-error" hx-swap-oob="true"' in page and "must be above 0" in page

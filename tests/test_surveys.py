@@ -211,3 +211,15 @@ def test_an_unlinked_survey_counts_everyone_as_all(client, public, session, engi
     assert nps.variants[0].value == pytest.approx(100 * (2 - 1) / 4) and not nps.comparisons
     assert report.details.response_check["reason"].startswith("not linked")
     assert report.verdict.startswith("4 of 5 visitors asked answered")
+
+
+def test_forgetting_a_visitor_erases_their_answers(client, public, survey, engine):
+    from abtest.store.erasure import forget
+
+    events = [ev("survey", "gone", event="shown"), answer("gone", 2), answer("gone", "my email is x@y", "why", "text"),
+              ev("survey", "kept", event="shown"), answer("kept", 5)]
+    assert client.post("/api/v1/events", headers=public, json={"events": events}).get_json()["accepted"] == 5
+    forget(engine, "gone")
+    report = pipeline.analyze(engine, "checkout-csat")
+    assert report.units == {"control": 1, "green": 0}
+    assert all(not texts for q in report.details.questions for texts in q.get("answers", {}).values())

@@ -40,7 +40,7 @@ def _answers_chart(encoded: str) -> str:
 
         with matplotlib.rc_context(_RC):
             figure = _figure(CHART_WIDTH, height)
-            axes = figure.add_axes((0.2, 0.6 / height, 0.76, 1 - 0.95 / height))
+            axes = figure.add_axes((0.2, 0.6 / height, 0.76, 1 - 1.1 / height))
             _style_ticks(axes)
             for i, ((variant, _counts), row) in enumerate(zip(groups, shares, strict=True)):
                 colour = SERIES_STYLES[i % len(SERIES_STYLES)][0]
@@ -52,5 +52,6 @@ def _answers_chart(encoded: str) -> str:
             axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
             axes.set_xlabel("share of visitors", fontsize=9.5)
             if len(groups) > 1:
-                axes.legend(loc="lower right", fontsize=9, frameon=False)
+                # above the bars, so it never covers one
+                axes.legend(loc="lower left", bbox_to_anchor=(0, 1.0), ncol=len(groups), fontsize=9, frameon=False)
             return _svg(figure, label)

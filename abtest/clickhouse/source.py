@@ -4,8 +4,8 @@ The registry still answers which id a test key has; ClickHouse answers everythin
 query per request family (:mod:`abtest.clickhouse.queries`). A breakdown first picks the largest
 segments, then runs each family once grouped by segment, and sums the segments for the whole
 test, as :class:`~abtest.aggregates.sql.SqlSource` does, so the two give the same reports.
-Usability-study requests are refused (:class:`Unsupported`): their events can be stored here,
-but their analysis still reads the registry's SQL.
+Usability-study and survey requests are refused (:class:`Unsupported`): their events can be
+stored here, but their analysis still reads the registry's SQL.
 """
 
 from __future__ import annotations
@@ -158,9 +158,9 @@ class ClickHouseSource:
 def _check(requests: Sequence[Request]) -> None:
     unsupported = sorted({type(r).__name__ for r in requests if not isinstance(r, EXPERIMENT_FAMILIES)})
     if unsupported:
-        raise Unsupported("usability-study results are not computed on ClickHouse events yet "
+        raise Unsupported("usability-study and survey results are not computed on ClickHouse events yet "
                           f"(unsupported requests: {', '.join(unsupported)}); keep ABTEST_EVENTS_URL unset "
-                          "for studies", field="ABTEST_EVENTS_URL")
+                          "for studies and surveys", field="ABTEST_EVENTS_URL")
 
 
 def _finite(*values: float) -> None:
