@@ -1,5 +1,6 @@
 """Surveys (issue 17): definitions, what the snippet may send, the config it reads, and results
-that count each visitor once, per variant of the linked experiment, on SQLite and PostgreSQL."""
+that count each visitor once, per variant of the linked experiment, on SQLite, PostgreSQL and with
+the events in ClickHouse (chdb)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from abtest.checks import InvalidDefinition
 from abtest.errors import Conflict
 from abtest.kinds import KINDS, load_toml, parse_definition, to_toml
 from abtest.surveys.definition import page_matches, parse_survey
+from tests.conftest import BACKENDS_WITH_CHDB, backend_engine
 from tests.test_api import now_iso
 
 LINKED = {
@@ -24,6 +26,12 @@ LINKED = {
     "questions": [{"key": "csat", "type": "CSAT"}, {"key": "nps", "type": "NPS"},
                   {"key": "why", "type": "text", "text": "Why?"}],
 }
+
+
+@pytest.fixture(params=BACKENDS_WITH_CHDB)
+def engine(request):  # type: ignore[no-untyped-def]
+    """Every stored survey test also runs with the events in ClickHouse (chdb): the same numbers."""
+    yield from backend_engine(request)
 
 
 def errors_of(raw: dict) -> dict[str, str]:  # type: ignore[type-arg]
@@ -215,7 +223,10 @@ def test_an_unlinked_survey_counts_everyone_as_all(client, public, session, engi
 
 def test_forgetting_a_visitor_erases_their_answers(client, public, survey, engine):
     from abtest.store.erasure import forget
+    from abtest.store.target import clickhouse_of
 
+    if clickhouse_of(engine) is not None:
+        pytest.skip("erasing a unit's events in ClickHouse is not built yet (issue 18); abtest refuses it")
     events = [ev("survey", "gone", event="shown"), answer("gone", 2), answer("gone", "my email is x@y", "why", "text"),
               ev("survey", "kept", event="shown"), answer("kept", 5)]
     assert client.post("/api/v1/events", headers=public, json={"events": events}).get_json()["accepted"] == 5

@@ -120,3 +120,39 @@ def attribute_names(table: str) -> str:
     return f"""SELECT DISTINCT arrayJoin(mapKeys(attrs)) AS name FROM (
     SELECT attrs FROM ({per_unit(table, where=" AND type = 'exposure'")}) ORDER BY first_ts DESC LIMIT {{sample:UInt32}})
 ORDER BY name LIMIT {{limit:UInt32}}"""
+
+
+# ---- surveys: each visitor once, whole survey only (the rules of abtest.aggregates.survey_sql) ----
+
+_SURVEY_EVENTS = "FROM {table} FINAL WHERE experiment_id = {{e:UInt64}} AND NOT forced AND variant IS NOT NULL"
+
+
+def survey_reach(table: str) -> str:
+    """(variant, shown, answered, dismissed without an answer): any survey event means shown."""
+    return f"""SELECT variant, count(), countIf(answered), countIf(dismissed AND NOT answered)
+FROM (SELECT assumeNotNull(variant) AS variant, unit, countIf(type = 'response') > 0 AS answered,
+             countIf(type = 'survey' AND event = 'dismissed') > 0 AS dismissed
+      {_SURVEY_EVENTS.format(table=table)} AND type IN ('survey', 'response')
+      GROUP BY variant, unit)
+GROUP BY variant"""
+
+
+def answer_counts(table: str) -> str:
+    """(question, variant, answer, visitors): each visitor's first answer to each question."""
+    return f"""SELECT task, variant, value, count()
+FROM (SELECT assumeNotNull(task) AS task, assumeNotNull(variant) AS variant, unit,
+             argMin(JSONExtractFloat(assumeNotNull(answers), 1), (ts, received_at, event_id)) AS value
+      {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire != 'text'
+        AND task IN {{tasks:Array(String)}}
+      GROUP BY task, variant, unit)
+GROUP BY task, variant, value"""
+
+
+def answer_texts(table: str) -> str:
+    """(variant, text): each visitor's first answer to the text question ``{task}``, oldest first."""
+    return f"""SELECT variant, JSONExtractString(first, 1)
+FROM (SELECT assumeNotNull(variant) AS variant, unit, argMin(assumeNotNull(answers), (ts, received_at, event_id)) AS first,
+             min((ts, received_at, event_id)) AS at
+      {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire = 'text' AND task = {{task:String}}
+      GROUP BY variant, unit)
+ORDER BY at"""

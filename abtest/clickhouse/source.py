@@ -4,8 +4,9 @@ The registry still answers which id a test key has; ClickHouse answers everythin
 query per request family (:mod:`abtest.clickhouse.queries`). A breakdown first picks the largest
 segments, then runs each family once grouped by segment, and sums the segments for the whole
 test, as :class:`~abtest.aggregates.sql.SqlSource` does, so the two give the same reports.
-Usability-study and survey requests are refused (:class:`Unsupported`): their events can be
-stored here, but their analysis still reads the registry's SQL.
+Surveys are answered here too (each visitor's first answer, like :mod:`abtest.aggregates.survey_sql`).
+Usability-study requests are refused (:class:`Unsupported`): their events can be stored here, but
+their analysis still reads the registry's SQL (participants' progress lives there).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from abtest.aggregates.base import (
     MAX_SEGMENTS,
     OTHER,
     Aggregates,
+    AnswerCounts,
     AtOrBelow,
     DailyConversions,
     EventStats,
@@ -31,9 +33,12 @@ from abtest.aggregates.base import (
     Failed,
     Quantiles,
     Request,
+    ReachCounts,
     Returning,
     Segment,
     Slice,
+    SurveyReach,
+    Texts,
     UnitLogTimes,
 )
 from abtest.aggregates.combine import total
@@ -49,6 +54,7 @@ from abtest.errors import AbtestError, Unsupported
 from abtest.stats.summary import Counts, Moments
 
 EXPERIMENT_FAMILIES = (ExposedUnits, EventTotals, UnitLogTimes, Returning, DailyConversions, Quantiles, AtOrBelow)
+SURVEY_FAMILIES = (SurveyReach, AnswerCounts)
 Answers = dict[Request, dict[str | None, Any]]
 TOO_LARGE = "stored values are too large to sum (not a finite number)"
 
@@ -145,6 +151,7 @@ class ClickHouseSource:
         for request in families.get(Quantiles, []):  # whole test only, like the SQL source
             store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event, request.over)
             out[request] = {None: order_stats(store, request.q, clustered=request.over == "events")}
+        out.update(self._survey(experiment_id, families))
         for request in families.get(AtOrBelow, []):
             store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event)
             out[request] = {None: store.cluster_counts(request.threshold)}
@@ -155,12 +162,40 @@ class ClickHouseSource:
         return out
 
 
+    def _survey(self, experiment_id: int, families: dict[type, list[Any]]) -> Answers:
+        """A survey's reach, answer counts and texts, whole survey only (as the SQL source)."""
+        out: Answers = {}
+        params = {"e": experiment_id}
+        for request in families.get(SurveyReach, []):
+            out[request] = {None: {str(v): ReachCounts(int(s), int(a), int(d))
+                                   for v, s, a, d in self.client.query(queries.survey_reach(self.table), params)}}
+        if AnswerCounts in families:
+            counts: dict[str, dict[str, dict[int, int]]] = defaultdict(dict)
+            for task, variant, value, n in self.client.query(
+                    queries.answer_counts(self.table), {**params, "tasks": [r.question for r in families[AnswerCounts]]}):
+                counts[str(task)].setdefault(str(variant), {})[int(value)] = int(n)
+            for request in families[AnswerCounts]:
+                out[request] = {None: counts.get(request.question, {})}
+        for request in families.get(Texts, []):
+            texts: dict[str, list[str]] = {}
+            for variant, text in self.client.query(queries.answer_texts(self.table), {**params, "task": request.task}):
+                texts.setdefault(str(variant), []).append(str(text))
+            out[request] = {None: texts}
+        return out
+
+
 def _check(requests: Sequence[Request]) -> None:
-    unsupported = sorted({type(r).__name__ for r in requests if not isinstance(r, EXPERIMENT_FAMILIES)})
+    unsupported = sorted({type(r).__name__ for r in requests if not _supported(r)})
     if unsupported:
-        raise Unsupported("usability-study and survey results are not computed on ClickHouse events yet "
+        raise Unsupported("usability-study results are not computed on ClickHouse events yet "
                           f"(unsupported requests: {', '.join(unsupported)}); keep ABTEST_EVENTS_URL unset "
-                          "for studies and surveys", field="ABTEST_EVENTS_URL")
+                          "for studies", field="ABTEST_EVENTS_URL")
+
+
+def _supported(request: Request) -> bool:
+    """A/B experiments' and surveys' requests (a survey's text answers; not a study's comments)."""
+    return (isinstance(request, (*EXPERIMENT_FAMILIES, *SURVEY_FAMILIES))
+            or (isinstance(request, Texts) and request.task is not None))
 
 
 def _finite(*values: float) -> None:
