@@ -237,13 +237,25 @@ def test_study_results_on_clickhouse_are_refused_by_name(chdb_engine):
     assert refused.value.status == 501
 
 
-def test_erasure_is_refused_rather_than_half_done_when_events_are_in_clickhouse(chdb_engine):
-    """The registry's rows alone would be deleted and "erased" answered while the events stayed."""
+def test_erasing_a_unit_deletes_its_events_in_clickhouse_and_the_report_follows(both):
+    """Forgetting a unit on both stores leaves equal reports, and the unit's events are gone from
+    ClickHouse (counted per test in the answer, as on SQLite)."""
+    from abtest.clickhouse.schema import table
     from abtest.store.erasure import forget
+    from abtest.store.target import clickhouse_of
 
-    with pytest.raises(Unsupported, match="ClickHouse") as refused:
-        forget(chdb_engine, "alice")
-    assert (refused.value.status, refused.value.field) == (501, "unit")
+    rows = with_devices(random.Random(11), random_batch(random.Random(11), 0, 300, 1200))
+    for engine in both:
+        seeded(engine, [lambda eid: [{**r, "experiment_id": eid} for r in rows]])
+    unit = next(r["unit"] for r in rows if r["type"] == "exposure")
+    mine = len({r["event_id"] for r in rows if r["unit"] == unit})
+    answers = [forget(engine, unit).to_dict()["deleted"]["events"] for engine in both]
+    assert answers == [mine, mine]
+    now = T0 + timedelta(days=9)
+    same(*(pipeline.analyze(e, "checkout-button", now=now).to_dict() for e in reversed(both)))
+    clickhouse = clickhouse_of(both[1])
+    assert clickhouse.query(f"SELECT count() FROM {table(clickhouse)} WHERE unit = {{u:String}}", {"u": unit}) == [(0,)]
+    assert forget(both[1], unit).to_dict()["deleted"]["events"] == 0  # asking twice is safe
 
 
 @pytest.mark.skipif(not os.environ.get("ABTEST_TEST_CLICKHOUSE_URL"),

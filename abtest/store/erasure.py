@@ -9,7 +9,8 @@ so the reports afterwards equal a rebuild from the remaining events.
 The audit log gets one ``erase`` entry per test touched, with who asked and how many rows went,
 but not the unit id: keeping it (or a hash of it, which anyone holding the id can recompute)
 would keep exactly what was to be erased. Nothing stops the unit's browser from sending new
-events afterwards (its id lives in a cookie there); those are stored as new data.
+events afterwards (its id lives in a cookie there); those are stored as new data. Events kept in
+ClickHouse are deleted there first (:mod:`abtest.clickhouse.erasure`).
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from abtest.aggregates import rollup
-from abtest.errors import Unsupported, ValidationError
+from abtest.clickhouse import erasure as clickhouse_erasure
+from abtest.errors import ValidationError
 from abtest.models import Event, Experiment, StudyParticipant
 from abtest.store import audit, registry
-from abtest.store.target import events_elsewhere
+from abtest.store.target import clickhouse_of
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
 PARTICIPANTS = StudyParticipant.__table__  # type: ignore[attr-defined]
@@ -58,10 +60,7 @@ def forget(engine: sa.Engine, unit: str, experiment: str | None = None, actor: s
     and answer what was deleted. A unit nothing is stored for answers zeros (asking twice is safe);
     an unknown ``experiment`` is a NotFound naming it."""
     check_unit(unit)
-    if events_elsewhere(engine):
-        # Deleting the registry's rows alone would answer "erased" while the events stay.
-        raise Unsupported("erasing a unit is not built yet for events kept in ClickHouse "
-                          "(ABTEST_EVENTS_URL); nothing was deleted", field="unit")
+    clickhouse = clickhouse_of(engine)
     with Session(engine, expire_on_commit=False) as session:
         conn = session.connection()
         if conn.dialect.name == "sqlite":
@@ -69,12 +68,17 @@ def forget(engine: sa.Engine, unit: str, experiment: str | None = None, actor: s
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         rows = ([registry.get_row(session, experiment)] if experiment is not None
                 else list(session.exec(select(Experiment).order_by(Experiment.id)).all()))
-        touched = [row for row in rows if row.id in _holding(conn, [r.id for r in rows], unit)]
+        ids = [r.id for r in rows]
+        elsewhere = {} if clickhouse is None else clickhouse_erasure.held(clickhouse, ids, unit)
+        touched = [row for row in rows if row.id in _holding(conn, ids, unit) | set(elsewhere)]
+        if clickhouse is not None:  # first: if ClickHouse refuses, nothing is deleted anywhere
+            clickhouse_erasure.delete(clickhouse, [row.id for row in touched], unit)
         held = rollup.hold(conn, [row.id for row in touched])
         deleted = {}
         for row in touched:
             counts = rollup.forget_unit(conn, row.id, unit, held[row.id])  # its dirty mark before its events
-            counts["events"] = conn.execute(EVENTS.delete().where(*_events_of(row.id, unit))).rowcount
+            counts["events"] = (conn.execute(EVENTS.delete().where(*_events_of(row.id, unit))).rowcount
+                                + elsewhere.get(row.id, 0))
             counts["study_participants"] = conn.execute(PARTICIPANTS.delete().where(
                 PARTICIPANTS.c.experiment_id == row.id, PARTICIPANTS.c.pid == unit)).rowcount
             deleted[row.key] = {table: counts[table] for table in TABLES}
