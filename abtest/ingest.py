@@ -243,6 +243,8 @@ def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dic
 def _misfit(target: _Target, event: EventIn) -> tuple[str, str] | None:
     """Why an event does not belong to its (valid) target's kind of test, or None."""
     if target.questions is not None:
+        if event.variant is None:  # an answer no variant would take would be stored and never counted
+            return "variant", "a survey event carries the visitor's variant of the linked experiment, or \"all\""
         return event_problem(target.questions, event.type, event.task, event.questionnaire, event.answers)
     if event.type == "survey":
         return "type", "survey events belong to surveys"

@@ -27,7 +27,7 @@ def built(name: str) -> bytes:
 @pytest.mark.parametrize("name", FILES)
 def test_checked_in_build_is_from_the_current_source(name: str) -> None:
     first = built(name).decode().split("\n", 1)[0]
-    match = re.fullmatch(r"/\*! \S+ \(MIT\) sha256:([0-9a-f]{16}) \*/", first)
+    match = re.fullmatch(r"/\*! \S+ \(MIT\) sha256:([0-9a-f]{12}) \*/", first)
     assert match, f"{name}: first line is not the build header: {first[:80]!r}"
     assert match.group(1) == source_digest(name), (
         f"web/static/{name} is stale: rebuild with `python -m web.build_snippet` (web/static/README.md)")
@@ -35,7 +35,7 @@ def test_checked_in_build_is_from_the_current_source(name: str) -> None:
 
 def test_an_edited_source_is_caught(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The staleness check can fail: one more line in the source and the digests differ."""
-    recorded = built("abtest.js").decode().split("sha256:", 1)[1][:16]
+    recorded = built("abtest.js").decode().split("sha256:", 1)[1][:12]
     (tmp_path / "abtest.js").write_bytes((SOURCES / "abtest.js").read_bytes() + b"// edited\n")
     monkeypatch.setattr(build_snippet, "SOURCES", tmp_path)
     assert source_digest("abtest.js") != recorded
@@ -55,7 +55,7 @@ def test_served_files_are_minified_builds() -> None:
         assert len(code) < len((SOURCES / name).read_text()) * 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="the core is 5,617 bytes minified and 2,985 gzipped, over the issue-12 "
+@pytest.mark.xfail(strict=True, reason="the core is 5,644 bytes minified and 3,000 gzipped, over the issue-12 "
                                        "budget: see web/static/README.md (Size) for what is left to cut")
 def test_core_is_within_budget() -> None:
     core = built("abtest.js")
@@ -64,7 +64,7 @@ def test_core_is_within_budget() -> None:
 
 
 def test_the_survey_module_stays_small() -> None:
-    """Loaded only on pages a running survey names; 4,814 bytes minified, 2,478 gzipped when built."""
+    """Loaded only on pages a running survey names; 4,899 bytes minified, 2,509 gzipped when built."""
     module = built("abtest-survey.js")
     assert len(module) <= 5_000 and len(gzip.compress(module, compresslevel=9)) <= 2_550
 

@@ -121,3 +121,11 @@ def test_typing_validates_with_errors_swapped_beside_the_fields(logged_in, seede
     page = response.get_data(as_text=True)
     assert response.status_code == 200 and "<html" not in page
     assert 'id="share-error" class="field-error" hx-swap-oob="true"' in page and "must be above 0" in page
+
+
+def test_choice_options_with_dollar_signs_are_drawn_as_words():
+    from web.answers_chart import answers_chart
+
+    svg = answers_chart({"key": "budget", "type": "choice", "labels": ["$10 to $50", "$x^$"],
+                         "counts": {"all": [3, 1]}})
+    assert svg is not None and "$10 to $50 75%" in svg  # the words for screen readers, and no TeX error

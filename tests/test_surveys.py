@@ -5,6 +5,7 @@ the events in ClickHouse (chdb)."""
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 import tomllib
 import uuid
 from pathlib import Path
@@ -231,3 +232,40 @@ def test_forgetting_a_visitor_erases_their_answers(client, public, survey, engin
     report = pipeline.analyze(engine, "checkout-csat")
     assert report.units == {"control": 1, "green": 0}
     assert all(not texts for q in report.details.questions for texts in q.get("answers", {}).values())
+
+
+def test_a_visitor_is_counted_once_in_the_variant_of_their_first_survey_event(client, public, survey, engine):
+    """A page that sends another variant later (or a hand-made client) cannot count anyone twice."""
+    events = [{**ev("survey", "turncoat", "control", event="shown"), "ts": now_iso(timedelta(seconds=-60))},
+              {**answer("turncoat", 5, variant="control"), "ts": now_iso(timedelta(seconds=-50))},
+              ev("survey", "turncoat", "green", event="shown"), answer("turncoat", 1, variant="green"),
+              answer("turncoat", 2, "nps", "NPS", variant="green")]
+    assert client.post("/api/v1/events", headers=public, json={"events": events}).get_json()["accepted"] == 5
+    report = pipeline.analyze(engine, "checkout-csat")
+    assert report.units == {"control": 1, "green": 0}
+    [csat] = [q for q in report.details.questions if q["key"] == "csat"]
+    assert csat["counts"] == {"control": [0, 0, 0, 0, 1], "green": [0, 0, 0, 0, 0]}  # the first answer, once
+    [nps] = [q for q in report.details.questions if q["key"] == "nps"]
+    assert sum(nps["counts"]["control"]) == 1 and sum(nps["counts"]["green"]) == 0
+
+
+def test_survey_events_need_a_variant(client, public, survey):
+    body = client.post("/api/v1/events", headers=public,
+                       json={"events": [{k: v for k, v in answer("u1", 4).items() if k != "variant"}]}).get_json()
+    assert (body["accepted"], body["rejected"][0]["error"]["field"]) == (0, "variant")
+
+
+def test_answers_all_alike_keep_their_value_without_an_interval(client, public, survey, engine):
+    events = [answer(f"p{i}", 10, "nps", "NPS", variant="green") for i in range(3)]
+    assert client.post("/api/v1/events", headers=public, json={"events": events}).get_json()["accepted"] == 3
+    [nps] = [m for m in pipeline.analyze(engine, "checkout-csat").metrics if m.name == "nps"]
+    green = next(v for v in nps.variants if v.variant == "green")
+    assert (green.n, green.value, green.ci) == (3, 100.0, None) and "same group" in green.reason
+
+
+def test_globs_stay_out_of_the_query_string_and_are_few():
+    survey = parse_survey({**LINKED, "pages": ["/*/thanks", "/shop*done"]})
+    assert page_matches(survey, "https://h/orders/thanks") and page_matches(survey, "https://h/shop/all/done?x")
+    assert not page_matches(survey, "https://h/search?q=a/thanks")
+    assert not page_matches(survey, "https://h/shop?next=done")
+    assert "at most 3 *" in errors_of({**LINKED, "pages": ["/*a*a*a*a"]})["pages[0]"]

@@ -46,7 +46,9 @@ def _answers_chart(encoded: str) -> str:
                 colour = SERIES_STYLES[i % len(SERIES_STYLES)][0]
                 axes.barh([y + (i - (len(groups) - 1) / 2) * bar for y in range(len(labels))], row, height=bar * 0.92,
                           color=colour, label=variant)
-            axes.set_yticks(range(len(labels)), [t if len(t) <= 18 else t[:17] + "…" for t in labels], fontsize=9)
+            # parse_math off: an option such as "$10 to $50" is words, not TeX
+            axes.set_yticks(range(len(labels)), [t if len(t) <= 18 else t[:17] + "…" for t in labels], fontsize=9,
+                            parse_math=False)
             axes.invert_yaxis()  # the scale's low end (or the first option) on top, as the prompt shows it
             axes.set_xlim(0, max(1e-9, max(max(r) for r in shares)) * 1.1)
             axes.xaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))

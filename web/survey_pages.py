@@ -12,6 +12,7 @@ from flask import Blueprint, render_template, url_for
 from sqlmodel import Session
 
 from abtest import pipeline
+from abtest.errors import AbtestError
 from abtest.report import Report
 from abtest.surveys import store
 from abtest.surveys.definition import SurveyDef
@@ -42,7 +43,11 @@ def linked_surveys(row: Any, definition: Any, report: Report, args: Mapping[str,
         linked = [pipeline.load(session, key)[1] for key in store.linked_to(session, row.key)]
     out = []
     for survey in linked:
-        survey_report = pipeline.results(get_engine(), survey)
+        try:
+            survey_report = pipeline.results(get_engine(), survey)
+        except AbtestError as exc:  # one survey that cannot be computed leaves the experiment's page standing
+            out.append({"survey": survey, "error": exc.message, "url": url_for("results.page", key=survey.key)})
+            continue
         out.append({"survey": survey, "report": survey_report, "details": survey_report.details,
                     # the experiment's own primary metric is the page's; the survey's is not
                     "metrics": [metric_view(replace(m, primary=False), survey_report.alpha)

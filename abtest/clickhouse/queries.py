@@ -122,37 +122,46 @@ def attribute_names(table: str) -> str:
 ORDER BY name LIMIT {{limit:UInt32}}"""
 
 
-# ---- surveys: each visitor once, whole survey only (the rules of abtest.aggregates.survey_sql) ----
+# ---- surveys: each visitor once, in the variant of their first survey event, whole survey only ----
+# (the rules of abtest.aggregates.survey_sql)
 
 _SURVEY_EVENTS = "FROM {table} FINAL WHERE experiment_id = {{e:UInt64}} AND NOT forced AND variant IS NOT NULL"
+_FIRST = "(ts, received_at, event_id)"
+
+
+def _visitors(table: str, extra: str, where: str = "") -> str:
+    """One row per visitor: the variant of their first survey event, and ``extra``."""
+    return f"""SELECT unit, argMin(assumeNotNull(variant), {_FIRST}) AS first_variant{extra}
+      {_SURVEY_EVENTS.format(table=table)}{where}
+      GROUP BY unit"""
 
 
 def survey_reach(table: str) -> str:
     """(variant, shown, answered, dismissed without an answer): any survey event means shown."""
-    return f"""SELECT variant, count(), countIf(answered), countIf(dismissed AND NOT answered)
-FROM (SELECT assumeNotNull(variant) AS variant, unit, countIf(type = 'response') > 0 AS answered,
-             countIf(type = 'survey' AND event = 'dismissed') > 0 AS dismissed
-      {_SURVEY_EVENTS.format(table=table)} AND type IN ('survey', 'response')
-      GROUP BY variant, unit)
-GROUP BY variant"""
+    extra = (", countIf(type = 'response') > 0 AS answered,"
+             " countIf(type = 'survey' AND event = 'dismissed') > 0 AS dismissed")
+    return f"""SELECT first_variant, count(), countIf(answered), countIf(dismissed AND NOT answered)
+FROM ({_visitors(table, extra)})
+GROUP BY first_variant"""
 
 
 def answer_counts(table: str) -> str:
     """(question, variant, answer, visitors): each visitor's first answer to each question."""
-    return f"""SELECT task, variant, value, count()
-FROM (SELECT assumeNotNull(task) AS task, assumeNotNull(variant) AS variant, unit,
-             argMin(JSONExtractFloat(assumeNotNull(answers), 1), (ts, received_at, event_id)) AS value
+    return f"""SELECT a.task, v.first_variant, a.value, count()
+FROM (SELECT assumeNotNull(task) AS task, unit,
+             argMin(JSONExtractFloat(assumeNotNull(answers), 1), {_FIRST}) AS value
       {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire != 'text'
         AND task IN {{tasks:Array(String)}}
-      GROUP BY task, variant, unit)
-GROUP BY task, variant, value"""
+      GROUP BY task, unit) AS a
+INNER JOIN ({_visitors(table, "")}) AS v ON v.unit = a.unit
+GROUP BY a.task, v.first_variant, a.value"""
 
 
 def answer_texts(table: str) -> str:
     """(variant, text): each visitor's first answer to the text question ``{task}``, oldest first."""
-    return f"""SELECT variant, JSONExtractString(first, 1)
-FROM (SELECT assumeNotNull(variant) AS variant, unit, argMin(assumeNotNull(answers), (ts, received_at, event_id)) AS first,
-             min((ts, received_at, event_id)) AS at
+    return f"""SELECT v.first_variant, JSONExtractString(a.first, 1)
+FROM (SELECT unit, argMin(assumeNotNull(answers), {_FIRST}) AS first, min({_FIRST}) AS at
       {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire = 'text' AND task = {{task:String}}
-      GROUP BY variant, unit)
-ORDER BY at"""
+      GROUP BY unit) AS a
+INNER JOIN ({_visitors(table, "")}) AS v ON v.unit = a.unit
+ORDER BY a.at"""

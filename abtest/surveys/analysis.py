@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from abtest.aggregates.base import AggregateSource, AnswerCounts, Failed, ReachCounts, Request, SurveyReach, Texts
-from abtest.comparisons import adjust, comparison, variant_row
+from abtest.comparisons import adjust, comparison
 from abtest.errors import AbtestError, InsufficientData
 from abtest.questionnaires import QUESTIONNAIRES
 from abtest.report import (
@@ -35,6 +35,7 @@ from abtest.report import (
     PowerResult,
     Report,
     SrmResult,
+    VariantResult,
     describe_effect,
 )
 from abtest.stats import proportions, questionnaires
@@ -123,6 +124,7 @@ class _Spec:
     n: Callable[[Any], int]
     compare: Callable[[Any, Any, float], Effect]
     empty: Any
+    point: Callable[[Any], float]  # the value alone, when its interval cannot be drawn (all answers alike)
 
 
 def _top_two(counts: Mapping[int, int]) -> Counts:
@@ -141,11 +143,13 @@ def _spec(q: QuestionDef) -> _Spec | None:
     if q.type == "CSAT":
         return _Spec(q.key, "conversion", f"{q.key}: CSAT (top-2-box)", "CSAT top-2-box share, Wilson score interval",
                      "rate", _csat, lambda c: sum(c.values()),
-                     lambda b, t, a: proportions.compare_proportions(_top_two(b), _top_two(t), a), {})
+                     lambda b, t, a: proportions.compare_proportions(_top_two(b), _top_two(t), a), {},
+                     lambda c: _top_two(c).rate)
     if q.type == "NPS":
         return _Spec(q.key, "mean", label, questionnaires.NPS_METHOD, QUESTIONNAIRES["NPS"].unit,
                      _nps, lambda c: sum(c.values()),
-                     lambda b, t, a: questionnaires.nps_difference(_nps_counts(b), _nps_counts(t), a), {})
+                     lambda b, t, a: questionnaires.nps_difference(_nps_counts(b), _nps_counts(t), a), {},
+                     lambda c: 100 * (_nps_counts(c).promoters - _nps_counts(c).detractors) / sum(c.values()))
     if q.type == "CES":
         low, high = q.scale or (1, 7)
         centre = (low + high) / 2
@@ -159,7 +163,7 @@ def _spec(q: QuestionDef) -> _Spec | None:
             return replace(e, ci=e.ci.clip(low - high, high - low))
 
         return _Spec(q.key, "mean", label, "mean with t interval, clipped to the scale", QUESTIONNAIRES["CES"].unit,
-                     estimate, lambda c: sum(c.values()), compare, {})
+                     estimate, lambda c: sum(c.values()), compare, {}, lambda c: moments_of(c).mean)
     return None  # choice and text: their distribution and answers are in the details
 
 
@@ -178,15 +182,13 @@ def _response_spec() -> _Spec:
                  lambda r: proportions.wilson_interval(Counts(r.shown, r.answered), ALPHA), lambda r: r.shown,
                  lambda b, t, a: proportions.compare_proportions(Counts(b.shown, b.answered),
                                                                  Counts(t.shown, t.answered), a),
-                 ReachCounts(0, 0, 0))
+                 ReachCounts(0, 0, 0), lambda r: r.answered / r.shown)
 
 
 def _metric(spec: _Spec, groups: tuple[str, ...], stats: Any, primary: bool) -> MetricResult:
     if isinstance(stats, Failed):
         return MetricResult(spec.name, spec.type, primary, spec.method, (), (), reason=stats.reason, label=spec.label)
-    variants = tuple(variant_row(g, spec.n(stats.get(g, spec.empty)),
-                                 (lambda s=stats.get(g, spec.empty): spec.estimate(s))
-                                 if spec.n(stats.get(g, spec.empty)) else None) for g in groups)
+    variants = tuple(_row(spec, g, stats.get(g, spec.empty)) for g in groups)
     base = groups[0]
     comparisons: tuple[Comparison, ...] = tuple(
         comparison(g, base, "difference",
@@ -194,6 +196,19 @@ def _metric(spec: _Spec, groups: tuple[str, ...], stats: Any, primary: bool) -> 
         for g in groups[1:])
     return MetricResult(spec.name, spec.type, primary, spec.method, variants, adjust(comparisons, ALPHA),
                         "Holm" if len(groups) > 2 else None, spec.unit, label=spec.label)
+
+
+def _row(spec: _Spec, group: str, stats: Any) -> VariantResult:
+    """One variant's value and interval; with answers all alike (every one a promoter, say) the
+    value stands without an interval, and the reason says why."""
+    n = spec.n(stats)
+    if not n:
+        return VariantResult(group, 0, None, None, "no answers yet")
+    try:
+        estimate = spec.estimate(stats)
+    except AbtestError as exc:
+        return VariantResult(group, n, spec.point(stats), None, exc.message)
+    return VariantResult(group, n, estimate.value, estimate.ci.as_tuple())
 
 
 def verdict(survey: SurveyDef, reach: Mapping[str, ReachCounts], metrics: list[MetricResult],

@@ -30,6 +30,9 @@ ALL = "all"  # the one variant of an unlinked survey (and what its answers carry
 MAX_QUESTIONS = 3
 MAX_CHOICES = 10
 MAX_PAGES = 20
+# Each * is a loop the browser's regular-expression engine may backtrack through on every page
+# view of every visitor; a few are all a page pattern needs.
+MAX_STARS = 3
 MAX_DELAY = 600  # seconds: a prompt later than ten minutes is shown to nobody who is still there
 DEFAULT_TITLE = "Quick question"
 
@@ -113,8 +116,9 @@ _SPECIAL = re.compile(r"[\\^$.|?*+()\[\]{}/]")
 
 
 def _glob(pattern: str) -> str:
-    """``*`` is any run of characters; everything else stands for itself."""
-    return ".*".join(_SPECIAL.sub(lambda m: "\\" + m.group(0), part) for part in pattern.split("*"))
+    """``*`` is any run of characters short of a query string or fragment; everything else stands
+    for itself."""
+    return "[^?#]*".join(_SPECIAL.sub(lambda m: "\\" + m.group(0), part) for part in pattern.split("*"))
 
 
 def pages_regex(pages: tuple[str, ...]) -> str:
@@ -186,6 +190,9 @@ def _parse_pages(c: Checker, raw: Any) -> tuple[str, ...]:
         if page != "*" and not re.fullmatch(r"(/|https?://[^/\s]+)\S*", page):
             c.fail(where, f"{page!r} must be a path starting with / (any host), an http(s):// address, or *")
         c.length(page, where, 2000)
+        if page.count("*") > MAX_STARS:
+            c.fail(where, f"at most {MAX_STARS} * per page glob (each one costs every page view time), "
+                          f"got {page.count('*')}")
     return tuple(raw)
 
 

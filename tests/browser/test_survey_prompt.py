@@ -60,6 +60,19 @@ key = "better"
 type = "text"
 text = "What could we do better?"
 """,
+    "shop-thanks": """
+kind = "survey"
+key = "shop-thanks"
+name = "After the purchase"
+status = "running"
+pages = ["/thanks-*"]
+show = "event"
+event = "purchase"
+delay = 0
+[[questions]]
+key = "nps"
+type = "NPS"
+""",
 }
 HOST = 'div[data-abtest-survey="shop-csat"]'
 
@@ -183,3 +196,16 @@ def test_a_page_no_survey_names_does_not_load_the_module(page, site, server):  #
     page.wait_for_timeout(1500)
     assert not [u for u in requested if "abtest-survey" in u]
     assert page.locator(HOST).count() == 0
+
+
+def test_an_event_survey_shows_after_a_purchase_tracked_before_the_module_arrived(page, site, server):  # type: ignore[no-untyped-def]
+    """The thank-you page tracks the purchase inline, through the loader's stub: the survey module
+    arrives later and still sees it (abtest._tracked)."""
+    url = site.page("thanks-order.html", loader_page(f"{server.url}/static/abtest.js",
+                                                      "<h1>Thanks!</h1><script>abtest.track('purchase', 49.9)</script>",
+                                                      key=server.key))
+    page.goto(url)
+    page.wait_for_selector('div[data-abtest-survey="shop-thanks"]', state="attached", timeout=5000)
+    assert page.locator('div[data-abtest-survey="shop-thanks"] input[name="nps"]').count() == 11
+    assert page.locator(HOST).count() == 0  # the checkout survey does not name this page
+    assert page.errors == []

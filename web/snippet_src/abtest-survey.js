@@ -171,7 +171,7 @@
       const dismiss = safe(() => {
         if (closed) return;
         closed = 1;
-        safe(write)(key, 'dismissed');
+        abtest.unit != null && safe(write)(key, 'dismissed'); // consent withdrawn meanwhile: store nothing
         record('survey', { event: 'dismissed' });
         remove();
       });
@@ -183,7 +183,7 @@
         if (closed || !list.length) return;
         closed = 1;
         for (const [q, value] of list) record('response', { questionnaire: q.type, task: q.key, answers: [value] });
-        safe(write)(key, 'answered');
+        abtest.unit != null && safe(write)(key, 'answered');
         abtest.flush();
         box.replaceChildren(el('p', { id: 'h', class: 'thanks', role: 'status' }, 'Thank you!'));
         setTimeout(remove, 2000);
@@ -203,11 +203,15 @@
       if (!matchMedia('(any-pointer:fine)').matches) return;
       d.addEventListener('mouseout', (e) => !e.relatedTarget && e.clientY <= 0 && show());
     } else if (survey.show == 'event') {
+      // Tracked already on this page view (an inline call on a thank-you page, one queued before
+      // abtest.js arrived): abtest.js keeps the names in _tracked. Later calls: through track.
+      if ((abtest._tracked || []).includes(survey.event)) return wait();
       const track = abtest.track;
       let seen;
       abtest.track = function (name) {
         const result = track.apply(this, arguments); // the page's call first, as it was
-        if (!seen && name == survey.event) {
+        // String() of an odd object can throw: safe, so the page's call never does.
+        if (!seen && safe(() => '' + name == survey.event)()) {
           seen = 1;
           safe(wait)();
         }

@@ -167,6 +167,7 @@
   const assigned = {}; // experiment key -> variant, for the experiments the visitor is in
   const forcedIn = {}; // experiment key -> true when a QA override chose the variant
   const vitals = {}; // experiment key -> the page-speed metrics it asks for (abtest-vitals.js)
+  const tracked = []; // the event names abtest.track() saw on this page view (abtest-survey.js)
   const queue = [];
   let timer;
   let failures = 0;
@@ -310,7 +311,8 @@
     variant: (k) => assigned[k] || null,
     track: (event, value) =>
       attempt(() => {
-        recordAll('conversion', { event: '' + event, ...(Number.isFinite(value) && { value }) });
+        recordAll('conversion', { event: (event = '' + event), ...(Number.isFinite(value) && { value }) });
+        tracked.push(event);
       }),
     // Task timing may span pages (start on the cart, end on the receipt): the start is an
     // absolute time kept in sessionStorage, so it survives navigation within the tab.
@@ -347,6 +349,7 @@
     // forced, how to queue an event (abtest-survey.js reads _surveys, set once assigned).
     _vitals: vitals,
     _forced: forcedIn,
+    _tracked: tracked,
     _record: record,
   });
 

@@ -1,2 +1,2 @@
-/*! abtest-study.js (MIT) sha256:237ed6ef97f93953 */
+/*! abtest-study.js (MIT) sha256:237ed6ef97f9 */
 (()=>{"use strict";try{const e="abtest_study",t=document.currentScript.src.replace(/\/static\/abtest-study\.js([?#].*)?$/,""),s=new URLSearchParams(location.search);let n=null;if(s.get(e)){n={key:s.get(e),token:s.get("abtest_token")};try{sessionStorage.setItem(e,JSON.stringify(n))}catch(e){}}else n=JSON.parse(sessionStorage.getItem(e));if(!n||!n.key||!n.token)return;fetch(`${t}/s/${encodeURIComponent(n.key)}/reached`,{method:"POST",mode:"cors",credentials:"omit",keepalive:!0,headers:{"Content-Type":"text/plain"},body:JSON.stringify({token:n.token,url:location.href})}).catch(()=>{})}catch(e){}})();
