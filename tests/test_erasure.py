@@ -318,3 +318,11 @@ def test_the_command_erases_and_prints_what_it_deleted(cli_env, engine, session)
     assert json.loads(result.output)["deleted"]["events"] == 5
     unknown = CliRunner().invoke(main, ["units", "forget", ALICE, "--experiment", "no-such-test"])
     assert unknown.exit_code == 1 and "experiment" in unknown.output
+
+
+def test_an_experiment_key_no_test_could_have_is_not_found(engine):
+    """Found by the API fuzzer: ?experiment=%00 reached PostgreSQL, which refuses NUL in a query."""
+    for key in ("\x00", "Not A Key", "x" * 300):
+        with pytest.raises(NotFound) as missing:
+            forget(engine, "alice", key)
+        assert missing.value.field == "experiment"

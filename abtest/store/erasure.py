@@ -23,7 +23,8 @@ from sqlmodel import Session, select
 
 from abtest.aggregates import rollup
 from abtest.clickhouse import erasure as clickhouse_erasure
-from abtest.errors import ValidationError
+from abtest.checks import KEY_PATTERN
+from abtest.errors import NotFound, ValidationError
 from abtest.models import Event, Experiment, StudyParticipant
 from abtest.store import audit, registry
 from abtest.store.target import clickhouse_of
@@ -60,6 +61,9 @@ def forget(engine: sa.Engine, unit: str, experiment: str | None = None, actor: s
     and answer what was deleted. A unit nothing is stored for answers zeros (asking twice is safe);
     an unknown ``experiment`` is a NotFound naming it."""
     check_unit(unit)
+    if experiment is not None and not KEY_PATTERN.fullmatch(experiment):
+        # No stored key looks like it, and PostgreSQL refuses to even compare one holding NUL.
+        raise NotFound(f"no experiment with key {experiment!r}", field="experiment")
     clickhouse = clickhouse_of(engine)
     with Session(engine, expire_on_commit=False) as session:
         conn = session.connection()
