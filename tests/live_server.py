@@ -83,6 +83,25 @@ def synced_instance(folder: Path, experiments: dict[str, str], token_name: str) 
 
 
 @contextmanager
+def app_thread(folder: Path, experiments: dict[str, str], token_name: str) -> Iterator[tuple[str, str, Path]]:
+    """The real Flask app, run in this process on 127.0.0.1 (so a test may read its database and
+    patch nothing), over a synced SQLite instance: yields (base URL, public key, database)."""
+    from werkzeug.serving import make_server
+
+    from abtest.config import Settings
+    from web import create_app
+
+    database, _env, key = synced_instance(folder, experiments, token_name)
+    app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
+    http = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{http.server_port}", key, database
+    finally:
+        http.shutdown()
+
+
+@contextmanager
 def live_server(env: dict[str, str], *args: str, workers: int = 2) -> Iterator[LiveServer]:
     port = free_port()
     cmd = [*ABTEST, "serve", "--port", str(port), "--workers", str(workers), *args]

@@ -193,3 +193,23 @@ def judge(raw: Mapping[str, Any], parse: Callable[[Mapping[str, Any]], D], store
             problems.append(exc)
             conflict = True
     return (definition if not problems else None), problems, conflict
+
+
+def save(definition: Any, stored: Any, created: str, conflict: Callable[[Conflict], Any]) -> Any:
+    """Store a checked definition (create, or update ``stored``) and go to its results page with a
+    flash message (``created`` for a new one); a Conflict raised while storing (the state changed
+    since the check: launched in another tab, a linked test gone) goes to ``conflict``, nothing stored."""
+    from flask import flash, redirect, url_for
+
+    from web.auth import actor
+    from web.extensions import get_engine
+
+    with Session(get_engine()) as session:
+        try:
+            (pipeline.update if stored else pipeline.create)(session, definition, actor())
+            session.commit()
+        except Conflict as exc:
+            session.rollback()
+            return conflict(exc)
+    flash(f"Saved “{definition.name}”." if stored else created, "success")
+    return redirect(url_for("results.page", key=definition.key))

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask import Blueprint, abort, render_template
 from htmx_flask import request
 from sqlmodel import Session
 
@@ -23,7 +23,7 @@ from abtest.errors import Conflict
 from abtest.studies.definition import END_OF_SESSION, StudyDef, parse_study
 from abtest.studies.runner import get_study
 from web.extensions import get_engine
-from web.auth import actor, login_required
+from web.auth import login_required
 from web.form_rows import (
     Checked,
     FieldError,
@@ -34,6 +34,7 @@ from web.form_rows import (
     judge,
     locate_row,
     read_rows,
+    save,
     shown,
     typed_integer,
     typed_number,
@@ -226,17 +227,13 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
     definition = checked.definition
     if not isinstance(definition, StudyDef):
         return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
-    with Session(get_engine()) as session:
-        try:
-            (pipeline.update if stored else pipeline.create)(session, definition, actor())
-            session.commit()
-        except Conflict as exc:  # the state changed since the check (launched in another tab)
-            session.rollback()
-            failed = Checked(None, [_placed(exc.field, form.to_raw(stored)[1], exc.message)], conflict=True)
-            return _render(form, stored, failed, status=409, fragment=wants_fragment())
-    flash(f"Saved “{definition.name}”." if stored else
-          f"Created the study “{definition.name}” as a draft. Launch it to open the participant link.", "success")
-    return redirect(url_for("results.page", key=definition.key))
+
+    def refused(exc: Conflict):  # type: ignore[no-untyped-def]
+        failed = Checked(None, [_placed(exc.field, form.to_raw(stored)[1], exc.message)], conflict=True)
+        return _render(form, stored, failed, status=409, fragment=wants_fragment())
+
+    return save(definition, stored, f"Created the study “{definition.name}” as a draft. Launch it to open the "
+                                    "participant link.", refused)
 
 
 @study_form.route("/new", methods=["GET", "POST"])

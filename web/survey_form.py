@@ -13,14 +13,14 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, render_template
 from htmx_flask import request
 from sqlmodel import Session
 
 from abtest import pipeline
 from abtest.errors import Conflict, NotFound
 from abtest.surveys.definition import MAX_QUESTIONS, QUESTION_TYPES, SHOW, SurveyDef, parse_survey
-from web.auth import actor, login_required
+from web.auth import login_required
 from web.extensions import get_engine
 from web.form_rows import (
     Checked,
@@ -29,6 +29,7 @@ from web.form_rows import (
     judge,
     locate_row,
     read_rows,
+    save,
     shown,
     typed_integer,
     typed_number,
@@ -179,17 +180,13 @@ def _form_page(stored: SurveyDef | None):  # type: ignore[no-untyped-def]
     definition = checked.definition
     if not isinstance(definition, SurveyDef):
         return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
-    with Session(get_engine()) as session:
-        try:
-            (pipeline.update if stored else pipeline.create)(session, definition, actor())
-            session.commit()
-        except Conflict as exc:  # the linked experiment is gone, or the survey was launched meanwhile
-            session.rollback()
-            failed = Checked(None, [_placed(exc.field, form.to_raw(stored)[1], exc.message)], conflict=True)
-            return _render(form, stored, failed, status=409, fragment=wants_fragment())
-    flash(f"Saved “{definition.name}”." if stored else
-          f"Created the survey “{definition.name}” as a draft. Launch it to start asking visitors.", "success")
-    return redirect(url_for("results.page", key=definition.key))
+
+    def refused(exc: Conflict):  # type: ignore[no-untyped-def]
+        failed = Checked(None, [_placed(exc.field, form.to_raw(stored)[1], exc.message)], conflict=True)
+        return _render(form, stored, failed, status=409, fragment=wants_fragment())
+
+    return save(definition, stored, f"Created the survey “{definition.name}” as a draft. Launch it to start "
+                                    "asking visitors.", refused)
 
 
 @survey_form.route("/new", methods=["GET", "POST"])

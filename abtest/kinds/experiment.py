@@ -15,8 +15,8 @@ from sqlmodel import Session, col, delete, select
 from abtest import analysis
 from abtest.aggregates.base import AggregateSource, Request
 from abtest.assignment import Assignment, assign
-from abtest.config import Settings
 from abtest.checks import KEY_PATTERN, NAME_PATTERN, VARIANT_PATTERN
+from abtest.config import Settings
 from abtest.definitions import Core, ExperimentDef, parse_experiment
 from abtest.errors import Conflict
 from abtest.kinds.base import Kind

@@ -14,14 +14,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from tests.live_server import synced_instance
+from tests.live_server import app_thread
 
 from .conftest import loader_page, wait_until
 
@@ -106,21 +105,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from werkzeug.serving import make_server
-
-    from abtest.config import Settings
-    from web import create_app
-
-    folder = tmp_path_factory.mktemp("vitals")
-    database, _env, key = synced_instance(folder, EXPERIMENTS, "vitals-tests")
-
-    app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield Server(f"http://127.0.0.1:{http.server_port}", key, database)
-    finally:
-        http.shutdown()
+    with app_thread(tmp_path_factory.mktemp("vitals"), EXPERIMENTS, "vitals-tests") as (url, key, database):
+        yield Server(url, key, database)
 
 
 def _visit(page, site, server, country: str) -> tuple[str, dict, list[str]]:  # type: ignore[no-untyped-def]

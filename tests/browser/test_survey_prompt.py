@@ -10,7 +10,6 @@ test knows who is in the sample (the snippet keeps a cookie id it finds)."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from abtest.assignment import bucket
-from tests.live_server import synced_instance
+from tests.live_server import app_thread
 
 from .conftest import loader_page, wait_until
 
@@ -92,20 +91,8 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    from werkzeug.serving import make_server
-
-    from abtest.config import Settings
-    from web import create_app
-
-    folder = tmp_path_factory.mktemp("surveys")
-    database, _env, key = synced_instance(folder, FILES, "survey-tests")
-    app = create_app(Settings(database_url=f"sqlite:///{database}", secret_key="test-secret", instance_path=folder))
-    http = make_server("127.0.0.1", 0, app, threaded=True)
-    threading.Thread(target=http.serve_forever, daemon=True).start()
-    try:
-        yield Server(f"http://127.0.0.1:{http.server_port}", key, database)
-    finally:
-        http.shutdown()
+    with app_thread(tmp_path_factory.mktemp("surveys"), FILES, "survey-tests") as (url, key, database):
+        yield Server(url, key, database)
 
 
 def visitor(inside: bool, n: int = 0) -> str:
