@@ -64,9 +64,10 @@ def test_core_is_within_budget() -> None:
 
 
 def test_the_survey_module_stays_small() -> None:
-    """Loaded only on pages a running survey names; 4,899 bytes minified, 2,509 gzipped when built."""
+    """Loaded only on pages a running survey names; 5,004 bytes minified, 2,568 gzipped when built
+    (with its stylesheet constructed, so a site's Content-Security-Policy cannot drop it)."""
     module = built("abtest-survey.js")
-    assert len(module) <= 5_000 and len(gzip.compress(module, compresslevel=9)) <= 2_550
+    assert len(module) <= 5_100 and len(gzip.compress(module, compresslevel=9)) <= 2_600
 
 
 def test_core_is_not_getting_bigger() -> None:

@@ -103,11 +103,11 @@ def visitor(inside: bool, n: int = 0) -> str:
     return next(found)
 
 
-def open_shop(page, site, server, unit: str, name: str = "survey-checkout.html") -> list[str]:  # type: ignore[no-untyped-def]
+def open_shop(page, site, server, unit: str, name: str = "survey-checkout.html", head: str = "") -> list[str]:  # type: ignore[no-untyped-def]
     requested: list[str] = []
     page.on("request", lambda r: requested.append(r.url))
     url = site.page(name, loader_page(f"{server.url}/static/abtest.js", "<h1>Checkout</h1><button>Pay</button>",
-                                      key=server.key))
+                                      head=head, key=server.key))
     page.context.add_cookies([{"name": "abtest_id", "value": unit, "url": url}])
     page.goto(url)
     page.evaluate("abtest.ready")
@@ -196,3 +196,14 @@ def test_an_event_survey_shows_after_a_purchase_tracked_before_the_module_arrive
     assert page.locator('div[data-abtest-survey="shop-thanks"] input[name="nps"]').count() == 11
     assert page.locator(HOST).count() == 0  # the checkout survey does not name this page
     assert page.errors == []
+
+
+def test_the_prompt_keeps_its_styles_under_a_strict_content_security_policy(page, site, server):  # type: ignore[no-untyped-def]
+    """A site whose CSP forbids inline styles (style-src 'self') still gets a styled, fixed prompt:
+    the module's stylesheet is constructed, not a <style> element the policy would drop."""
+    open_shop(page, site, server, visitor(inside=True, n=3), name="survey-csp.html",
+              head="<meta http-equiv='Content-Security-Policy' content=\"style-src 'self'\">")
+    page.wait_for_selector(HOST, state="attached", timeout=5000)
+    box = page.locator(f"{HOST} [role=dialog]")
+    assert box.evaluate("e => getComputedStyle(e).position") == "fixed"
+    assert box.bounding_box()["width"] <= 360

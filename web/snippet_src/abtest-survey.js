@@ -190,7 +190,18 @@
       }));
 
       box.append(close, el('h2', { id: 'h' }, survey.title || 'Quick question'), form);
-      host.attachShadow({ mode: 'open' }).append(el('style', {}, CSS), box);
+      const root = host.attachShadow({ mode: 'open' });
+      // A constructed stylesheet, which a site's Content-Security-Policy (style-src without
+      // 'unsafe-inline') does not block as it blocks a <style> element; the element where the
+      // browser cannot construct one.
+      try {
+        const sheet = new CSSStyleSheet();
+        sheet.replaceSync(CSS);
+        root.adoptedStyleSheets = [sheet];
+      } catch (e) {
+        root.append(el('style', {}, CSS));
+      }
+      root.append(box);
       // Once shown counts as asked: stored first, so a browser that cannot store sees nothing.
       write(key, 'shown', 1);
       d.body.append(host);
