@@ -114,10 +114,12 @@ def config():  # type: ignore[no-untyped-def]
     rules; each survey's pages, timing, share and questions."""
     with _session() as session:
         running = pipeline.list_all(session, status=["running"], kinds=snippet_kinds())
-    sections: dict[str, list[dict[str, Any]]] = {"experiments": [], "surveys": []}
+    settings = current_app.extensions["abtest.settings"]
+    # Every snippet kind's section, empty ones too: the snippet reads them without checking.
+    sections: dict[str, list[dict[str, Any]]] = {KINDS[k].config_section: [] for k in snippet_kinds()}
     for _row, d in running:
         kind = KINDS[d.kind]
-        sections.setdefault(kind.config_section, []).append(kind.config_entry(d, current_app.extensions["abtest.settings"]))
+        sections[kind.config_section].append(kind.config_entry(d, settings))
     response = jsonify(sections)
     response.headers["Cache-Control"] = "public, max-age=60"
     return response

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from abtest.aggregates.base import AnswerCounts, ReachCounts
+from abtest.aggregates.base import AnswerCounts, ReachCounts, SurveyReach, Texts
 from abtest.models import Event
 
 EVENTS = Event.__table__  # type: ignore[attr-defined]
@@ -92,8 +92,6 @@ def texts(conn: sa.Connection, experiment_id: int, question: str) -> dict[str, l
 
 def answer(conn: sa.Connection, experiment_id: int, families: dict[type, list[Any]]) -> dict[Any, dict[Any, Any]]:
     """Every survey request of one report, as ``{request: {None: per-variant answer}}``."""
-    from abtest.aggregates.base import SurveyReach, Texts
-
     out: dict[Any, dict[Any, Any]] = {}
     for request in families.get(SurveyReach, []):
         out[request] = {None: reach(conn, experiment_id)}

@@ -244,8 +244,7 @@ def analyze(survey: SurveyDef, source: AggregateSource, now: datetime, by: str |
              for g in groups}
     metrics = [_metric(_response_spec(), groups, reach_answer if isinstance(reach_answer, Failed) else reach, False)]
     details = []
-    for q in survey.questions:
-        request = wanted[1 + survey.questions.index(q)]
+    for q, request in zip(survey.questions, wanted[1:], strict=True):  # requests() lists them in order
         answers = whole.get(request, {})
         spec = _spec(q)
         if spec is not None:  # the first scored question is what the survey is for

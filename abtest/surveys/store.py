@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 from abtest.definitions import Core
 from abtest.errors import Conflict
 from abtest.models import Experiment, Survey, Variant
-from abtest.surveys.definition import QuestionDef, SurveyDef
+from abtest.surveys.definition import SurveyDef, questions_of
 
 
 def store(session: Session, row: Experiment, definition: SurveyDef) -> None:
@@ -40,8 +40,7 @@ def load(session: Session, row: Experiment, core: Core) -> SurveyDef:
             select(Variant.key).join(Experiment, col(Experiment.id) == col(Variant.experiment_id))
             .where(Experiment.key == settings.linked_key).order_by(col(Variant.position))).all())
     return SurveyDef(
-        core=core, questions=tuple(QuestionDef(q["key"], q["type"], q["text"], tuple(q.get("choices", ())))
-                                   for q in settings.questions or ()),
+        core=core, questions=tuple(questions_of(settings.questions or []).values()),
         pages=tuple(settings.pages or ("*",)), show=settings.show, delay=settings.delay, event=settings.event,
         share=settings.share, title=settings.title, experiment=settings.linked_key, linked_variants=linked)
 
