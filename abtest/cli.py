@@ -81,15 +81,18 @@ def sync(paths: tuple[Path, ...]) -> None:
     from abtest.db import session_scope
     from abtest.kinds import load_toml
 
+    from abtest.studies.images import store_for
+
     files = _definition_files(paths)
     problems: list[str] = []
     parsed = []
+    settings, engine = open_database()
+    images = store_for(settings.instance_path)
     for file in files:
         try:
-            parsed.append((file, load_toml(file)))
+            parsed.append((file, load_toml(file, images)))
         except InvalidDefinition as exc:
             problems.extend(exc.lines())
-    _settings, engine = open_database()
     with session_scope(engine) as session:
         keys: dict[str, Path] = {}
         for file, definition in parsed:
@@ -378,7 +381,10 @@ def db() -> None:
 
 @db.command("upgrade")
 def db_upgrade() -> None:
-    """Apply pending migrations to the database named by ABTEST_DATABASE_URL."""
+    """Apply pending migrations to the database named by ABTEST_DATABASE_URL.
+
+    With ABTEST_EVENTS_URL on ClickHouse, also create its events table (on every shard of
+    ABTEST_CLICKHOUSE_CLUSTER when set: see `abtest db clickhouse-sql`)."""
     from abtest.db import make_engine, upgrade
 
     settings = load_settings()
@@ -388,8 +394,29 @@ def db_upgrade() -> None:
         from abtest.clickhouse.client import connect
         from abtest.clickhouse.schema import create_schema
 
-        create_schema(connect(settings.events_url))
-        click.echo(f"events table is up to date: {safe_url(settings.events_url)}")
+        cluster = settings.clickhouse_cluster
+        create_schema(connect(settings.events_url), cluster or None)
+        click.echo(f"events table is up to date: {safe_url(settings.events_url)}"
+                   + (f" (on cluster {cluster}: events_local on every shard, events distributed)" if cluster else ""))
+
+
+@db.command("clickhouse-sql")
+@click.option("--cluster", envvar="ABTEST_CLICKHOUSE_CLUSTER", default="", show_envvar=True,
+              help="the ClickHouse cluster (its name in remote_servers); empty: one server")
+@click.option("--database", default=None,
+              help="the events database (default: the one ABTEST_EVENTS_URL names, else abtest)")
+def db_clickhouse_sql(cluster: str, database: str | None) -> None:
+    """Print the ClickHouse statements `abtest db upgrade` runs for the events, to review them
+    or run them by hand (e.g. `clickhouse-client --multiquery < events.sql`). Connects to nothing."""
+    import os
+
+    from abtest.clickhouse.client import database_of
+    from abtest.clickhouse.schema import script
+
+    if database is None:
+        url = os.environ.get("ABTEST_EVENTS_URL") or ""
+        database = database_of(url) if is_clickhouse_url(url) else "abtest"
+    click.echo(script(database, cluster.strip() or None), nl=False)
 
 
 @db.command("rollup")
@@ -433,9 +460,9 @@ def events_export(to: str, since: Any) -> None:
 
     if not is_clickhouse_url(to):
         raise click.BadParameter("must be chdb:///path or clickhouse://user:pass@host:8123/db", param_hint="--to")
-    _settings, engine = open_database()
+    settings, engine = open_database()
     client = connect(to)
-    create_schema(client)
+    create_schema(client, settings.clickhouse_cluster or None)
     done = export(engine, client, since.replace(tzinfo=UTC) if since else None,
                   lambda step: click.echo(f"{step.read} events read, {step.copied} copied", err=True))
     click.echo(f"exported to {safe_url(to)}: {done.copied} events copied, {done.read - done.copied} already there")

@@ -196,6 +196,9 @@ class Study(SQLModel, table=True):
     completion_code: str | None = Field(default=None, max_length=100)
     consent: str = Field(default="", sa_type=sa.Text)
     design_urls: dict[str, str] = Field(default_factory=dict, sa_type=sa.JSON)
+    method: str = Field(default="usability", max_length=16)  # | tree-test | first-click
+    seq: bool = True  # the SEQ after each task
+    trees: dict[str, list[Any]] | None = Field(default=None, sa_type=sa.JSON)  # design → [[label, parent], …]
 
 
 class Survey(SQLModel, table=True):
@@ -228,6 +231,8 @@ class StudyTask(SQLModel, table=True):
     start_url: str | None = Field(default=None, max_length=2000)
     success_url: str | None = Field(default=None, max_length=2000)  # None: the participant's own report
     time_limit: int | None = None  # seconds
+    correct: dict[str, list[int]] | None = Field(default=None, sa_type=sa.JSON)  # tree test: design → nodes
+    screens: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)  # first click: design → screen
 
 
 class StudyParticipant(SQLModel, table=True):
@@ -251,6 +256,8 @@ class StudyParticipant(SQLModel, table=True):
     updated_at: datetime = _ts()
     finished_at: datetime | None = _ts(nullable=True)
     abandoned_at: datetime | None = _ts(nullable=True)
+    # Tree test: the nodes opened in the running task so far, as [node, ms since its start].
+    trail: list[Any] | None = Field(default=None, sa_type=sa.JSON)
 
 
 # --- Per-unit rollups (abtest.aggregates.rollup): what each exposed unit did, kept fresh from the events so a

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from abtest.checks import InvalidDefinition
+from abtest.studies.images import store_for
 from abtest.kinds import load_toml, parse_definition
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
@@ -132,8 +133,8 @@ def test_duplicate_toml_keys_are_refused(tmp_path):
 
 
 @pytest.mark.parametrize("path", sorted(EXPERIMENTS.glob("*.toml")), ids=lambda p: p.name)
-def test_shipped_example_definitions_are_valid(path):
-    definition = load_toml(path)
+def test_shipped_example_definitions_are_valid(path, tmp_path):
+    definition = load_toml(path, store_for(tmp_path))  # a first-click test's screens are stored on loading
     assert definition.key == path.stem
     assert tomllib.loads(path.read_text())  # plain TOML a person can edit
 

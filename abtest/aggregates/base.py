@@ -16,7 +16,8 @@ The vocabulary, by who asks:
 * Usability studies (per attempt or answer, every participant of a design):
   :class:`Participants`, :class:`Attempts`, :class:`AttemptLogTimes`, :class:`Scores`,
   :class:`Bands`, the within-subjects pairs :class:`PairedAttempts`, :class:`PairedLogTimes`,
-  :class:`PairedScores`, and the open answers :class:`Texts`.
+  :class:`PairedScores`, the open answers :class:`Texts`, and whole attempts
+  (a tree test's paths, a first-click test's clicks) :class:`TaskAnswers`.
 * Surveys (each visitor once): :class:`SurveyReach`, :class:`AnswerCounts` and :class:`Texts`.
 """
 
@@ -215,6 +216,16 @@ class PairedScores(Request):
     task: str | None = None
     per_participant: bool = False
     codes: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class TaskAnswers(Request):
+    """Per design: every attempt at ``task`` as (success, duration_ms, answers), oldest first. A
+    tree test's path and a first-click test's click are whole answers, so their metrics
+    (directness, first clicks, destinations, click maps) are computed from the attempts; studies
+    are small enough for that."""
+
+    task: str
 
 
 @dataclass(frozen=True, slots=True)

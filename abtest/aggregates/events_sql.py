@@ -27,6 +27,7 @@ from abtest.aggregates.base import (
     PairedLogTimes,
     PairedScores,
     Scores,
+    TaskAnswers,
     Texts,
 )
 from abtest.aggregates.segments import Labels, attribute_value
@@ -161,6 +162,21 @@ def attempts(conn: sa.Connection, scope: _Scope, requests: Sequence[Attempts]) -
     by_task = {r.task: r for r in requests}
     for seg, (task, variant, n, x) in scope.rows(conn, query):
         out[by_task[task]].setdefault(seg, {})[variant] = Counts(int(n), int(x or 0))
+    return out
+
+
+def task_answers(conn: sa.Connection, scope: _Scope, requests: Sequence[TaskAnswers]
+                 ) -> dict[TaskAnswers, PerSegment]:
+    e = EVENTS.c
+    query = (sa.select(*scope.columns(), e.task, e.variant, e.success, e.duration_ms, e.answers)
+             .select_from(scope.source(EVENTS, e.unit))
+             .where(*scope.events(e.type == "task", e.task.in_([r.task for r in requests]), e.answers.is_not(None)))
+             .order_by(e.ts, e.id))
+    out: dict[TaskAnswers, PerSegment] = {r: {} for r in requests}
+    by_task = {r.task: r for r in requests}
+    for seg, (task, variant, success, duration, answers) in scope.rows(conn, query):
+        per = out[by_task[task]].setdefault(seg, {})
+        per[variant] = (*per.get(variant, ()), (bool(success), float(duration or 0.0), answers))
     return out
 
 

@@ -40,6 +40,7 @@ from abtest.aggregates.base import (
     Scores,
     Segment,
     Slice,
+    TaskAnswers,
     Texts,
     UnitLogTimes,
 )
@@ -181,7 +182,8 @@ def _answer(conn: sa.Connection, experiment_id: int, requests: Sequence[Request]
 
     scope = events_sql.scope(experiment_id, labels)
     batched: dict[type, Callable[..., Answers]] = {Attempts: events_sql.attempts,
-                                                   AttemptLogTimes: events_sql.attempt_log_times}
+                                                   AttemptLogTimes: events_sql.attempt_log_times,
+                                                   TaskAnswers: events_sql.task_answers}
     for family, handler in batched.items():
         if family in families:
             out.update(handler(conn, scope, families[family]))

@@ -34,8 +34,10 @@ def parse_definition(raw: Any, source: str | None = None) -> Any:
     return kind_of(raw, source).parse(raw, source)
 
 
-def load_toml(path: Path) -> Any:
-    """Read and validate one TOML file; errors carry the file name as their source."""
+def load_toml(path: Path, images: Any = None) -> Any:
+    """Read and validate one TOML file; errors carry the file name as their source. ``images``
+    (an :class:`~abtest.studies.images.ImageStore`) stores the screens a first-click test names
+    by a path relative to the file."""
     try:
         with path.open("rb") as handle:
             raw = tomllib.load(handle)
@@ -52,6 +54,10 @@ def load_toml(path: Path) -> Any:
                                 str(path)) from exc
     except OSError as exc:
         raise InvalidDefinition([ValidationError(f"cannot read: {exc.strerror}", field="(file)")], str(path)) from exc
+    if images is not None:
+        from abtest.studies.screens import resolve_images
+
+        raw = resolve_images(raw, images, base=path.parent, source=str(path))
     return parse_definition(raw, source=str(path))
 
 

@@ -29,7 +29,9 @@ class _Shape(BaseModel):
 
 class DesignDocument(_Shape):
     key: str = PField(pattern=VARIANT_PATTERN.pattern, max_length=64)
-    url: str = PField(description="http(s):// URL or a path starting with /")
+    url: str | None = PField(default=None, description="usability study: http(s):// URL or a path starting with /")
+    tree: str | dict[str, Any] | None = PField(
+        default=None, description="tree test: the menu as indented labels (2 spaces per level) or nested objects")
     name: str = ""
     weight: float | None = PField(default=None, gt=0, le=1, description="all or none; none: an equal split")
 
@@ -41,6 +43,17 @@ class TaskDocument(_Shape):
     success: Literal["self-report"] | None = None
     success_url: str | None = PField(default=None, description="glob on the full URL that ends the task as a success")
     time_limit: int | None = PField(default=None, ge=1, le=4 * 3600, description="seconds")
+    correct: list[str] | dict[str, list[str]] | None = PField(
+        default=None, description="tree test: node paths (\"Help > Returns\"), per design key with two trees")
+    screens: dict[str, ScreenDocument] | None = PField(
+        default=None, description="first-click test: per design key, the uploaded image and its targets")
+
+
+class ScreenDocument(_Shape):
+    image: str = PField(description="the name POST /api/v1/images answered")
+    targets: list[list[float]] = PField(min_length=1, max_length=10, description="[x, y, width, height] in image px")
+    width: int | None = PField(default=None, description="filled in from the stored image")
+    height: int | None = None
 
 
 class StudyDocument(_Shape):
@@ -51,6 +64,8 @@ class StudyDocument(_Shape):
     name: str = ""
     hypothesis: str = ""
     status: Literal["draft", "running", "stopped", "archived"] = "draft"
+    method: Literal["usability", "tree-test", "first-click"] = "usability"
+    seq: bool | None = PField(default=None, description="ask the SEQ after each task (default: usability studies only)")
     within_subjects: bool = False
     designs: list[DesignDocument] = PField(min_length=1, max_length=10)
     tasks: list[TaskDocument] = PField(min_length=1, max_length=30)

@@ -280,7 +280,8 @@ def smallest_expected_cell(baseline: Counts, treatment: Counts) -> float:
     )
 
 
-def compare_proportions(baseline: Counts, treatment: Counts, alpha: float = 0.05) -> Effect:
+def compare_proportions(baseline: Counts, treatment: Counts, alpha: float = 0.05, small_samples: bool = False
+                        ) -> Effect:
     """Compare two conversion rates, choosing the test by the size of the table.
 
     Rule (stated in ``Effect.method``):
@@ -293,13 +294,17 @@ def compare_proportions(baseline: Counts, treatment: Counts, alpha: float = 0.05
     * each variant converted all or none of its units (50/50 against 0/50) → Fisher exact test
       too: the Wald interval of the z-test and the N−1 test has zero width there, yet such a
       lopsided table is the clearest evidence there is, not a lack of data.
+
+    ``small_samples`` (tree and first-click tests): the N−1 test however large the table, as
+    Sauro & Lewis recommend for every sample size (it approaches the z-test as n grows), Fisher
+    below an expected cell of 1.
     """
     check_alpha(alpha)
     _check_pair(baseline, treatment)
     smallest = smallest_expected_cell(baseline, treatment)
     if all(c.x in (0, c.n) for c in (baseline, treatment)):
         return fisher_exact(baseline, treatment, alpha)
-    if smallest >= 5:
+    if smallest >= 5 and not small_samples:
         return z_test(baseline, treatment, alpha)
     if smallest >= 1:
         return n_minus_1_test(baseline, treatment, alpha)

@@ -33,6 +33,7 @@ from abtest.aggregates.base import (
     Request,
     Scores,
     Slice,
+    TaskAnswers,
     Texts,
 )
 from abtest.comparisons import adjust, comparison, segment_results, variant_row
@@ -55,10 +56,11 @@ from abtest.stats import durations, paired, proportions, questionnaires
 from abtest.stats.means import mean_interval, welch_test
 from abtest.stats.summary import Counts, Effect, Estimate, Moments
 from abtest.studies.definition import ABANDON_AFTER, StudyDef
+from abtest.studies.ia_analysis import Derived, derive, task_details
 
 ALPHA = 0.05
 NO_SRM = SrmResult(None, False, method="not applicable",
-                   reason="usability studies are too small for a sample-ratio check")
+                   reason="studies are too small for a sample-ratio check")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +71,8 @@ class StudyDetails:
     participants: Mapping[str, ParticipantCounts]
     scores: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     comments: dict[str, list[str]] = field(default_factory=dict)
+    method: str = "usability"
+    tasks: list[dict[str, Any]] = field(default_factory=list)  # tree / first-click: paths, clicks (ia_analysis)
 
     @property
     def abandoned(self) -> int:
@@ -81,6 +85,17 @@ class StudyDetails:
         out = [f"participants ({mode}): " + "; ".join(
             f"{d} {p.started} started, {p.finished} finished, {p.abandoned} abandoned, {p.in_progress} in progress"
             for d, p in self.participants.items())]
+        for task in self.tasks:
+            for design, d in task["designs"].items():
+                if "destinations" in d:
+                    out.append(f"{task['task']} on {design}: {d['attempts']} attempts, {d['skipped']} skipped; "
+                               "first clicks " + (", ".join(f"{r['node']} {r['share']:.0%}" for r in d["first_clicks"])
+                                                  or "none") + "; chosen " +
+                               (", ".join(f"{'✓' if r['correct'] else '✗'} {r['node']} {r['share']:.0%}"
+                                          for r in d["destinations"]) or "nothing"))
+                else:
+                    out.append(f"{task['task']} on {design}: {d['on_target']} of {d['attempts']} first clicks on a "
+                               "target")
         for design, texts in self.comments.items():
             out += [f"comments on {design}:", *(f"  - {t}" for t in texts)] if texts else []
         return out
@@ -90,7 +105,8 @@ class StudyDetails:
                 "participants": [{"design": d, "started": p.started, "finished": p.finished,
                                   "abandoned": p.abandoned, "in_progress": p.in_progress}
                                  for d, p in self.participants.items()],
-                "abandoned": self.abandoned, "scores": self.scores, "comments": self.comments}
+                "abandoned": self.abandoned, "scores": self.scores, "comments": self.comments,
+                "method": self.method, "tasks": self.tasks}
 
 
 def _questionnaire_requests(study: StudyDef, base: str) -> list[Request]:
@@ -107,12 +123,14 @@ def requests(study: StudyDef) -> list[Request]:
     base, within = study.variant_keys[0], study.within_subjects
     out: list[Request] = [Participants(int(ABANDON_AFTER.total_seconds()))]
     for task in study.tasks:
-        out += [Attempts(task.key), AttemptLogTimes(task.key), Scores("SEQ", task.key)]
+        out += [Attempts(task.key), AttemptLogTimes(task.key) if study.method == "usability" else TaskAnswers(task.key)]
+        out += [Scores("SEQ", task.key)] if study.seq else []
         if within:
-            out += [PairedAttempts(task.key, base), PairedLogTimes(task.key, base),
-                    PairedScores("SEQ", base, task=task.key)]
-    out.append(Scores("SEQ", per_participant=True))
-    if within:
+            out += [PairedAttempts(task.key, base), PairedLogTimes(task.key, base)]
+            out += [PairedScores("SEQ", base, task=task.key)] if study.seq else []
+    if study.seq:
+        out.append(Scores("SEQ", per_participant=True))
+    if within and study.seq:
         out.append(PairedScores("SEQ", base, per_participant=True))
     out += _questionnaire_requests(study, base)
     if study.comment:
@@ -139,6 +157,7 @@ class _Metric:
     within: Callable[[Any, float], Any] | None  # (pairs, α) → Effect
     stats: Request
     pairs: Request | None
+    family: str | None = None  # tree / first-click: the metric Holm-adjusts across tasks with ("directness" …)
 
 
 def _paired(compute: Callable[[Any, float], Any], what: str) -> Callable[[Any, float], Any]:
@@ -157,23 +176,20 @@ def _metrics(study: StudyDef) -> list[_Metric]:
     assert isinstance(seq, Linear)
     for task in study.tasks:
         t = task.key
-        out.append(_Metric(
-            f"{t}-success", "conversion", f"{t}: success", "adjusted Wald (Agresti-Coull) interval", "rate",
-            "difference", lambda c: proportions.adjusted_wald_interval(c, ALPHA), lambda c: c.n,
-            lambda b, c, a: proportions.compare_proportions(b, c, a),
-            _paired(lambda p, a: paired.mcnemar(*p, a, mid_p=True), "tried the task"),
-            Attempts(t), PairedAttempts(t, base) if within else None))
-        out.append(_Metric(
-            f"{t}-time", "duration", f"{t}: time", "geometric mean of successful task times with t interval "
-            "on log times", "seconds (geometric mean)", "ratio", lambda m: durations.geometric_mean(m, ALPHA),
-            lambda m: m.n, lambda b, m, a: durations.compare_durations(b, m, a),
-            _paired(lambda p, a: durations.paired_durations(p, a), "succeeded"),
-            AttemptLogTimes(t), PairedLogTimes(t, base) if within else None))
-        out.append(_score_metric(f"{t}-SEQ", f"{t}: SEQ", score_unit, seq, Scores("SEQ", t),
-                                 PairedScores("SEQ", base, task=t) if within else None))
-    out.append(_score_metric("SEQ", "SEQ over tasks", "SEQ (1–7), mean of each participant's tasks", seq,
-                             Scores("SEQ", per_participant=True),
-                             PairedScores("SEQ", base, per_participant=True) if within else None))
+        if study.method != "usability":
+            out += _ia_metrics(study, t)
+        else:
+            out.append(_rate(f"{t}-success", f"{t}: success", "adjusted Wald (Agresti-Coull) interval", Attempts(t),
+                             PairedAttempts(t, base) if within else None))
+            out.append(_time(f"{t}-time", f"{t}: time", "geometric mean of successful task times with t interval "
+                             "on log times", AttemptLogTimes(t), PairedLogTimes(t, base) if within else None))
+        if study.seq:
+            out.append(_score_metric(f"{t}-SEQ", f"{t}: SEQ", score_unit, seq, Scores("SEQ", t),
+                                     PairedScores("SEQ", base, task=t) if within else None))
+    if study.seq:
+        out.append(_score_metric("SEQ", "SEQ over tasks", "SEQ (1–7), mean of each participant's tasks", seq,
+                                 Scores("SEQ", per_participant=True),
+                                 PairedScores("SEQ", base, per_participant=True) if within else None))
     for name in study.questionnaires:
         questionnaire = QUESTIONNAIRES[name]
         if isinstance(questionnaire.scoring, Linear):
@@ -190,6 +206,47 @@ def _metrics(study: StudyDef) -> list[_Metric]:
         else:  # END_OF_SESSION lists what a study may ask; each needs its analysis here
             raise ValueError(f"no study analysis for the {name} questionnaire")
     return out
+
+
+def _rate(name: str, label: str, method: str, stats: Request, pairs: Request | None = None,
+          family: str | None = None) -> _Metric:
+    """A share of attempts (adjusted-Wald interval), compared by N−1 / Fisher / z (or McNemar);
+    a tree or first-click metric (``family``) by N−1 / Fisher only, as the method asks."""
+    small = family is not None
+    return _Metric(name, "conversion", label, method, "rate", "difference",
+                   lambda c: proportions.adjusted_wald_interval(c, ALPHA), lambda c: c.n,
+                   lambda b, c, a: proportions.compare_proportions(b, c, a, small_samples=small),
+                   _paired(lambda p, a: paired.mcnemar(*p, a, mid_p=True), "tried the task"), stats, pairs, family)
+
+
+def _time(name: str, label: str, method: str, stats: Request, pairs: Request | None = None,
+          family: str | None = None) -> _Metric:
+    """A geometric mean of times (t interval on log seconds), compared by Welch on log times."""
+    return _Metric(name, "duration", label, method, "seconds (geometric mean)", "ratio",
+                   lambda m: durations.geometric_mean(m, ALPHA), lambda m: m.n,
+                   lambda b, m, a: durations.compare_durations(b, m, a),
+                   _paired(lambda p, a: durations.paired_durations(p, a), "succeeded"), stats, pairs, family)
+
+
+def _ia_metrics(study: StudyDef, t: str) -> list[_Metric]:
+    """A tree-test or first-click task's metrics (abtest.studies.ia_analysis)."""
+    wald = "adjusted Wald (Agresti-Coull) interval"
+    if study.method == "tree-test":
+        return [
+            _rate(f"{t}-success", f"{t}: success", f"{wald}; a correct node chosen", Attempts(t), family="success"),
+            _rate(f"{t}-directness", f"{t}: directness", f"{wald}; no backtracking (never went back up), whatever "
+                  "the answer; a skip without going back counts as direct", Derived(t, "direct"), family="directness"),
+            _rate(f"{t}-direct-success", f"{t}: direct success", f"{wald}; a correct node reached without "
+                  "backtracking", Derived(t, "direct-success"), family="direct-success"),
+            _time(f"{t}-time", f"{t}: time to answer", "geometric mean of the answered attempts' times with t "
+                  "interval on log times (skips left out)", Derived(t, "log-times"), family="time"),
+        ]
+    return [
+        _rate(f"{t}-success", f"{t}: first click on target", f"{wald}; the first click inside a target", Attempts(t),
+              family="success"),
+        _time(f"{t}-time", f"{t}: time to first click", "geometric mean of the times from the screen shown to the "
+              "first click, with t interval on log times", Derived(t, "log-times"), family="time"),
+    ]
 
 
 def _score_metric(name: str, label: str, unit: str, scale: Linear, stats: Request, pairs: Request | None) -> _Metric:
@@ -230,7 +287,7 @@ def _compute(study: StudyDef, spec: _Metric, answers: Slice) -> tuple[tuple[Vari
 
 
 def _empty(request: Request) -> Any:
-    if isinstance(request, Attempts):
+    if isinstance(request, Attempts) or isinstance(request, Derived) and request.what != "log-times":
         return Counts(0, 0)
     if isinstance(request, Bands):
         return (0,) * len(QUESTIONNAIRES[request.questionnaire].scoring.bands)  # type: ignore[union-attr]
@@ -286,6 +343,9 @@ def _named(metric: MetricResult) -> MetricResult:
 def analyze(study: StudyDef, source: AggregateSource, now: datetime, by: str | None = None) -> Report:
     """The results document of a study (the same shape as an experiment's)."""
     aggregates = source.fetch(study.key, study.variant_keys, requests(study), now, by)
+    if study.method != "usability":
+        aggregates = replace(aggregates, whole=derive(study, aggregates.whole), segments=tuple(
+            replace(s, answers=derive(study, s.answers)) for s in aggregates.segments))
     whole = aggregates.whole
     people = whole.get(Participants(int(ABANDON_AFTER.total_seconds())), {})
     participants = {d: people.get(d, ParticipantCounts(0, 0, 0, 0)) for d in study.variant_keys}
@@ -302,16 +362,38 @@ def analyze(study: StudyDef, source: AggregateSource, now: datetime, by: str | N
         metrics.append(MetricResult(spec.name, spec.type, i == 0, spec.method, variants, adjust(comparisons, ALPHA),
                                     "Holm" if len(study.variants) > 2 else None, spec.unit, segments=segments,
                                     label=spec.label))
+    if study.method != "usability" and len(study.tasks) > 1:
+        metrics = _holm_across_tasks(specs, metrics)
     comments = {d: [] for d in study.variant_keys} if study.comment else {}
     for design, texts in whole.get(Texts("comment"), {}).items():
         if design in comments:
             comments[design] = list(texts)
-    details = StudyDetails(study.within_subjects, participants, _scores(metrics), comments)
+    details = StudyDetails(study.within_subjects, participants, _scores(metrics), comments, study.method,
+                           task_details(study, whole) if study.method != "usability" else [])
     units = {d: p.started for d, p in participants.items()}
     total = max(units.values(), default=0) if study.within_subjects else sum(units.values())
     return Report(study.key, study.status, "fixed", ALPHA, units, NO_SRM, tuple(metrics), PowerResult(None, None),
                   verdict(study, metrics, total), {"abandoned": details.abandoned}, kind=study.kind,
                   breakdown=_breakdown(study, aggregates), details=details)
+
+
+def _holm_across_tasks(specs: list[_Metric], metrics: list[MetricResult]) -> list[MetricResult]:
+    """Each task metric's comparisons Holm-adjusted together with the same metric of the other
+    tasks (its ``family``): a designer reading "success" over ten tasks reads one family of ten
+    tests. The SEQ and the questionnaires have no family and stay as they are."""
+    out = list(metrics)
+    families: dict[str, list[int]] = {}
+    for i, (spec, metric) in enumerate(zip(specs, metrics, strict=True)):
+        if spec.family is not None and metric.comparisons:
+            families.setdefault(spec.family, []).append(i)
+    for members in families.values():
+        flat = [c for i in members for c in metrics[i].comparisons]
+        tested = sum(c.p_value is not None for c in flat)
+        adjusted = iter(adjust(flat, ALPHA))
+        for i in members:
+            out[i] = replace(metrics[i], comparisons=tuple(next(adjusted) for _ in metrics[i].comparisons),
+                             adjustment=f"Holm across {tested} tasks" if tested > 1 else None)
+    return out
 
 
 def _segments(study: StudyDef, spec: _Metric, segments: tuple[Any, ...]) -> tuple[SegmentResult, ...]:

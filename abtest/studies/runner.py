@@ -16,7 +16,7 @@ import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -176,21 +176,25 @@ def step_event_id(key: str, pid: str, step: Step, what: str) -> str:
     return "study_" + digest.hexdigest()[:40]
 
 
-def _advance(conn: sa.Connection, participant: StudyParticipant, expected_step: int, expected_phase: str,
-             **values: Any) -> None:
-    """Move the participant on, only from the step and phase they were shown (else StepConflict)."""
+def advance(conn: sa.Connection, participant: StudyParticipant, expected_step: int, expected_phase: str,
+             expect_updated: datetime | None = None, **values: Any) -> None:
+    """Move the participant on, only from the step and phase they were shown (else StepConflict);
+    with ``expect_updated``, only if nothing else moved them since they were read (a tree test's
+    clicks within one step)."""
     table = StudyParticipant.__table__  # type: ignore[attr-defined]
-    result = conn.execute(
-        table.update()
-        .where(table.c.id == participant.id, table.c.step == expected_step, table.c.phase == expected_phase,
-               table.c.finished_at.is_(None), table.c.abandoned_at.is_(None))
-        .values(updated_at=utcnow(), **values))
+    conditions = [table.c.id == participant.id, table.c.step == expected_step, table.c.phase == expected_phase,
+                  table.c.finished_at.is_(None), table.c.abandoned_at.is_(None)]
+    now = utcnow()
+    if expect_updated is not None:
+        conditions.append(table.c.updated_at == expect_updated)
+        now = max(now, expect_updated + timedelta(microseconds=1))  # so the next click sees a change
+    result = conn.execute(table.update().where(*conditions).values(updated_at=now, **values))
     if result.rowcount != 1:
         raise StepConflict("this step was already recorded (the form was sent twice, or from another tab); "
                            "continue from where you are", field="step")
 
 
-def _load(session: Session, key: str, pid: str) -> tuple[Experiment, StudyDef, StudyParticipant]:
+def load_participant(session: Session, key: str, pid: str) -> tuple[Experiment, StudyDef, StudyParticipant]:
     row, study = get_study(session, key)
     participant = get_participant(session, row, pid)
     if participant is None:
@@ -207,11 +211,12 @@ def _next_values(study: StudyDef, participant: StudyParticipant, now: datetime) 
 def start_task(engine: sa.Engine, key: str, pid: str, step_number: int) -> None:
     """'Start task': the server's clock starts the timer."""
     with Session(engine) as session, session.begin():
-        _row, study, participant = _load(session, key, pid)
+        _row, study, participant = load_participant(session, key, pid)
         step = current_step(study, participant)
         if step is None or step.kind != "task" or step_number != participant.step:
             raise StepConflict("this task was already started or finished; continue from where you are", field="step")
-        _advance(session.connection(), participant, step_number, "ready", phase="running", task_started_at=utcnow())
+        advance(session.connection(), participant, step_number, "ready", phase="running", task_started_at=utcnow(),
+                 trail=[] if study.method == "tree-test" else None)
 
 
 def end_task(engine: sa.Engine, key: str, pid: str, step_number: int, gave_up: bool,
@@ -222,31 +227,49 @@ def end_task(engine: sa.Engine, key: str, pid: str, step_number: int, gave_up: b
     """
     now = now or utcnow()
     with Session(engine) as session, session.begin():
-        row, study, participant = _load(session, key, pid)
+        row, study, participant = load_participant(session, key, pid)
         return _end_task(session, row, study, participant, step_number, gave_up, now)
 
 
 def _end_task(session: Session, row: Experiment, study: StudyDef, participant: StudyParticipant, step_number: int,
               gave_up: bool, now: datetime) -> tuple[bool, float]:
-    key, pid = study.key, participant.pid
+    step = running_task(study, participant, step_number)
+    if study.method != "usability":
+        raise ValidationError(f"a {study.noun} task ends with an answer, not with “I'm done”", field="step")
+    return record_task(session, row, study, participant, step, now, lambda task, duration: (not gave_up, {}))
+
+
+def running_task(study: StudyDef, participant: StudyParticipant, step_number: int) -> Step:
+    """The task step ``step_number`` if it is the one running now (else StepConflict)."""
     step = current_step(study, participant)
     if (step is None or step.kind != "task" or step_number != participant.step or participant.phase != "running"
             or participant.task_started_at is None):
         raise StepConflict("this task was already ended (or never started); continue from where you are",
                            field="step")
+    return step
+
+
+def record_task(session: Session, row: Experiment, study: StudyDef, participant: StudyParticipant, step: Step,
+                now: datetime, judge: Any, expect_updated: datetime | None = None) -> tuple[bool, float]:
+    """End the running task ``step`` at ``now``: ``judge(task, duration_ms)`` says (success, the
+    event's other fields); over the time limit is a failure whatever it says. One task event,
+    and the participant moves to the task's SEQ (or on, when the study asks none)."""
+    key, pid = study.key, participant.pid
     task = study.task(step.item)
+    assert participant.task_started_at is not None
     duration = (now - participant.task_started_at).total_seconds() * 1000
     if duration < 0:
         raise ValidationError("the task ended before it started (clock problem); start it again", field="step")
-    success = not gave_up
+    success, fields = judge(task, duration)
     if task.time_limit is not None and duration > task.time_limit * 1000:
         success = False
     duration = min(duration, MAX_DURATION_MS)
     conn = session.connection()
-    _advance(conn, participant, step_number, "running", phase="seq")
+    after = {"phase": "seq"} if study.seq else _next_values(study, participant, now)
+    advance(conn, participant, step.number, "running", expect_updated=expect_updated, trail=None, **after)
     assert row.id is not None
     write_events(conn, [study_event(row.id, step_event_id(key, pid, step, "task"), "task", step.design, pid, now,
-                                    task=task.key, success=success, duration_ms=round(duration, 1))])
+                                    task=task.key, success=success, duration_ms=round(duration, 1), **fields)])
     return success, duration
 
 
@@ -269,6 +292,8 @@ def reached(engine: sa.Engine, key: str, token: ReachToken, url: str, now: datet
             raise Forbidden("this study token's participant is not in this study", field="token")
         if not token_attempt_running(token, steps(study, participant.designs), participant.step, participant.phase,
                                      closed=participant.finished_at is not None or participant.abandoned_at is not None):
+            return False
+        if study.method != "usability":
             return False
         pattern = study.task(token.task).success_url
         if pattern is None or not fnmatch.fnmatchcase(url, pattern):
@@ -331,7 +356,7 @@ def answer(engine: sa.Engine, key: str, pid: str, step_number: int, form: Mappin
     """
     now = utcnow()
     with Session(engine) as session, session.begin():
-        row, study, participant = _load(session, key, pid)
+        row, study, participant = load_participant(session, key, pid)
         step = current_step(study, participant)
         assert row.id is not None
         if step is None or step_number != participant.step:
@@ -360,7 +385,7 @@ def answer(engine: sa.Engine, key: str, pid: str, step_number: int, form: Mappin
                                questionnaire="comment", answers=[text]) if text else None
             phase = "ready"
         conn = session.connection()
-        _advance(conn, participant, step_number, phase, **_next_values(study, participant, now))
+        advance(conn, participant, step_number, phase, **_next_values(study, participant, now))
         if event is not None:
             write_events(conn, [event])
 
@@ -368,7 +393,7 @@ def answer(engine: sa.Engine, key: str, pid: str, step_number: int, form: Mappin
 def abandon(engine: sa.Engine, key: str, pid: str) -> None:
     """'Leave the study': what was finished is kept, the participant is marked abandoned."""
     with Session(engine) as session, session.begin():
-        _row, _study, participant = _load(session, key, pid)
+        _row, _study, participant = load_participant(session, key, pid)
         if participant.finished_at is None and participant.abandoned_at is None:
             participant.abandoned_at = utcnow()
             participant.updated_at = utcnow()
