@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 import uuid
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -25,6 +26,7 @@ from abtest.definitions import ExperimentDef, parse_experiment
 from abtest.models import Experiment, User, utcnow
 from abtest.store.events import event_row, write_events
 from abtest.studies.demo import seed_demo_study
+from abtest.studies.ia_demo import seed_demo_first_click, seed_demo_tree_test
 from abtest.surveys.demo import seed_demo_survey
 
 DEMO_EMAIL = "demo@abtest.local"
@@ -121,8 +123,10 @@ def _onboarding_outcome(rng, experiment_id, variant, unit, seen):  # type: ignor
                      type_="conversion", event="signup")
 
 
-def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
-    """Seed the demo if the registry is empty; return the lines to show the person starting it."""
+def seed_demo(engine: sa.Engine, seed: int = 2026, instance_path: Path | None = None) -> list[str]:
+    """Seed the demo if the registry is empty; return the lines to show the person starting it.
+    The first-click demo's screens go to the image store of ``instance_path`` (without one, that
+    demo is left out)."""
     with Session(engine) as session:
         empty = session.exec(select(Experiment.id)).first() is None
         has_demo_user = session.exec(select(User.id).where(User.email == DEMO_EMAIL)).first() is not None
@@ -147,6 +151,9 @@ def seed_demo(engine: sa.Engine, seed: int = 2026) -> list[str]:
             pipeline.transition(session, ONBOARDING["key"], "stopped", "demo")
             lines.append(f"demo: {PRICING['key']} (draft, no traffic yet)")
         lines.append(seed_demo_study(engine, rng))
+        lines.append(seed_demo_tree_test(engine, rng))
+        if instance_path is not None:
+            lines.append(seed_demo_first_click(engine, rng, instance_path))
         lines.append(seed_demo_survey(engine, parse_experiment(CHECKOUT), 4000, 14))
     if not has_demo_user:
         with session_scope(engine) as session:

@@ -267,28 +267,29 @@ def test_statuses_and_kinds_offered_are_the_lifecycle_and_the_registry(run):
     assert set(STATUSES) == set(TRANSITIONS) and set(KIND_NAMES) == set(KINDS)
 
 
-def test_list_shows_every_test_and_filters(run, engine, session):
+def test_list_shows_every_test_and_filters(run, engine, session, tmp_path):
     from abtest.demo import seed_demo
 
     assert run("list").output.startswith("no tests yet")
-    seed_demo(engine)
+    seed_demo(engine, instance_path=tmp_path)
     result = run("list")
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
     assert lines[0].split() == ["key", "kind", "status", "started", "name"]
     rows = {line.split()[0]: line.split(maxsplit=4)[1:] for line in lines[1:]}
     assert list(rows) == ["checkout-button", "onboarding-copy", "pricing-layout", "checkout-study",
-                          "checkout-csat"]  # oldest first
+                          "menu-tree-test", "home-first-click", "checkout-csat"]  # oldest first
     assert rows["pricing-layout"] == ["experiment", "draft", "-", "Pricing table layout"]
     assert rows["checkout-study"][:2] == ["study", "running"]
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", rows["checkout-button"][2])
     assert all(len(line) <= 100 for line in lines)
     running = run("list", "--status", "running").output.splitlines()[1:]
-    assert [line.split()[0] for line in running] == ["checkout-button", "checkout-study", "checkout-csat"]
+    assert [line.split()[0] for line in running] == ["checkout-button", "checkout-study", "menu-tree-test",
+                                                     "home-first-click", "checkout-csat"]
     both = run("list", "--status", "draft", "--status", "stopped").output.splitlines()[1:]
     assert [line.split()[0] for line in both] == ["onboarding-copy", "pricing-layout"]
     studies = run("list", "--kind", "study").output.splitlines()[1:]
-    assert [line.split()[0] for line in studies] == ["checkout-study"]
+    assert [line.split()[0] for line in studies] == ["checkout-study", "menu-tree-test", "home-first-click"]
     assert run("list", "--kind", "study", "--status", "draft").output == "no tests match\n"
     assert run("list", "--status", "paused").exit_code == 2
 
@@ -301,7 +302,7 @@ def test_list_as_json(run, engine, session):
     assert [(t["key"], t["kind"], t["status"]) for t in document] == [
         ("checkout-button", "experiment", "running"), ("onboarding-copy", "experiment", "stopped"),
         ("pricing-layout", "experiment", "draft"), ("checkout-study", "study", "running"),
-        ("checkout-csat", "survey", "running")]
+        ("menu-tree-test", "study", "running"), ("checkout-csat", "survey", "running")]
     by_key = {t["key"]: t for t in document}
     assert by_key["pricing-layout"]["started_at"] is None
     assert by_key["onboarding-copy"]["stopped_at"] is not None

@@ -10,12 +10,14 @@ from abtest.demo import DEMO_EMAIL, seed_demo
 from abtest.models import Event, User
 
 
-def test_demo_seeds_once(engine, session):
-    lines = seed_demo(engine)
+def test_demo_seeds_once(engine, session, tmp_path):
+    lines = seed_demo(engine, instance_path=tmp_path)
     assert any("checkout-button" in line for line in lines)
     statuses = {d.key: d.status for d in [d for _r, d in pipeline.list_all(session)]}
     assert statuses == {"checkout-button": "running", "onboarding-copy": "stopped", "pricing-layout": "draft",
-                        "checkout-study": "running", "checkout-csat": "running"}
+                        "checkout-study": "running", "menu-tree-test": "running", "home-first-click": "running",
+                        "checkout-csat": "running"}
+    assert len(list((tmp_path / "images").iterdir())) == 2  # the first-click screens, in the image store
     events = session.exec(select(sa.func.count()).select_from(Event)).one()
     assert events > 8000
     seed_demo(engine)
@@ -32,3 +34,17 @@ def test_demo_split_follows_assignment(engine, session):
     counts = dict(session.connection().execute(query).all())
     assert set(counts) >= {"control", "green"}
     assert abs(counts["control"] - counts["green"]) < 300  # 4000 units split 50/50
+
+
+def test_demo_tree_test_and_first_click_show_real_differences(engine, tmp_path):
+    """The simulated participants are built to find their way better in the proposed menu and to
+    start a trial from the redesigned page: the demo's results must say so."""
+    seed_demo(engine, instance_path=tmp_path)
+    tree = pipeline.analyze(engine, "menu-tree-test")
+    success = next(m for m in tree.metrics if m.name == "track-order-success")
+    assert success.variants[1].value > success.variants[0].value and success.comparisons[0].significant
+    assert {t["task"] for t in tree.details.tasks} == {"return-laptop", "track-order", "buy-charger"}
+    click = pipeline.analyze(engine, "home-first-click")
+    trial = next(m for m in click.metrics if m.name == "start-trial-success")
+    assert trial.comparisons[0].significant and trial.variants[1].value > trial.variants[0].value
+    assert all(d["clicks"] for t in click.details.tasks for d in t["designs"].values())

@@ -27,12 +27,14 @@ from abtest.db import is_busy
 from abtest.errors import AbtestError, BadRequest, Busy, NotFound, Unavailable, UnsupportedMediaType, ValidationError
 from abtest.ingest import EventBatch, explain, ingest
 from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
+from abtest.studies.screens import resolve_images
 from abtest.store.erasure import forget
 from abtest.store.events import event_row, exposure_id, write_events
 from web.extensions import get_engine
 from web.api_models import AssignRequest
 from web.auth import actor, token_required
 from web.public_api import public_limits
+from web.study_images import image_store
 
 api = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -183,7 +185,7 @@ def list_experiments():  # type: ignore[no-untyped-def]
 @token_required()
 def create_experiment():  # type: ignore[no-untyped-def]
     """Create a test of any kind (``kind``: experiment, the default, or study), as ``abtest sync``."""
-    definition = parse_definition(json_body())
+    definition = parse_definition(resolve_images(json_body(), image_store()))
     with _session() as session:
         row = pipeline.create(session, definition, actor())
         session.commit()
@@ -215,7 +217,7 @@ def patch_experiment(key: str):  # type: ignore[no-untyped-def]
     with _session() as session:
         _row, current = pipeline.load(session, key)
         merged = {**KINDS[current.kind].document(current), **changes}
-        row = pipeline.update(session, parse_definition(merged), actor())
+        row = pipeline.update(session, parse_definition(resolve_images(merged, image_store())), actor())
         session.commit()
         return jsonify(pipeline.document(row, pipeline.definition_of(session, row)))
 

@@ -124,12 +124,14 @@ def _register_pages(app: Flask) -> None:
     from web.results import results
     from web.studies import studies
     from web.study_form import study_form
+    from web.study_images import study_images
     from web.study_results import study_results
     from web.survey_form import survey_form
     from web.survey_pages import survey_pages
 
     for blueprint in (designer, experiments, results, studies, study_results, study_form, survey_form, survey_pages):
         app.register_blueprint(blueprint)
+    app.register_blueprint(study_images)  # first-click screens: public GET, token-guarded upload
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -30,7 +30,7 @@ def serve(host: str, port: int, workers: int, demo: bool) -> None:
 
         from abtest.demo import seed_demo
 
-        for line in seed_demo(engine):
+        for line in seed_demo(engine, instance_path=settings.instance_path):
             click.echo(line)
         settings = replace(settings, demo=True)  # the login page shows the demo login
     click.echo(f"abtest {__version__} on http://{host}:{port}/  (database: {safe_url(settings.database_url)})")

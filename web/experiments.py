@@ -23,7 +23,8 @@ from abtest.definitions import ExperimentDef
 from abtest.errors import Conflict, ValidationError
 from abtest.kinds import to_toml
 from abtest.metrics import METRIC_TYPES, PARAMS
-from abtest.models import Experiment
+from abtest.models import Experiment, Study
+from abtest.studies.ia import NOUNS
 from abtest.store.registry import TRANSITIONS, check_transition
 from web.extensions import get_engine
 from web.auth import actor, login_required
@@ -153,8 +154,11 @@ def index():  # type: ignore[no-untyped-def]
     with Session(get_engine()) as session:
         rows = session.exec(query).all()
         stored = session.exec(select(sa.func.count()).select_from(Experiment)).one()
+        # What each study is (a tree test reads as one in the list, not as a "usability study").
+        methods = dict(session.exec(select(Study.experiment_id, Study.method)).all())
     url = url_for("experiments.index", q=q or None, status=status or None, sort=sort or None)
     context = {"experiments": rows, "stored": stored, "q": q, "status": status, "sort": sort, "sorts": SORTS,
+               "nouns": {row.id: NOUNS[methods[row.id]] for row in rows if methods.get(row.id) in NOUNS},
                "statuses": STATUSES, "filtered": bool(q or status), "list_url": url}
     if wants_fragment():
         response = make_response(render_template("experiments/_list.html", **context))

@@ -44,7 +44,7 @@ PAGES: dict[str, KindPages] = {
     "study": KindPages(
         noun="usability study", home="results.page", edit="study_form.edit", install="studies.consent",
         install_label="Participant link", results_template="studies/results.html",
-        no_data_template="studies/_no_data.html", mode="usability study: small-sample comparisons between designs",
+        no_data_template="studies/_no_data.html", mode="small-sample comparisons between designs",
         units="participants", variant="design", planned=False, lifecycle_template="studies/_lifecycle.html",
         done={"running": "launched: the participant link is open",
               "stopped": "stopped: the participant link is closed and its results are final", "archived": "archived"},
@@ -52,7 +52,7 @@ PAGES: dict[str, KindPages] = {
     "survey": KindPages(
         noun="survey", home="results.page", edit="survey_form.edit", install="survey_pages.install",
         install_label="Install", results_template="surveys/results.html", no_data_template="surveys/_no_data.html",
-        mode="survey: answers with fixed-sample intervals", units="visitors", variant="variant", planned=False,
+        mode="answers with fixed-sample intervals", units="visitors", variant="variant", planned=False,
         lifecycle_template="surveys/_lifecycle.html",
         done={"running": "launched: the snippet now asks visitors on its pages",
               "stopped": "stopped: nobody is asked any more and its results are final", "archived": "archived"},

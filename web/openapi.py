@@ -85,6 +85,17 @@ def document() -> dict[str, Any]:
             "responses": {"202": {"description": "stored; duplicates and rejections counted",
                                   **_json(_ref("IngestResponse"))},
                           **_errors(400, 401, 413, 415, 422, 503)}}},
+        "/api/v1/images": {"post": {
+            "summary": "Store a PNG or JPEG screen for a first-click test (≤ 5 MB, ≤ 8000 px a side); a study's "
+                       "screens name it by the answered image", "security": secret,
+            "requestBody": {"required": True, "content": {
+                "multipart/form-data": {"schema": {"type": "object",
+                                                   "properties": {"file": {"type": "string", "format": "binary"}}}},
+                "image/png": {"schema": {"type": "string", "format": "binary"}},
+                "image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+            "responses": {"201": {"description": "stored", **_json({"type": "object", "properties": {
+                "image": {"type": "string"}, "width": {"type": "integer"}, "height": {"type": "integer"},
+                "url": {"type": "string"}}})}, **_errors(400, 401, 403, 413)}}},
         "/api/v1/experiments": {
             "get": {"summary": "All experiments", "security": secret,
                     "responses": {"200": {"description": "experiments and studies", **_json(_ref("DefinitionList"))},

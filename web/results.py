@@ -61,6 +61,7 @@ def _context(row: Any, definition: Any, report: Report, by: str | None) -> dict[
     total = sum(report.units.values())
     return {
         "experiment": row, "definition": definition, "report": report, "pages": pages, "total_units": total,
+        "noun": getattr(definition, "noun", pages.noun),  # a study names its method: "tree test"
         "has_data": total > 0,
         "variant_names": {v.key: v.name for v in definition.variants if v.name and v.name != v.key},
         "level": f"{1 - report.alpha:.0%}",

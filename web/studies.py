@@ -1,5 +1,9 @@
-"""Usability studies on the web: the participant runner (``/s/<study>``, no login). Designers read
-a study's results on the one results page (:mod:`web.results`, :mod:`web.study_results`).
+"""Studies on the web: the participant runner (``/s/<study>``, no login). Designers read a study's
+results on the one results page (:mod:`web.results`, :mod:`web.study_results`).
+
+A usability study's task opens the tested website; a tree test's task is answered here, node by
+node (``/tree/open``, ``/tree/choose``), and a first-click test's by one click on a picture of a
+screen (``/click``), all with plain forms (POST, then redirect to the step).
 
 The runner keeps no state of its own: the participant id lives in a signed per-study cookie set
 at consent (:mod:`web.study_access`), and where they are (step, phase, task start time) lives in
@@ -11,6 +15,7 @@ is recorded twice.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -21,10 +26,13 @@ from abtest.attributes import device_of
 from abtest.errors import AbtestError, BadRequest, Conflict, Forbidden, ValidationError
 from abtest.questionnaires import QUESTIONNAIRES
 from abtest.storable import text_problem
+from abtest.studies import ia_runner
 from abtest.studies import runner as core
 from abtest.studies.definition import StudyDef
+from abtest.studies.ia import Screen
 from web import study_access as access
 from web.extensions import csrf, get_engine
+from web.study_images import image_url
 
 studies = Blueprint("studies", __name__, url_prefix="/s")
 
@@ -115,11 +123,18 @@ def step(key: str, errors: dict[int, str] | None = None, values: dict[str, str] 
     }
     if current.kind == "task":
         task = study.task(current.item)
-        context.update(task=task, url=_design_link(study, participant, current),
-                       task_number=[t.key for t in study.tasks].index(task.key) + 1)
+        context.update(task=task, task_number=[t.key for t in study.tasks].index(task.key) + 1)
         if participant.phase == "seq":
             return render_template("studies/questions.html", questionnaire=QUESTIONNAIRES["SEQ"],
                                    **context), status
+        if study.method == "tree-test":
+            return render_template("studies/tree_task.html", **context, **_tree_context(study, participant,
+                                                                                       current)), status
+        if study.method == "first-click":
+            screen = task.screen_for(current.design)
+            return render_template("studies/click_task.html", screen=screen,
+                                   image=image_url(screen.image) if screen else None, **context), status
+        context.update(url=_design_link(study, participant, current))
         return render_template("studies/task.html", **context), status
     if current.kind == "questionnaire":
         return render_template("studies/questions.html", questionnaire=QUESTIONNAIRES[current.item],
@@ -163,6 +178,128 @@ def end_task(key: str):  # type: ignore[no-untyped-def]
         core.end_task(get_engine(), key, pid, _step_number(), gave_up=outcome == "gave-up")
     except core.StepConflict as exc:
         return _conflict(key, exc)
+    return redirect(url_for("studies.step", key=key))
+
+
+# --- tree tests and first-click tests (issue 19) --------------------------------------------------
+
+
+def _tree_context(study: StudyDef, participant: Any, current: core.Step) -> dict[str, Any]:
+    """What a tree-test page draws: where the participant is (the breadcrumb), what they can open
+    from there, and the trail length the page was drawn with, which every form sends back so the
+    core can refuse a click from an older page. Which nodes are right is never passed on."""
+    tree = study.tree_of(current.design)
+    here = ia_runner.current_node(participant)
+    return {"here": here, "crumbs": [tree.labels[n] for n in tree.ancestors(here)],
+            "options": [(n, tree.labels[n]) for n in tree.children[here]],
+            "parent": tree.parents[here] if here > 0 else None, "seen": len(participant.trail or [])}
+
+
+def _numbers(*names: str) -> list[int] | None:
+    """Whole-number form fields (None if one is missing or not a number: a broken or foreign form)."""
+    try:
+        return [int(request.form.get(name, "")) for name in names]
+    except ValueError:
+        return None
+
+
+def _not_possible(key: str, exc: ValidationError):  # type: ignore[no-untyped-def]
+    return _message(None, "Not possible", f"{exc.message[:1].upper()}{exc.message[1:]}.", 400, key=key)
+
+
+def _broken_form(key: str):  # type: ignore[no-untyped-def]
+    return _not_possible(key, ValidationError("the form is incomplete; reload the page and try again"))
+
+
+@studies.post("/<key>/tree/open")
+def open_node(key: str):  # type: ignore[no-untyped-def]
+    """A tree-test participant opens a node (one of the listed ones, or the parent: "Back")."""
+    pid = access.required_pid(key)
+    numbers = _numbers("step", "seen", "node")
+    if numbers is None:
+        return _broken_form(key)
+    step_number, seen, node = numbers
+    try:
+        ia_runner.open_node(get_engine(), key, pid, step_number, seen, node)
+    except core.StepConflict as exc:
+        return _conflict(key, exc)
+    except ValidationError as exc:
+        return _not_possible(key, exc)
+    return redirect(url_for("studies.step", key=key))
+
+
+@studies.post("/<key>/tree/choose")
+def choose_node(key: str):  # type: ignore[no-untyped-def]
+    """"I'd find it here" (the node the page was drawn at) or "Skip this task": ends the task.
+    The form's ``node`` is not needed: ``seen`` already pins the page to one place in the trail."""
+    pid = access.required_pid(key)
+    outcome = request.form.get("outcome")
+    numbers = _numbers("step", "seen")
+    if numbers is None or outcome not in ("here", "skip"):
+        return _broken_form(key)
+    step_number, seen = numbers
+    try:
+        ia_runner.choose_node(get_engine(), key, pid, step_number, seen, skip=outcome == "skip")
+    except core.StepConflict as exc:
+        return _conflict(key, exc)
+    except ValidationError as exc:
+        return _not_possible(key, exc)
+    return redirect(url_for("studies.step", key=key))
+
+
+def _image_point(screen: Screen, x: float, y: float, shown: str) -> tuple[float, float]:
+    """A click in the image's own pixels. The browser sends it in CSS pixels of the picture as
+    drawn (``click.x``/``click.y`` of the image button); ia-first-click.js sends how wide it was
+    drawn, and without script the page draws it at its own size. The aspect ratio is kept, so one
+    ratio serves both axes."""
+    scale = 1.0
+    if shown.strip():
+        try:
+            width = float(shown)
+        except ValueError:
+            width = math.nan
+        if not math.isfinite(width) or not 0 < width <= 100_000:
+            raise ValidationError("the width the picture was shown at is not a positive number", field="shown_width")
+        scale = screen.width / width
+    if not (math.isfinite(x) and math.isfinite(y)):
+        raise ValidationError("the click has no position on the picture", field="click")
+    # The browser rounds to whole CSS pixels, so a click on the last one may land just past the edge.
+    return _edge(x * scale, screen.width, scale), _edge(y * scale, screen.height, scale)
+
+
+def _edge(value: float, size: int, slack: float) -> float:
+    if -slack <= value < 0:
+        return 0.0
+    if size < value <= size + slack:
+        return float(size)
+    return value  # further out: the core refuses it
+
+
+@studies.post("/<key>/click")
+def first_click(key: str):  # type: ignore[no-untyped-def]
+    """A first-click participant's click on the task's screen: ends the task."""
+    pid = access.required_pid(key)
+    step_number = _step_number()
+    try:
+        x, y = float(request.form["click.x"]), float(request.form["click.y"])
+    except (KeyError, ValueError):
+        return _not_possible(key, ValidationError("click on the picture of the screen", field="click"))
+    with Session(get_engine()) as db:
+        _row, study, participant = core.load_participant(db, key, pid)
+    path = core.steps(study, participant.designs)
+    if study.method != "first-click" or not 0 <= step_number < len(path) or path[step_number].kind != "task":
+        return _conflict(key, core.StepConflict("this click belongs to no task of this study; continue from where "
+                                                "you are", field="step"))
+    current = path[step_number]  # a step's design never changes, so its screen can be read outside the write
+    screen = study.task(current.item).screen_for(current.design)
+    assert screen is not None
+    try:
+        ia_runner.first_click(get_engine(), key, pid, step_number,
+                              *_image_point(screen, x, y, request.form.get("shown_width", "")))
+    except core.StepConflict as exc:
+        return _conflict(key, exc)
+    except ValidationError as exc:
+        return _not_possible(key, exc)
     return redirect(url_for("studies.step", key=key))
 
 

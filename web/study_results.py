@@ -15,8 +15,10 @@ from abtest import pipeline
 from abtest.errors import ValidationError
 from abtest.report import Report
 from abtest.studies import store
+from abtest.studies.ia import describe_path
 from abtest.studies.runner import get_study
 from web.extensions import get_engine
+from web.ia_results import ia_views
 from web.auth import login_required
 
 study_results = Blueprint("study_results", __name__)
@@ -30,6 +32,7 @@ def study_context(row: Any, definition: Any, report: Report, args: Mapping[str, 
     with Session(get_engine()) as session:
         history = pipeline.history(session, row.key)
     return {"study": definition, "details": report.details, "plan": plan_answers(args),
+            "ia_tasks": ia_views(definition, report.details),
             "plan_url": url_for("study_results.plan", key=row.key),
             "csv_url": url_for("study_results.export", key=row.key), "history": history}
 
@@ -88,6 +91,8 @@ def export(key: str) -> Response:
     writer = csv.writer(out)
     writer.writerow(store.CSV_COLUMNS)
     for unit, variant, type_, task, success, duration, questionnaire, answers, ts in rows:
+        if study.method == "tree-test" and type_ == "task" and answers and variant in dict(study.trees):
+            answers = describe_path(study.tree_of(variant), answers)  # the path in labels, not node numbers
         writer.writerow([_cell(unit), variant, type_, task or "", "" if success is None else int(success),
                          "" if duration is None else f"{duration:.0f}", questionnaire or "",
                          ";".join(_cell(str(a)) for a in answers or []), ts.isoformat() if ts else ""])
