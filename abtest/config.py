@@ -17,6 +17,7 @@ SETTINGS: dict[str, str] = {
     "ABTEST_INSTANCE_PATH": "folder for the default SQLite database and the generated secret key (default: ./instance)",
     "ABTEST_DATABASE_URL": "SQLAlchemy URL of the registry, e.g. postgresql+psycopg://user@host/db (default: SQLite file abtest.db in the instance folder)",
     "ABTEST_EVENTS_URL": "where events are stored and aggregated: chdb:///path (ClickHouse in-process) or clickhouse://user:pass@host:8123/db, needs abtest[clickhouse] (default: the registry database)",
+    "ABTEST_CLICKHOUSE_CLUSTER": "with ABTEST_EVENTS_URL on a ClickHouse cluster: its name in remote_servers; abtest db upgrade then creates, ON CLUSTER, events_local (ReplicatedReplacingMergeTree) on every shard and events (Distributed over them); see abtest db clickhouse-sql (default: empty, one server)",
     "ABTEST_SECRET_KEY": "key signing sessions and CSRF tokens (default: generated once and kept in the instance folder)",
     "ABTEST_SESSION_IDLE_MINUTES": "a designer session unused this long ends and asks for the password again (default: 480, i.e. 8 hours; every session ends 14 days after its login anyway)",
     "ABTEST_ACCESS_LOG": "on (default: one line per request, without query string or Referer) or off",
@@ -46,6 +47,7 @@ class Settings:
     ratelimit_url: str = "memory://"
     trusted_proxies: int = 0
     events_url: str = ""  # empty: the events live in the registry database
+    clickhouse_cluster: str = ""  # empty: one ClickHouse server (abtest.clickhouse.schema)
     survey_quiet_days: int = DEFAULT_SURVEY_QUIET_DAYS
 
     @property
@@ -104,6 +106,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     ratelimit_key=env.get("ABTEST_RATELIMIT_KEY") or defaults.ratelimit_key,
                     ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
                     trusted_proxies=int(proxies), events_url=env.get("ABTEST_EVENTS_URL") or "",
+                    clickhouse_cluster=(env.get("ABTEST_CLICKHOUSE_CLUSTER") or "").strip(),
                     survey_quiet_days=_quiet_days(env.get("ABTEST_SURVEY_QUIET_DAYS")))
 
 

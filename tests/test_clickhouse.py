@@ -1,6 +1,8 @@
 """Events in ClickHouse (chdb in-process; a server when ABTEST_TEST_CLICKHOUSE_URL is set):
 reports equal the SQL ones number for number, ids count once however they are retried, a failed
-insert is a 503, and history moves across with ``abtest events export``."""
+insert is a 503, and history moves across with ``abtest events export``. On a cluster: the
+statements ``abtest db upgrade`` runs (parsed by ClickHouse's own parser), erasure and TRUNCATE
+addressing the shards' tables, and every read planned over a Distributed table in chdb."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from abtest import pipeline
 from abtest.clickhouse import sink
 from abtest.clickhouse.client import EventsUnavailable, connect
 from abtest.clickhouse.export import export
-from abtest.clickhouse.schema import create_schema, table
+from abtest.clickhouse.schema import create_schema, table, truncate_statement
 from abtest.errors import Unsupported
 from abtest.ingest import ingest
 from abtest.store.events import write_events
@@ -226,14 +228,23 @@ def test_cli_db_upgrade_creates_the_events_table_and_export_copies(sqlite_engine
     _clear(sqlite_engine)
 
 
-def test_study_results_on_clickhouse_are_refused_by_name(chdb_engine):
-    from abtest.aggregates.base import Attempts, ExposedUnits
+def test_a_request_no_family_answers_is_refused_by_name_not_answered_empty(chdb_engine):
+    """Studies, surveys and A/B tests are all answered here (tests/test_study_analysis.py,
+    tests/test_ia_analysis.py, tests/test_surveys.py); a request added to the seam and not built
+    here yet is a 501 naming it, never an empty answer."""
+    from dataclasses import dataclass
+
+    from abtest.aggregates.base import ExposedUnits, Request
     from abtest.clickhouse.source import ClickHouseSource
+
+    @dataclass(frozen=True)
+    class NotBuiltYet(Request):
+        pass
 
     store = clickhouse_of(chdb_engine)
     assert store is not None
-    with pytest.raises(Unsupported, match="Attempts") as refused:
-        ClickHouseSource(chdb_engine, store).fetch("any", ["a"], [ExposedUnits(), Attempts("t")], T0)
+    with pytest.raises(Unsupported, match="NotBuiltYet") as refused:
+        ClickHouseSource(chdb_engine, store).fetch("any", ["a"], [ExposedUnits(), NotBuiltYet()], T0)
     assert refused.value.status == 501
 
 
@@ -263,8 +274,8 @@ def test_erasing_a_unit_deletes_its_events_in_clickhouse_and_the_report_follows(
 def test_a_clickhouse_server_gives_the_same_report(sqlite_engine):
     url = os.environ["ABTEST_TEST_CLICKHOUSE_URL"]
     client = connect(url)
-    create_schema(client)
-    client.command(f"TRUNCATE TABLE {table(client)}")
+    create_schema(client, os.environ.get("ABTEST_TEST_CLICKHOUSE_CLUSTER") or None)
+    client.command(truncate_statement(client))  # on a cluster: the shards' tables (a Distributed one holds none)
     _clear(sqlite_engine)
     rows = with_devices(random.Random(5), random_batch(random.Random(5), 0, 200, 1000))
     seeded(sqlite_engine, [lambda eid: [{**r, "experiment_id": eid, "event_id": str(uuid.uuid4())} for r in rows]])
@@ -279,3 +290,374 @@ def test_a_clickhouse_server_gives_the_same_report(sqlite_engine):
         detach(sqlite_engine)
         _clear(sqlite_engine)
     json.dumps(expected)
+
+
+# ---- the schema on one server and on a cluster (abtest db upgrade, abtest db clickhouse-sql) ----
+
+# What create_schema ran on one server before clusters were built: it must not change for anyone.
+SINGLE_SERVER = ["CREATE DATABASE IF NOT EXISTS abtest", """
+CREATE TABLE IF NOT EXISTS abtest.events (
+    event_id String,
+    type LowCardinality(String),
+    experiment_id UInt64,
+    variant LowCardinality(Nullable(String)),
+    unit String,
+    event LowCardinality(Nullable(String)),
+    value Nullable(Float64),
+    task LowCardinality(Nullable(String)),
+    success Nullable(Bool),
+    duration_ms Nullable(Float64),
+    questionnaire LowCardinality(Nullable(String)),
+    answers Nullable(String),
+    attributes Map(LowCardinality(String), String),
+    forced Bool,
+    ts DateTime64(6, 'UTC'),
+    received_at DateTime64(6, 'UTC'),
+    -- Larger for earlier receipts: ReplacingMergeTree keeps the largest, so the first write wins.
+    version UInt64 MATERIALIZED toUInt64(4102444800000000) - toUInt64(toUnixTimestamp64Micro(received_at)),
+    INDEX event_id_bloom event_id TYPE bloom_filter(0.01) GRANULARITY 1
+) ENGINE = ReplacingMergeTree(version)
+PARTITION BY toYYYYMM(ts)
+ORDER BY (experiment_id, unit, event_id)
+"""]
+REPLICATED = ("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/abtest/events_local', '{replica}', version)")
+DISTRIBUTED = "Distributed('events_cluster', 'abtest', 'events_local', cityHash64(experiment_id, unit))"
+
+
+class Recording:
+    """A ClickHouse client that records statements and answers queries from a list."""
+
+    def __init__(self, database: str = "abtest", answers: list | None = None) -> None:
+        self.database, self.answers, self.sent = database, list(answers or []), []
+
+    def query(self, sql, params=None):  # type: ignore[no-untyped-def]
+        self.sent.append((sql, params))
+        return self.answers.pop(0) if self.answers else []
+
+    def command(self, sql, params=None):  # type: ignore[no-untyped-def]
+        self.sent.append((sql, params))
+
+
+def _columns(statement: str) -> str:
+    """The column and index list of a CREATE TABLE (between its parentheses)."""
+    return statement.split(" (\n", 1)[1].split("\n) ENGINE", 1)[0]
+
+
+def test_one_server_gets_exactly_the_statements_it_always_got():
+    from abtest.clickhouse.schema import statements
+
+    assert statements("abtest") == statements("abtest", None) == statements("abtest", "") == SINGLE_SERVER
+    client = Recording()
+    create_schema(client)  # type: ignore[arg-type]
+    assert [sql for sql, _ in client.sent] == SINGLE_SERVER  # no lookup of a cluster either
+
+
+def test_cluster_statements_create_replicated_shards_and_a_distributed_table_over_them():
+    from abtest.clickhouse.schema import statements
+    from abtest.errors import ValidationError
+
+    database, local, events = statements("abtest", "events_cluster")
+    assert database == "CREATE DATABASE IF NOT EXISTS abtest ON CLUSTER events_cluster"
+    assert local.strip().startswith("CREATE TABLE IF NOT EXISTS abtest.events_local ON CLUSTER events_cluster (\n")
+    assert f") ENGINE = {REPLICATED}\nPARTITION BY toYYYYMM(ts)\nORDER BY (experiment_id, unit, event_id)\n" in local
+    assert _columns(local) == _columns(SINGLE_SERVER[1])  # the same columns, index, partitions and key
+    assert events == ("CREATE TABLE IF NOT EXISTS abtest.events ON CLUSTER events_cluster AS abtest.events_local\n"
+                      f"ENGINE = {DISTRIBUTED}\n")
+    # A name remote_servers allows but an identifier does not is quoted; anything else is refused.
+    assert "ON CLUSTER `events-eu.1` AS" in statements("abtest", "events-eu.1")[2]
+    for bad in ("a'b", "x y", "c;DROP", "-x", "`x`"):
+        with pytest.raises(ValidationError, match="cluster name"):
+            statements("abtest", bad)
+    with pytest.raises(ValidationError, match="database name"):
+        statements("ab-test", "events_cluster")
+
+
+def test_db_upgrade_on_a_cluster_refuses_to_leave_a_one_server_table_in_place():
+    """IF NOT EXISTS keeps an events table made for one server; that is said, not half-built."""
+    from abtest.clickhouse.schema import statements
+    from abtest.errors import AbtestError
+
+    client = Recording(answers=[[("ReplacingMergeTree", "ReplacingMergeTree(version) PARTITION BY toYYYYMM(ts)")]])
+    with pytest.raises(AbtestError, match="exists as a ReplacingMergeTree table") as refused:
+        create_schema(client, "events_cluster")  # type: ignore[arg-type]
+    assert refused.value.field == "ABTEST_CLICKHOUSE_CLUSTER"
+    assert len(client.sent) == 1 and "system.tables" in client.sent[0][0]  # refused before creating anything
+    for found in ([], [("Distributed", DISTRIBUTED)]):  # nothing yet, or the cluster's tables already
+        built = Recording(answers=[found])
+        create_schema(built, "events_cluster")  # type: ignore[arg-type]
+        assert [sql for sql, _ in built.sent][1:] == statements("abtest", "events_cluster")
+
+
+def test_every_generated_statement_parses_as_clickhouse_sql(chdb_url):
+    """chdb parses each (formatQuery: the parser alone, nothing is created); a broken one fails."""
+    from abtest.clickhouse.erasure import delete_statement
+    from abtest.clickhouse.schema import Shards, statements
+
+    client = connect(chdb_url)
+    shards = Shards("events_cluster", "abtest.events_local")
+    generated = [*statements("abtest"), *statements("abtest", "events_cluster"), *statements("abtest", "events-eu.1"),
+                 delete_statement("abtest.events"), delete_statement("abtest.events", shards),
+                 delete_statement("abtest.events", Shards("events-eu.1", "abtest.events_local")),
+                 "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC"]
+    for statement in generated:
+        formatted = client.query("SELECT formatQuery({q:String})", {"q": statement})[0][0]
+        assert formatted.split()[0] in ("CREATE", "DELETE", "TRUNCATE"), statement
+    cluster_table = client.query("SELECT formatQuery({q:String})", {"q": statements("abtest", "events_cluster")[1]})
+    assert REPLICATED in cluster_table[0][0] and "ON CLUSTER events_cluster" in cluster_table[0][0]
+    with pytest.raises(EventsUnavailable, match="Syntax error"):
+        client.query("SELECT formatQuery({q:String})", {"q": SINGLE_SERVER[1].replace("bloom_filter(0.01)", "bloom_filter(0.01")})
+
+
+def test_erasure_on_a_cluster_deletes_from_the_shards_tables_on_cluster():
+    from abtest.clickhouse import erasure
+    from abtest.clickhouse.schema import Shards, parse_distributed
+
+    one = "DELETE FROM abtest.events WHERE unit = {u:String} AND experiment_id IN {ids:Array(UInt64)}"
+    assert erasure.delete_statement("abtest.events") == one  # as before on one server
+    shards = parse_distributed(f"{DISTRIBUTED}", "abtest")  # what system.tables shows
+    assert shards == Shards("events_cluster", "abtest.events_local")
+    assert parse_distributed("ReplacingMergeTree(version) ORDER BY x", "abtest") is None
+    assert parse_distributed("Distributed('c', '', 'events_local', rand())", "abtest") == Shards("c", "abtest.events_local")
+    cluster = ("DELETE FROM abtest.events_local ON CLUSTER events_cluster "
+               "WHERE unit = {u:String} AND experiment_id IN {ids:Array(UInt64)}")
+    assert erasure.delete_statement("abtest.events", shards) == cluster
+    # delete() asks the server where the rows are, then deletes there.
+    client = Recording(answers=[[("Distributed", DISTRIBUTED)]])
+    erasure.delete(client, [3, 4], "alice")  # type: ignore[arg-type]
+    (lookup, lookup_params), (sent, params) = client.sent
+    assert "system.tables" in lookup and lookup_params == {"d": "abtest"}
+    assert (sent, params) == (cluster, {"u": "alice", "ids": [3, 4]})
+    client = Recording(answers=[[]])
+    erasure.delete(client, [3], "alice")  # type: ignore[arg-type]
+    assert client.sent[1] == (one, {"u": "alice", "ids": [3]})
+    assert truncate_statement(Recording(answers=[[("Distributed", DISTRIBUTED)]])) == (  # type: ignore[arg-type]
+        "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC")
+    assert truncate_statement(Recording()) == "TRUNCATE TABLE abtest.events"  # type: ignore[arg-type]
+
+
+def test_a_single_server_schema_is_seen_as_no_cluster(chdb_url):
+    from abtest.clickhouse.schema import shards_of
+
+    assert shards_of(connect(chdb_url)) is None
+    assert truncate_statement(connect(chdb_url)) == "TRUNCATE TABLE abtest.events"
+
+
+def test_cli_prints_the_statements_db_upgrade_runs(monkeypatch):
+    from abtest.clickhouse.schema import script
+    from web.cli import main
+
+    monkeypatch.delenv("ABTEST_CLICKHOUSE_CLUSTER", raising=False)
+    monkeypatch.delenv("ABTEST_EVENTS_URL", raising=False)
+    runner = CliRunner()
+    printed = runner.invoke(main, ["db", "clickhouse-sql", "--cluster", "events_cluster"])
+    assert printed.exit_code == 0, printed.output
+    assert printed.output == script("abtest", "events_cluster")
+    assert printed.output.count(";\n") == 3 and DISTRIBUTED in printed.output
+    one = runner.invoke(main, ["db", "clickhouse-sql"]).output
+    assert one == "\n\n".join(s.strip() + ";" for s in SINGLE_SERVER) + "\n"
+    monkeypatch.setenv("ABTEST_CLICKHOUSE_CLUSTER", "prod")
+    monkeypatch.setenv("ABTEST_EVENTS_URL", "clickhouse://u:p@ch:8123/events")  # its database; nothing connects
+    assert runner.invoke(main, ["db", "clickhouse-sql"]).output == script("events", "prod")
+    assert runner.invoke(main, ["db", "clickhouse-sql", "--database", "x"]).output == script("x", "prod")
+    refused = runner.invoke(main, ["db", "clickhouse-sql", "--cluster", "no'pe"])
+    assert refused.exit_code == 1 and "ABTEST_CLICKHOUSE_CLUSTER" in refused.output
+    assert runner.invoke(main, ["db", "clickhouse-sql", "--help"]).exit_code == 0
+
+
+def test_readme_shows_the_sql_the_command_prints():
+    from pathlib import Path
+
+    from abtest.clickhouse.schema import script
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    assert "### ClickHouse on a cluster" in text and "ABTEST_CLICKHOUSE_CLUSTER" in text
+    assert f"```sql\n{script('abtest', 'events_cluster')}```" in text
+
+
+_CLUSTER_CHECK = r'''
+import json, re, sys
+from abtest.clickhouse.client import ChdbClient, EventsUnavailable
+from abtest.clickhouse import schema
+
+job = json.load(sys.stdin)
+client = ChdbClient(job["path"] + "?config-file=" + job["config"], "abtest")
+
+def run(sql, params=None):
+    try:
+        client._session.query(sql, "CSV", params=params)
+        return "ok"
+    except Exception as exc:
+        code = re.search(r"Code: (\d+)", str(exc))
+        return (code.group(1) if code else "?") + ": " + str(exc).splitlines()[0][:300]
+
+def rows(sql):
+    return [list(r) for r in client.query(sql)]
+
+out = {"create": [run(s) for s in job["statements"]]}
+shards = schema.shards_of(client)
+out["shards"] = None if shards is None else [shards.cluster, shards.local]
+out["truncate"] = schema.truncate_statement(client)
+described = "SELECT name, type, default_kind, default_expression FROM system.columns WHERE database = '{}' AND table = '{}' ORDER BY position"
+out["columns"] = {t: rows(described.format(*t.split("."))) for t in ("one.events", "abtest.events_local", "abtest.events")}
+out["tables"] = {t: rows("SELECT sorting_key, partition_key, engine FROM system.tables WHERE database = '{}' AND name = '{}'".format(*t.split(".")))
+                 for t in ("one.events", "abtest.events_local", "abtest.events")}
+out["indices"] = {t: rows("SELECT name, type_full, expr FROM system.data_skipping_indices WHERE database = '{}' AND table = '{}'".format(*t.split(".")))
+                  for t in ("one.events", "abtest.events_local")}
+out["queries"] = [run(sql, params) for sql, params in job["queries"]]
+out["double_distributed"] = run("SELECT count() FROM abtest.events WHERE unit IN (SELECT unit FROM abtest.events)")
+insert = "INSERT INTO abtest.events ({}) SETTINGS insert_distributed_sync={} FORMAT JSONEachRow\n"
+out["insert_sync"] = run(insert.format(", ".join(job["columns"]), 1) + job["line"])
+out["insert_queued"] = run(insert.format(", ".join(job["columns"]), 0) + job["line"])
+local_count = "SELECT count() FROM abtest.events_local"
+out["local_after_queued_insert"] = rows(local_count)[0][0]
+run("INSERT INTO abtest.events_local ({}) FORMAT JSONEachRow\n".format(", ".join(job["columns"])) + job["line"])
+out["truncate_distributed"] = run("TRUNCATE TABLE abtest.events")
+out["local_after_truncating_distributed"] = rows(local_count)[0][0]
+out["delete_distributed"] = run(job["delete_distributed"], job["delete_params"])
+out["delete_local"] = run(job["delete_local"], job["delete_params"])
+out["local_after_delete"] = rows(local_count)[0][0]
+print(json.dumps(out))
+'''
+
+
+def _recorded_reads(chdb_engine, monkeypatch):  # type: ignore[no-untyped-def]
+    """Every read the app sends ClickHouse for an experiment (whole and by segment), a study
+    (between and within subjects), a survey, the write path's lookups and an erasure's count."""
+    from abtest.clickhouse import queries
+    from abtest.clickhouse.client import text_param
+    from abtest.clickhouse.erasure import held
+    from tests.test_study_analysis import _simulate
+
+    client = clickhouse_of(chdb_engine)
+    assert client is not None
+    seen: dict[str, tuple[str, dict[str, str]]] = {}
+    answer = client.query
+
+    def recording(sql, params=None):  # type: ignore[no-untyped-def]
+        texts = {name: text_param(value) for name, value in (params or {}).items()}
+        seen.setdefault(json.dumps([sql, texts], sort_keys=True), (sql, texts))
+        return answer(sql, params)
+
+    monkeypatch.setattr(client, "query", recording)
+    now = T0 + timedelta(days=9)
+    rows = with_devices(random.Random(2), random_batch(random.Random(2), 0, 120, 500))
+    experiment_id = seeded(chdb_engine, [lambda eid: [{**r, "experiment_id": eid} for r in rows]])
+    for by in (None, "device"):
+        pipeline.analyze(chdb_engine, "checkout-button", by=by, now=now)
+    with chdb_engine.begin() as conn:  # the id lookup and first exposures of the write path
+        write_events(conn, [event(experiment_id, "conversion", "u1", None, T0 + timedelta(days=1), event="purchase")])
+    held(client, [experiment_id], "u1")
+    for within in (False, True):
+        _clear(chdb_engine)
+        clear_events_store(chdb_engine)
+        study_now = T0 + timedelta(days=3)
+        _simulate(chdb_engine, 3, within, study_now)
+        for by in (None, "device"):
+            pipeline.analyze(chdb_engine, "checkout-study", by=by, now=study_now)
+    for sql in (queries.survey_reach(table(client)), queries.answer_counts(table(client)),
+                queries.answer_texts(table(client))):
+        recording(sql, {"e": 1, "tasks": ["csat"], "task": "comment"})
+    monkeypatch.undo()
+    return list(seen.values())
+
+
+def test_reads_writes_and_erasure_plan_against_a_distributed_table(chdb_engine, tmp_path, monkeypatch):
+    """What a cluster changes, checked on ClickHouse's own engine: chdb in another process with a
+    two-shard cluster in its config (shards at an address nothing answers; a real cluster, with
+    ZooKeeper for ON CLUSTER and the Replicated engine, cannot run here). The cluster's statements
+    run with ON CLUSTER left out and a plain ReplacingMergeTree per shard. Then every read the app
+    sends gets past ClickHouse's analysis and planning over the Distributed table (FINAL, the
+    per-unit GROUP BYs, the JOINs of subqueries: no double-distributed subquery) and fails only
+    where it would reach the shards; an insert waits for the shards (without
+    insert_distributed_sync it would be acknowledged while no shard has it); a DELETE or TRUNCATE
+    on the Distributed table would not touch the shards' rows, which is why erasure and tests
+    address events_local."""
+    import subprocess
+    import sys
+
+    from abtest.clickhouse.erasure import delete_statement
+    from abtest.clickhouse.schema import Shards, on_cluster, statements
+
+    _clear(chdb_engine)
+    clear_events_store(chdb_engine)
+    try:
+        reads = _recorded_reads(chdb_engine, monkeypatch)
+    finally:
+        _clear(chdb_engine)
+        clear_events_store(chdb_engine)
+    assert len(reads) > 25 and any("JOIN" in sql for sql, _ in reads) and any("FINAL" in sql for sql, _ in reads)
+    config = tmp_path / "cluster.xml"
+    replica = "<replica><host>127.0.0.1</host><port>1</port></replica>"
+    config.write_text(f"<clickhouse><remote_servers><events_cluster><shard>{replica}</shard><shard>{replica}</shard>"
+                      "</events_cluster></remote_servers></clickhouse>")
+    on_shards = []
+    for statement in statements("abtest", "events_cluster"):
+        assert statement.count(on_cluster("events_cluster")) == 1
+        on_shards.append(statement.replace(on_cluster("events_cluster"), "").replace(
+            REPLICATED, "ReplacingMergeTree(version)"))
+    row = sink.line(event(7, "exposure", "alice", "control", T0))
+    job = {"path": str(tmp_path / "data"), "config": str(config), "line": row, "columns": list(sink.COLUMNS),
+           "statements": [*statements("one"), *on_shards], "queries": reads,
+           "delete_distributed": delete_statement("abtest.events"),
+           "delete_local": delete_statement("abtest.events_local"), "delete_params": {"u": "alice", "ids": "[7]"}}
+    done = subprocess.run([sys.executable, "-c", _CLUSTER_CHECK], input=json.dumps(job), capture_output=True,
+                          text=True, timeout=300, cwd=str(os.path.dirname(os.path.dirname(__file__))))
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["create"] == ["ok"] * 5
+    assert out["shards"] == ["events_cluster", "abtest.events_local"]
+    assert out["truncate"] == "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC"
+    columns = out["columns"]
+    assert columns["abtest.events_local"] == columns["one.events"] == columns["abtest.events"]
+    assert out["tables"]["abtest.events_local"][0][:2] == out["tables"]["one.events"][0][:2] == [
+        "experiment_id, unit, event_id", "toYYYYMM(ts)"]
+    assert out["tables"]["abtest.events"][0][2] == "Distributed"
+    assert out["indices"]["abtest.events_local"] == out["indices"]["one.events"] != []
+    unreachable = ("279: ", "210: ")  # all connection tries failed / connection refused: the shards
+    planned = [(result, sql) for result, (sql, _) in zip(out["queries"], reads, strict=True)
+               if result != "ok" and not result.startswith(unreachable)]
+    assert planned == []
+    assert out["double_distributed"].startswith("288: ")  # what the check above would have caught
+    assert out["insert_sync"].startswith("210: ")  # waits for the shards, which are not there
+    assert out["insert_queued"] == "ok" and out["local_after_queued_insert"] == 0  # acknowledged, held nowhere
+    assert out["truncate_distributed"] == "ok" and out["local_after_truncating_distributed"] == 1
+    assert "not supported" in out["delete_distributed"] and out["delete_local"] == "ok"
+    assert out["local_after_delete"] == 0
+    assert Shards(*out["shards"]).local.endswith(".events_local")
+
+
+@pytest.mark.skipif(not (os.environ.get("ABTEST_TEST_CLICKHOUSE_URL") and os.environ.get("ABTEST_TEST_CLICKHOUSE_CLUSTER")),
+                    reason="needs a real ClickHouse cluster (ZooKeeper/Keeper, shards, replicas): set "
+                           "ABTEST_TEST_CLICKHOUSE_URL to one of its nodes and ABTEST_TEST_CLICKHOUSE_CLUSTER to its name")
+def test_a_clickhouse_cluster_gives_the_same_report_and_erases_on_every_shard(sqlite_engine):
+    from abtest.clickhouse.schema import shards_of
+    from abtest.store.erasure import forget
+
+    url, cluster = os.environ["ABTEST_TEST_CLICKHOUSE_URL"], os.environ["ABTEST_TEST_CLICKHOUSE_CLUSTER"]
+    client = connect(url)
+    create_schema(client, cluster)
+    shards = shards_of(client)
+    assert shards is not None and shards.cluster == cluster
+    client.command(truncate_statement(client))
+    _clear(sqlite_engine)
+    rows = with_devices(random.Random(6), random_batch(random.Random(6), 0, 300, 1500))
+    seeded(sqlite_engine, [lambda eid: [{**r, "experiment_id": eid, "event_id": str(uuid.uuid4())} for r in rows]])
+    now = T0 + timedelta(days=9)
+    expected = pipeline.analyze(sqlite_engine, "checkout-button", by="device", now=now).to_dict()
+    assert export(sqlite_engine, client).copied == len(rows)
+    assert export(sqlite_engine, client).copied == 0  # the id lookup sees every shard
+    events = table(client)
+    holding = client.query(f"SELECT uniqExact(_shard_num) FROM {events}")[0][0]  # _shard_num: Distributed's own
+    assert holding == client.query("SELECT uniqExact(shard_num) FROM system.clusters WHERE cluster = {c:String}",
+                                   {"c": cluster})[0][0]  # spread over every shard
+    assert client.query(f"SELECT max(n) FROM (SELECT uniqExact(_shard_num) AS n FROM {events} "
+                        "GROUP BY experiment_id, unit)")[0][0] == 1  # each unit's events on one shard
+    attach(sqlite_engine, url)
+    try:
+        same(pipeline.analyze(sqlite_engine, "checkout-button", by="device", now=now).to_dict(), expected)
+        unit = next(r["unit"] for r in rows if r["type"] == "exposure")
+        assert forget(sqlite_engine, unit).to_dict()["deleted"]["events"] > 0
+        assert client.query(f"SELECT count() FROM {table(client)} WHERE unit = {{u:String}}", {"u": unit}) == [(0,)]
+    finally:
+        detach(sqlite_engine)
+        _clear(sqlite_engine)

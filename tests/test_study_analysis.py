@@ -1,4 +1,5 @@
-"""Study results against the stats functions on known answers, on SQLite and PostgreSQL."""
+"""Study results against the stats functions on known answers, on SQLite, PostgreSQL and with the
+events in ClickHouse (chdb): the same numbers from every store."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from abtest.stats import durations, means, paired, proportions, questionnaires
 from abtest.stats.summary import Counts, Moments
 from abtest.store.events import write_events
 from abtest.studies.runner import get_study, study_event
+from tests.conftest import BACKENDS_WITH_CHDB, backend_engine
 from tests.study_helpers import store_study
+
+
+@pytest.fixture(params=BACKENDS_WITH_CHDB)
+def engine(request):  # type: ignore[no-untyped-def]
+    """Every test here also runs with the events in ClickHouse (chdb): the same numbers."""
+    yield from backend_engine(request)
 
 SUS_A = [[4, 2, 5, 1, 4, 2, 4, 2, 5, 1], [3, 3, 3, 3, 3, 3, 3, 3, 3, 3], [5, 1, 5, 1, 5, 1, 5, 1, 5, 1]]
 SUS_B = [[2, 4, 2, 4, 3, 3, 2, 4, 2, 4], [3, 2, 4, 2, 3, 2, 4, 2, 3, 2]]
@@ -163,6 +171,10 @@ def test_results_page_json_and_csv(logged_in, session, engine):
     assert nps["comparisons"][0]["effect"] == pytest.approx(50.0)
     assert nps["comparisons"][0]["method"].startswith("difference of two independent NPS")
     assert document["experiment"] == "checkout-study" and document["units"] == {"current": 10, "new": 0}
+
+
+def test_responses_csv_has_every_timing_and_answer(logged_in, session, engine):
+    _seed(session, engine)
     csv_text = logged_in.get("/experiments/checkout-study/responses.csv").get_data(as_text=True)
     lines = csv_text.strip().splitlines()
     assert lines[0] == "participant,design,type,task,success,duration_ms,questionnaire,answers,ts"
@@ -315,3 +327,106 @@ def test_three_designs_are_holm_adjusted_like_an_experiment(session, engine):
     assert [c.p_adjusted for c in metric.comparisons] == pytest.approx(list(holm), rel=1e-12)
     for c in metric.comparisons:
         assert c.ci_adjustment == "Holm" and c.significant == (c.p_adjusted < 0.05)
+
+
+# ---- the same study, events in SQLite and in ClickHouse: the same document ----------------------------
+
+CITIES = [f"city-{i:02d}" for i in range(25)]  # more than MAX_SEGMENTS values: the rest pooled as (other)
+
+
+def _simulate(engine, seed: int, within: bool, now):  # type: ignore[no-untyped-def]
+    """A three-design study with everything a report reads, the same for the same seed: participants
+    finished, abandoned, gone quiet and in progress (some never exposed, some events from units
+    with no participant row), repeated attempts, every questionnaire, comments; first exposures
+    carrying a device and a city that later exposures contradict; every event at its own time."""
+    import random
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from abtest.store.events import event_row, exposure_id
+
+    rng = random.Random(seed)
+    designs = [{"key": k, "url": f"https://example.com/{k}", "weight": w}
+               for k, w in (("current", 0.34), ("new", 0.33), ("bold", 0.33))]
+    with Session(engine, expire_on_commit=False) as session:
+        store_study(session, within_subjects=within, designs=designs, questionnaires=["SUS", "UMUX-Lite", "NPS"])
+        row, study = get_study(session, "checkout-study")
+        events, participants = [], []
+        clock = iter(now - timedelta(minutes=50) + timedelta(milliseconds=37 * i) for i in range(100_000))
+
+        def add(type_, design, unit, **fields):  # type: ignore[no-untyped-def]
+            events.append(study_event(row.id, f"sim-{len(events):06d}", type_, design, unit, next(clock), **fields))
+
+        for i in range(70):
+            pid = f"p{i:02d}"
+            mine = study.variant_keys if within else [rng.choice(study.variant_keys)]
+            exposed = i % 13 != 5  # a few hand-made participants were never exposed
+            attributes = {"city": rng.choice(CITIES)}
+            if i % 7:
+                attributes["device"] = rng.choice(["desktop", "mobile", "tablet"])
+            for j, design in enumerate(mine if exposed else []):
+                later = {"device": "watch", "city": "nowhere"} if j else attributes  # the first exposure counts
+                events.append(event_row(row.id, exposure_id(study.key, design, pid, False), "exposure", pid,
+                                        next(clock), variant=design, attributes=later))
+            for design in mine:
+                for task in ("buy", "address"):
+                    for _attempt in range(rng.choice([1, 1, 1, 2])):
+                        add("task", design, pid, task=task, success=rng.random() < 0.7,
+                            duration_ms=round(rng.lognormvariate(10.5, 0.6), 1))
+                    if rng.random() < 0.9:
+                        add("response", design, pid, questionnaire="SEQ", task=task, answers=[rng.randint(1, 7)])
+                if rng.random() < 0.85:
+                    add("response", design, pid, questionnaire="SUS", answers=[rng.randint(1, 5) for _ in range(10)])
+                if rng.random() < 0.85:
+                    add("response", design, pid, questionnaire="UMUX-Lite", answers=[rng.randint(1, 7) for _ in range(2)])
+                if rng.random() < 0.85:
+                    add("response", design, pid, questionnaire="NPS", answers=[rng.randint(0, 10)])
+                if rng.random() < 0.3:
+                    add("response", design, pid, questionnaire="comment", answers=[f"comment {i} on {design}"])
+            state = i % 4
+            participants.append(StudyParticipant(
+                experiment_id=row.id, pid=pid, number=i + 1, designs=mine, started_at=now - timedelta(hours=5),
+                updated_at=now - timedelta(hours=3 if state == 2 else 0, minutes=5),
+                finished_at=now - timedelta(minutes=1) if state == 0 else None,
+                abandoned_at=now - timedelta(minutes=2) if state == 1 else None))
+        for k in range(4):  # a unit with answers but no participant row and no exposure
+            add("task", "current", "stray", task="buy", success=k % 2 == 0, duration_ms=20_000.0 + k)
+            add("response", "new", "stray", questionnaire="SUS", answers=[3] * 10)
+        write_events(session.connection(), events)
+        session.add_all(participants)
+        session.commit()
+
+
+@pytest.mark.parametrize("within", [False, True])
+def test_a_study_on_clickhouse_equals_the_sqlite_one_whole_and_by_segment(sqlite_engine, chdb_engine, within):
+    from datetime import timedelta
+
+    from sqlmodel import Session
+
+    from abtest import pipeline
+    from tests.conftest import _clear, clear_events_store
+    from tests.test_clickhouse import same
+
+    now = utcnow().replace(microsecond=0) - timedelta(hours=1)
+    both = (sqlite_engine, chdb_engine)
+    try:
+        for engine in both:
+            _clear(engine)
+            clear_events_store(engine)
+            _simulate(engine, 3, within, now)
+        for by in (None, "device", "city", "nobody-sent-this"):
+            on_sqlite, on_chdb = (analyze(e, "checkout-study", by=by, now=now).to_dict() for e in both)
+            assert on_sqlite["metrics"][0]["variants"][0]["n"] > 20  # not two empty reports
+            same(on_chdb, on_sqlite, f"by {by}")
+        device = analyze(chdb_engine, "checkout-study", by="device", now=now).to_dict()["breakdown"]["segments"]
+        assert {s["segment"] for s in device} == {"desktop", "mobile", "tablet", "(not set)"}
+        city = analyze(chdb_engine, "checkout-study", by="city", now=now).to_dict()["breakdown"]["segments"]
+        assert len(city) == 21 and city[-1]["segment"] == "(other)"
+        for engine in both:  # what the breakdown control offers
+            with Session(engine) as session:
+                assert pipeline.attribute_names(engine, pipeline.load(session, "checkout-study")[1]) == ["city", "device"]
+    finally:
+        for engine in both:
+            _clear(engine)
+            clear_events_store(engine)

@@ -120,12 +120,15 @@ class HttpClient:
         import clickhouse_connect  # the optional extra
 
         parts = urlsplit(url)
-        self.database = (parts.path or "/").strip("/") or "default"
+        self.database = database_of(url)
         self._client = clickhouse_connect.get_client(
             host=parts.hostname or "localhost", port=parts.port or 8123, username=unquote(parts.username or "default"),
             password=unquote(parts.password or ""), database=self.database, secure=parts.scheme == "clickhouses",
-            # Synchronous inserts: the HTTP answer comes once the rows are in a part on disk.
-            settings={"async_insert": 0})
+            # Synchronous inserts: the HTTP answer comes once the rows are in a part on disk, on
+            # every shard they go to when the table is Distributed (a cluster; otherwise queued on
+            # the node asked and sent later). insert_distributed_sync is the name every server
+            # knows (newer ones also call it distributed_foreground_insert); one server ignores it.
+            settings={"async_insert": 0, "insert_distributed_sync": 1})
         self._lock = threading.Lock()  # one HTTP session serves one query at a time
 
     def query(self, sql: str, params: Params | None = None) -> list[tuple[Any, ...]]:
@@ -164,6 +167,16 @@ _CLIENTS: dict[str, ClickHouseClient] = {}
 _CLIENTS_LOCK = threading.Lock()
 
 
+def database_of(url: str) -> str:
+    """The database a ClickHouse URL names, without connecting: ``?db=`` for chdb (default
+    abtest), the path for a server (default ``default``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        options = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
+        return options.get("db", "abtest")
+    return (parts.path or "/").strip("/") or "default"
+
+
 def connect(url: str) -> ClickHouseClient:
     """The client for ``url``, one per URL and process (chdb holds its data folder open)."""
     with _CLIENTS_LOCK:
@@ -174,8 +187,7 @@ def connect(url: str) -> ClickHouseClient:
                 parts = urlsplit(url)
                 if not parts.path.startswith("/") or parts.netloc:
                     raise AbtestError(f"{url!r}: write chdb:///absolute/path", field="ABTEST_EVENTS_URL")
-                options = dict(pair.split("=", 1) for pair in parts.query.split("&") if "=" in pair)
-                client = ChdbClient(parts.path, options.get("db", "abtest"))
+                client = ChdbClient(parts.path, database_of(url))
             elif scheme in ("clickhouse", "clickhouses"):
                 client = HttpClient(url)
             else:

@@ -2,18 +2,26 @@
 
 A lightweight ``DELETE`` (rows are masked at once and dropped at the next merge; reads, ``FINAL``
 included, never see them again), after counting what it deletes per test. It runs before the
-registry's own rows are deleted, so a failure leaves everything as it was."""
+registry's own rows are deleted, so a failure leaves everything as it was.
+
+On a cluster ``<db>.events`` is a Distributed table, which refuses a ``DELETE``: the statement
+then names the shards' table, ``ON CLUSTER``. ClickHouse turns that into one replicated
+``ALTER … UPDATE _row_exists = 0`` per shard (run by one replica, copied to the others) and
+answers once every shard has done it (``lightweight_deletes_sync``, default: all replicas).
+Where the rows are is read from the server (:func:`abtest.clickhouse.schema.shards_of`), so an
+erasure follows the schema that exists."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 from abtest.clickhouse.client import ClickHouseClient
-from abtest.clickhouse.schema import table
+from abtest.clickhouse.schema import Shards, on_cluster, shards_of, table
 
 
 def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> dict[int, int]:
-    """The unit's events per test (each event id once)."""
+    """The unit's events per test (each event id once; through the Distributed table on a
+    cluster, where each shard's FINAL is the whole answer: a unit's rows are on one shard)."""
     if not experiment_ids:
         return {}
     rows = client.query(f"SELECT experiment_id, count() FROM {table(client)} FINAL "
@@ -22,7 +30,13 @@ def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> 
     return {int(e): int(n) for e, n in rows}
 
 
+def delete_statement(events: str, shards: Shards | None = None) -> str:
+    """The ``DELETE`` of one unit's events in some tests: from ``events`` on one server, from the
+    shards' table ``ON CLUSTER`` when ``shards`` says the events are distributed."""
+    target = events if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
+    return f"DELETE FROM {target} WHERE unit = {{u:String}} AND experiment_id IN {{ids:Array(UInt64)}}"
+
+
 def delete(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> None:
     if experiment_ids:
-        client.command(f"DELETE FROM {table(client)} WHERE unit = {{u:String}} AND experiment_id IN {{ids:Array(UInt64)}}",
-                       {"u": unit, "ids": list(experiment_ids)})
+        client.command(delete_statement(table(client), shards_of(client)), {"u": unit, "ids": list(experiment_ids)})

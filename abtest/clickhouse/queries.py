@@ -22,7 +22,8 @@ EXCLUDED = "('forced', 'multiple_variants')"
 VALUE = f"if(mapContains(attrs, {{by:String}}), attrs[{{by:String}}], '{NOT_SET}')"
 
 
-def _seg(segmented: bool) -> str:
+def label(segmented: bool) -> str:
+    """A unit's segment label from its first exposure's ``attrs`` (``''``: the whole test)."""
     return f"if(has({{top:Array(String)}}, {VALUE}), {VALUE}, '{OTHER}')" if segmented else "''"
 
 
@@ -43,7 +44,7 @@ GROUP BY unit HAVING countIf(type = 'exposure') > 0"""
 
 
 def _analysable(table: str, segmented: bool, extra: str = "", where: str = "") -> str:
-    return f"""(SELECT *, {_seg(segmented)} AS seg FROM ({per_unit(table, extra, where, segmented)})
+    return f"""(SELECT *, {label(segmented)} AS seg FROM ({per_unit(table, extra, where, segmented)})
  WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED})"""
 
 
@@ -56,7 +57,7 @@ GROUP BY value ORDER BY n DESC, value LIMIT {{limit:UInt32}}"""
 
 def unit_counts(table: str, segmented: bool) -> str:
     """(segment, bucket, UTC day of first exposure, units): unit counts and the daily cohorts."""
-    return f"""SELECT {_seg(segmented)} AS seg, assumeNotNull(bucket) AS b, toString(toDate(first_ts)) AS day, count()
+    return f"""SELECT {label(segmented)} AS seg, assumeNotNull(bucket) AS b, toString(toDate(first_ts)) AS day, count()
 FROM ({per_unit(table, where=" AND type = 'exposure'", attrs=segmented)}) WHERE bucket IS NOT NULL
 GROUP BY seg, b, day"""
 
