@@ -22,3 +22,10 @@ def open_database(upgrade_sqlite: bool = True) -> tuple[Settings, Any]:
     elif behind:
         raise AbtestError("the database schema is not up to date; run `abtest db upgrade` first")
     return settings, engine
+
+
+def safe_url(url: str) -> str:
+    """A database URL fit to print: its password hidden."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)

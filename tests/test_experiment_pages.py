@@ -681,20 +681,20 @@ def test_list_finds_filters_and_sorts_by_the_url(logged_in, engine):
 
     seed_demo(engine)
     every, page = listed(logged_in)
-    assert every == ["checkout-csat", "checkout-study", "checkout-button", "pricing-layout",
+    assert every == ["checkout-csat", "menu-tree-test", "checkout-study", "checkout-button", "pricing-layout",
                      "onboarding-copy"]  # running first
     assert '<search aria-label="Find experiments and studies">' in page and 'name="q" value=""' in page
     assert listed(logged_in, "?q=CHECKOUT")[0] == ["checkout-csat", "checkout-study", "checkout-button"]  # keys, any case
     assert listed(logged_in, "?q=table+layout")[0] == ["pricing-layout"]  # names
     assert listed(logged_in, "?q=%25")[0] == [] and listed(logged_in, "?q=_")[0] == []  # no wildcards
     running, page = listed(logged_in, "?status=running")
-    assert running == ["checkout-csat", "checkout-study", "checkout-button"]
-    assert '<option value="running" selected>' in page and "Showing 3 of 5" in page
+    assert running == ["checkout-csat", "menu-tree-test", "checkout-study", "checkout-button"]
+    assert '<option value="running" selected>' in page and "Showing 4 of 6" in page
     assert listed(logged_in, "?status=paused&sort=colour")[0] == every  # unknown values are ignored
-    assert listed(logged_in, "?sort=name")[0] == ["checkout-study", "checkout-csat", "checkout-button", "pricing-layout",
-                                                  "onboarding-copy"]  # Checkout r…, Checkout s…, Green…, Pricing…, Shorter…
-    assert listed(logged_in, "?sort=status")[0] == ["pricing-layout", "checkout-study", "checkout-csat",
-                                                    "checkout-button", "onboarding-copy"]  # draft, running (by name), stopped
+    assert listed(logged_in, "?sort=name")[0] == ["checkout-study", "checkout-csat", "checkout-button", "menu-tree-test",
+                                                  "pricing-layout", "onboarding-copy"]  # Checkout r…, s…, Green…, Main…
+    assert listed(logged_in, "?sort=status")[0] == ["pricing-layout", "checkout-study", "checkout-csat", "checkout-button",
+                                                    "menu-tree-test", "onboarding-copy"]  # draft, running (by name), stopped
     started, page = listed(logged_in, "?sort=started")
     assert started[-1] == "pricing-layout" and set(started) == set(every)  # a draft never started: last
     assert '<option value="started" selected>' in page and 'aria-sort="descending"' in page
@@ -702,7 +702,7 @@ def test_list_finds_filters_and_sorts_by_the_url(logged_in, engine):
     assert both == ["checkout-study", "checkout-csat", "checkout-button"]
     assert 'value="checkout"' in page and 'href="/experiments/?sort=name">Show all' in page
     nothing, page = listed(logged_in, "?q=no-such-thing")
-    assert nothing == [] and "No experiment or study matches" in page and "Showing 0 of 5" in page
+    assert nothing == [] and "No experiment or study matches" in page and "Showing 0 of 6" in page
 
 
 def test_list_search_with_htmx_swaps_the_list_and_keeps_its_rows_working(logged_in, engine):

@@ -55,7 +55,7 @@ def test_served_files_are_minified_builds() -> None:
         assert len(code) < len((SOURCES / name).read_text()) * 0.6
 
 
-@pytest.mark.xfail(strict=True, reason="the core is 5,644 bytes minified and 3,000 gzipped, over the issue-12 "
+@pytest.mark.xfail(strict=True, reason="the core is 5,285 bytes minified and 2,878 gzipped, over the issue-12 "
                                        "budget: see web/static/README.md (Size) for what is left to cut")
 def test_core_is_within_budget() -> None:
     core = built("abtest.js")
@@ -71,9 +71,9 @@ def test_the_survey_module_stays_small() -> None:
 
 
 def test_core_is_not_getting_bigger() -> None:
-    """Until the budget is met, at least no growth past what this branch measured."""
+    """Until the budget is met, at least no growth past what this branch measured (5,285 / 2,878; gzip slack for the header digest)."""
     core = built("abtest.js")
-    assert len(core) <= 5_650 and len(gzip.compress(core, compresslevel=9)) <= 3_000
+    assert len(core) <= 5_290 and len(gzip.compress(core, compresslevel=9)) <= 2_885
 
 
 @pytest.fixture

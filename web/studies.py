@@ -207,6 +207,18 @@ def _not_possible(key: str, exc: ValidationError):  # type: ignore[no-untyped-de
     return _message(None, "Not possible", f"{exc.message[:1].upper()}{exc.message[1:]}.", 400, key=key)
 
 
+def _recorded(key: str, record: Any):  # type: ignore[no-untyped-def]
+    """Run one tree-test or first-click step, then show what comes next: 409 when it was already
+    recorded (a replay, another tab), 400 when it is not possible from here."""
+    try:
+        record()
+    except core.StepConflict as exc:
+        return _conflict(key, exc)
+    except ValidationError as exc:
+        return _not_possible(key, exc)
+    return redirect(url_for("studies.step", key=key))
+
+
 def _broken_form(key: str):  # type: ignore[no-untyped-def]
     return _not_possible(key, ValidationError("the form is incomplete; reload the page and try again"))
 
@@ -219,13 +231,7 @@ def open_node(key: str):  # type: ignore[no-untyped-def]
     if numbers is None:
         return _broken_form(key)
     step_number, seen, node = numbers
-    try:
-        ia_runner.open_node(get_engine(), key, pid, step_number, seen, node)
-    except core.StepConflict as exc:
-        return _conflict(key, exc)
-    except ValidationError as exc:
-        return _not_possible(key, exc)
-    return redirect(url_for("studies.step", key=key))
+    return _recorded(key, lambda: ia_runner.open_node(get_engine(), key, pid, step_number, seen, node))
 
 
 @studies.post("/<key>/tree/choose")
@@ -238,13 +244,8 @@ def choose_node(key: str):  # type: ignore[no-untyped-def]
     if numbers is None or outcome not in ("here", "skip"):
         return _broken_form(key)
     step_number, seen = numbers
-    try:
-        ia_runner.choose_node(get_engine(), key, pid, step_number, seen, skip=outcome == "skip")
-    except core.StepConflict as exc:
-        return _conflict(key, exc)
-    except ValidationError as exc:
-        return _not_possible(key, exc)
-    return redirect(url_for("studies.step", key=key))
+    return _recorded(key, lambda: ia_runner.choose_node(get_engine(), key, pid, step_number, seen,
+                                                        skip=outcome == "skip"))
 
 
 def _image_point(screen: Screen, x: float, y: float, shown: str) -> tuple[float, float]:
@@ -293,14 +294,9 @@ def first_click(key: str):  # type: ignore[no-untyped-def]
     current = path[step_number]  # a step's design never changes, so its screen can be read outside the write
     screen = study.task(current.item).screen_for(current.design)
     assert screen is not None
-    try:
-        ia_runner.first_click(get_engine(), key, pid, step_number,
-                              *_image_point(screen, x, y, request.form.get("shown_width", "")))
-    except core.StepConflict as exc:
-        return _conflict(key, exc)
-    except ValidationError as exc:
-        return _not_possible(key, exc)
-    return redirect(url_for("studies.step", key=key))
+    shown = request.form.get("shown_width", "")
+    return _recorded(key, lambda: ia_runner.first_click(get_engine(), key, pid, step_number,
+                                                        *_image_point(screen, x, y, shown)))
 
 
 @studies.get("/<key>/progress")

@@ -18,7 +18,6 @@ only the stored name, and the size always comes from the store, never from the b
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +31,7 @@ from abtest import pipeline
 from abtest.errors import Conflict, ValidationError
 from abtest.studies.definition import END_OF_SESSION, StudyDef, parse_study
 from abtest.studies.ia import METHODS
-from abtest.studies.images import MAX_BYTES, ImageStore, ImageTooLarge, StoredImage, too_large
+from abtest.studies.images import MAX_BYTES, ImageStore, ImageTooLarge, StoredImage
 from abtest.studies.runner import get_study
 from web.auth import current_user, login_required
 from web.extensions import get_engine
@@ -44,7 +43,6 @@ from web.form_rows import (
     change_rows,
     is_blank,
     judge,
-    locate_row,
     read_rows,
     save,
     shown,
@@ -53,29 +51,29 @@ from web.form_rows import (
     vary_on_htmx,
     wants_fragment,
 )
+from web.study_form_fields import (
+    DESIGN_SLOTS,
+    TaskRows,
+    node_paths,
+    METHOD_CHOICES,
+    SECTIONS,
+    placed,
+    read_upload,
+    rectangles,
+    shown_targets,
+    slot_id,
+    target_rows,
+)
 from web.study_images import image_store, image_url
 
 study_form = Blueprint("study_form", __name__, url_prefix="/studies")
 
-DESIGN_SLOTS = 2  # per-design answer fields of a task: the parser allows two designs for these methods
 _PER_DESIGN = ("correct", "image", "targets")
 DESIGN_INPUTS = ("key", "name", "url", "tree", "weight")
 TASK_INPUTS = ("key", "prompt", "start_url", "success", "success_url", "time_limit",
                *(f"{name}_{j}" for name in _PER_DESIGN for j in range(DESIGN_SLOTS)))
-SECTIONS = ("designs", "tasks")
 SUCCESS_CHOICES = {"self-report": "The participant says whether they managed",
                    "url": "Reaching a URL (detected by abtest-study.js)"}
-METHOD_CHOICES = {
-    "usability": ("Usability study", "Participants do tasks on the live designs; each task is timed and rated."),
-    "tree-test": ("Tree test", "Participants find where things are in a text-only menu tree (no visual design), "
-                               "so you learn whether the labels and grouping work."),
-    "first-click": ("First-click test", "Participants see a screenshot and click where they would start a task; "
-                                        "you learn whether the first click lands on the right spot."),
-}
-TOP_LABELS = {"key": "Key", "name": "Name", "hypothesis": "Hypothesis", "within_subjects": "Design mode",
-              "questionnaires": "Questionnaires", "comment": "Open comment", "completion_code": "Completion code",
-              "consent": "Consent text", "status": "Status", "kind": "Kind", "method": "Method",
-              "seq": "SEQ after each task"}
 # What makes a row more than blank, per method (inputs of another method are kept but not read).
 _DESIGN_READS = {"usability": ("key", "name", "url", "weight"), "tree-test": ("key", "name", "tree", "weight"),
                  "first-click": ("key", "name", "weight")}
@@ -85,13 +83,10 @@ _TASK_READS = {"usability": ("key", "prompt", "start_url", "success_url", "time_
                                *(f"{n}_{j}" for n in ("image", "targets") for j in range(DESIGN_SLOTS)))}
 _UPLOAD = re.compile(r"tasks-(\d+)-file_(\d+)")
 _TASK_ROW = re.compile(rf"tasks-(\d+)-({'|'.join(TASK_INPUTS)})")
-_TASK_FIELD = re.compile(r"tasks\[(\d+)\]((?:\.[^.]+)*)")
-_NUMBER_SPLIT = re.compile(r"[\s,;]+")
 # The app refuses bodies over 2 MB before any view runs (the CSRF check reads the form first). A
 # screen may be 5 MB, so these routes get their own limit, set ahead of that check and only for a
 # logged-in designer; without JavaScript one save carries several screens at once.
-UPLOAD_LIMIT = MAX_BYTES + 64 * 1024
-SAVE_LIMIT = 4 * MAX_BYTES + 1024 * 1024
+UPLOAD_LIMIT, SAVE_LIMIT = MAX_BYTES + 64 * 1024, 4 * MAX_BYTES + 1024 * 1024
 _BODY_LIMITS = {"study_form.upload_image": UPLOAD_LIMIT, "study_form.new": SAVE_LIMIT, "study_form.edit": SAVE_LIMIT}
 
 
@@ -107,54 +102,6 @@ def _screen_body_limit() -> None:
 @study_form.record_once
 def _limit_before_csrf(state: Any) -> None:
     state.app.before_request_funcs.setdefault(None, []).insert(0, _screen_body_limit)
-
-
-def slot_id(task_row: int, name: str, design_row: int) -> str:
-    """The id (and name) of a task's per-design input: ``tasks-0-correct_1``."""
-    return f"tasks-{task_row}-{name}_{design_row}"
-
-
-def node_paths(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines() if line.strip()]
-
-
-def target_rows(text: str) -> list[list[Any]]:
-    """One rectangle per non-blank line, ``x, y, width, height`` (commas or spaces, brackets
-    allowed); a value that is no number stays text, so the parser names that rectangle."""
-    rows = []
-    for line in text.splitlines():
-        parts = [p for p in _NUMBER_SPLIT.split(line.strip().strip("[]()")) if p]
-        if parts:
-            values = [typed_number(p) for p in parts]
-            rows.append([v if isinstance(v, str) or math.isfinite(v) else p for v, p in zip(values, parts, strict=True)])
-    return rows
-
-
-def rectangles(text: str) -> list[tuple[int, float, float, float, float]]:
-    """The well-formed rectangles of a Targets field, numbered as the parser counts them (for drawing)."""
-    out = []
-    for number, row in enumerate(target_rows(text), start=1):
-        if len(row) == 4 and all(isinstance(v, float) for v in row) and row[2] > 0 and row[3] > 0:
-            out.append((number, *row))
-    return out
-
-
-def _shown_targets(values: list[float]) -> str:
-    return ", ".join(shown(v) for v in values)
-
-
-@dataclass
-class TaskRows(RowSection):
-    """The tasks section, knowing which design row each design key came from (answers are per design)."""
-
-    method: str = "usability"
-    design_rows: dict[str, int] = field(default_factory=dict)  # key → form row, designs in the raw table
-
-    def design_slot(self, key: str | None) -> int:
-        """The form row of design ``key``'s answer fields (the first design's for the task as a whole)."""
-        rows = [r for r in self.design_rows.values() if r < DESIGN_SLOTS]
-        row = self.design_rows.get(key or "", -1)
-        return row if 0 <= row < DESIGN_SLOTS else (rows[0] if rows else 0)
 
 
 @dataclass
@@ -196,7 +143,7 @@ class StudyForm:
                 tree, screen = trees.get(v.key), t.screen_for(v.key)
                 row[f"correct_{j}"] = "\n".join(tree.path(n) for n in correct.get(v.key, ())) if tree else ""
                 row[f"image_{j}"] = screen.image if screen else ""
-                row[f"targets_{j}"] = "\n".join(_shown_targets(r.to_list()) for r in screen.targets) if screen else ""
+                row[f"targets_{j}"] = "\n".join(shown_targets(r.to_list()) for r in screen.targets) if screen else ""
             tasks.append({name: row.get(name, "") for name in TASK_INPUTS})
         return cls(
             key=d.key, name=d.name, hypothesis=d.hypothesis, method=d.method, within_subjects=d.within_subjects,
@@ -236,7 +183,7 @@ class StudyForm:
                 continue
             row = indexes.index(page_row)
             try:
-                stored = store.save(_read(upload))
+                stored = store.save(read_upload(upload))
             except ValidationError as exc:
                 self.upload_errors[(row, slot)] = f"“{upload.filename}” {exc.message}"
             else:
@@ -369,78 +316,6 @@ class StudyForm:
         return screen
 
 
-def _read(upload: Any) -> bytes:
-    """An uploaded file's bytes; one over the limit is refused with its real size."""
-    content = upload.read(MAX_BYTES + 1)
-    if len(content) > MAX_BYTES:
-        upload.seek(0, 2)
-        raise too_large(upload.tell())
-    return bytes(content)
-
-
-def _task_field(name: str, sections: Mapping[str, RowSection]) -> tuple[str, str, str] | None:
-    """(slot, label, message prefix) of a task's tree-test or first-click field, e.g.
-    ``tasks[0].screens.b.targets[1]`` → the first task row's Targets field for design b, its
-    message prefixed "rectangle 2: " (the number the drawing shows)."""
-    tasks = sections.get("tasks")
-    match = _TASK_FIELD.fullmatch(name)
-    if not match or not isinstance(tasks, TaskRows) or tasks.method not in ("tree-test", "first-click"):
-        return None
-    position, rest = int(match.group(1)), match.group(2)
-    if position >= len(tasks.order):
-        return None
-    parts = rest[1:].split(".") if rest else []
-    design: str | None = None
-    leaf: str | None = None
-    if not parts:  # the whole task: a launched study's answers changed
-        part = "correct" if tasks.method == "tree-test" else "targets"
-    elif parts[0] in ("correct", "screens"):
-        part, design = parts[0], (parts[1] if len(parts) > 1 else None)
-        leaf = parts[2] if len(parts) > 2 else None
-    elif parts[0].split("[")[0] in ("image", "width", "height", "targets"):  # one design, on the task itself
-        part, leaf = "screens", parts[0]
-    else:
-        return None
-    row, j = tasks.order[position], tasks.design_slot(design)
-    of = f" ({design})" if design and len(tasks.design_rows) > 1 else ""
-    if part == "correct":
-        return slot_id(row, "correct", j), f"Task {row + 1} correct answers{of}", ""
-    if part == "targets" or (leaf or "").startswith("targets"):
-        index = re.fullmatch(r"targets\[(\d+)\]", leaf or "")
-        prefix = f"rectangle {int(index.group(1)) + 1}: " if index else ""
-        return slot_id(row, "targets", j), f"Task {row + 1} targets{of}", prefix
-    return slot_id(row, "file", j), f"Task {row + 1} screen image{of}", ""
-
-
-def locate(field_name: str | None, sections: Mapping[str, RowSection]) -> tuple[str | None, str, str]:
-    """(error slot, label, summary link target) of a study field, e.g. ``tasks[1].time_limit`` →
-    the second task row's time-limit input; a slot of None means the summary only."""
-    name = field_name or ""
-    in_task = _task_field(name, sections)
-    if in_task is not None:
-        return in_task[0], in_task[1], in_task[0]
-    in_row = locate_row(name, sections)
-    if in_row is not None:
-        return in_row[0], in_row[1], in_row[0]
-    if name in SECTIONS:
-        return name, name.capitalize(), f"{name}-fieldset"
-    if name.startswith("questionnaires"):
-        return "questionnaires", TOP_LABELS["questionnaires"], "questionnaires-fieldset"
-    if name == "method":
-        return name, TOP_LABELS[name], "method-fieldset"
-    if name in TOP_LABELS and name not in ("status", "kind"):
-        return name, TOP_LABELS[name], name
-    return None, TOP_LABELS.get(name, name or "Study"), "definition-form"
-
-
-def _placed(field_name: str | None, sections: Mapping[str, RowSection], message: str) -> FieldError:
-    slot, label, anchor = locate(field_name, sections)
-    in_task = _task_field(field_name or "", sections)
-    if in_task is not None and in_task[2]:
-        message = in_task[2] + message
-    return FieldError(slot, label, message, anchor)
-
-
 def check(form: StudyForm, stored: StudyDef | None, images: ImageStore | None = None) -> Checked:
     """Validate as ``abtest sync`` does, then the rules storing would apply (read-only). A screen
     that could not be stored is its field's error (and nothing is saved, even when an earlier
@@ -450,8 +325,8 @@ def check(form: StudyForm, stored: StudyDef | None, images: ImageStore | None = 
     uploads = [FieldError(slot_id(row, "file", j), f"Task {row + 1} screen image", message)
                for (row, j), message in sorted(form.upload_errors.items())]
     taken = {e.slot for e in uploads}
-    placed = [e for e in (_placed(p.field, sections, p.message) for p in problems) if e.slot not in taken]
-    return Checked(None if uploads else definition, uploads + placed, conflict)
+    errors = [e for e in (placed(p.field, sections, p.message) for p in problems) if e.slot not in taken]
+    return Checked(None if uploads else definition, uploads + errors, conflict)
 
 
 def _stored(key: str) -> StudyDef:
@@ -509,7 +384,7 @@ def _form_page(stored: StudyDef | None):  # type: ignore[no-untyped-def]
         return _render(form, stored, checked, status=409 if checked.conflict else 422, fragment=wants_fragment())
 
     def refused(exc: Conflict):  # type: ignore[no-untyped-def]
-        failed = Checked(None, [_placed(exc.field, form.to_raw(stored, images)[1], exc.message)], conflict=True)
+        failed = Checked(None, [placed(exc.field, form.to_raw(stored, images)[1], exc.message)], conflict=True)
         return _render(form, stored, failed, status=409, fragment=wants_fragment())
 
     return save(definition, stored, f"Created the study “{definition.name}” as a draft. Launch it to open the "
@@ -566,7 +441,7 @@ def upload_image():  # type: ignore[no-untyped-def]
     try:
         if upload is None or not upload.filename:
             raise ValidationError("is missing: choose a PNG or JPEG file", field="image")
-        stored = image_store().save(_read(upload))
+        stored = image_store().save(read_upload(upload))
     except ImageTooLarge as exc:
         return jsonify(error=exc.to_dict()), 413
     except ValidationError as exc:

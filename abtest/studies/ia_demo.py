@@ -110,7 +110,7 @@ def _walk(rng: random.Random, tree: Tree, correct: frozenset[int], clarity: floa
 
 
 def _participants(session: Session, row_id: int, study: StudyDef, count: int, rng: random.Random,
-                  attempt: Any) -> tuple[list[dict[str, Any]], int]:
+                  attempt: Any) -> list[dict[str, Any]]:
     """Simulated participants who all finish; ``attempt(step, clock)`` gives (event fields, seconds)."""
     start = utcnow() - timedelta(days=2)
     events: list[dict[str, Any]] = []
@@ -134,7 +134,18 @@ def _participants(session: Session, row_id: int, study: StudyDef, count: int, rn
                                           step.design, pid, clock, questionnaire="SEQ", task=step.item, answers=[seq]))
         session.add(StudyParticipant(experiment_id=row_id, pid=pid, number=number, designs=designs, step=len(path),
                                      phase="ready", started_at=joined, updated_at=clock, finished_at=clock))
-    return events, count
+    return events
+
+
+def _store(engine: sa.Engine, study: StudyDef, participants: int, rng: random.Random, attempt: Any) -> None:
+    """Store ``study`` with its simulated participants and their events, in one transaction."""
+    with Session(engine, expire_on_commit=False) as session:
+        row = pipeline.create(session, study, "demo")
+        assert row.id is not None
+        events = _participants(session, row.id, study, participants, rng, attempt)
+        session.flush()
+        write_events(session.connection(), events)
+        session.commit()
 
 
 def seed_demo_tree_test(engine: sa.Engine, rng: random.Random, participants: int = 40) -> str:
@@ -146,14 +157,8 @@ def seed_demo_tree_test(engine: sa.Engine, rng: random.Random, participants: int
         return {"success": chosen in correct, "duration_ms": round(total, 1),
                 "answers": tree_answers(visits, chosen, total)}, total / 1000
 
-    with Session(engine, expire_on_commit=False) as session:
-        row = pipeline.create(session, study, "demo")
-        assert row.id is not None
-        events, n = _participants(session, row.id, study, participants, rng, attempt)
-        session.flush()
-        write_events(session.connection(), events)
-        session.commit()
-    return f"demo: {study.key} (tree test) with {n} simulated participants: /s/{study.key}"
+    _store(engine, study, participants, rng, attempt)
+    return f"demo: {study.key} (tree test) with {participants} simulated participants: /s/{study.key}"
 
 
 # ---- first click ------------------------------------------------------------------------------------------------
@@ -262,11 +267,5 @@ def seed_demo_first_click(engine: sa.Engine, rng: random.Random, instance_path: 
         return {"success": shown.on_target(x, y), "duration_ms": round(seconds * 1000, 1),
                 "answers": [round(x, 1), round(y, 1)]}, seconds
 
-    with Session(engine, expire_on_commit=False) as session:
-        row = pipeline.create(session, study, "demo")
-        assert row.id is not None
-        events, n = _participants(session, row.id, study, participants, rng, attempt)
-        session.flush()
-        write_events(session.connection(), events)
-        session.commit()
-    return f"demo: {study.key} (first-click test) with {n} simulated participants: /s/{study.key}"
+    _store(engine, study, participants, rng, attempt)
+    return f"demo: {study.key} (first-click test) with {participants} simulated participants: /s/{study.key}"

@@ -16,7 +16,12 @@
 //           "necessary" (the site's tests are strictly necessary: Global Privacy Control is not
 //           applied). Without it a visitor with Global Privacy Control on counts as not consenting.
 // What not every page needs is a separate file loaded on demand: abtest-study.js (study
-// participants) and abtest-vitals.js (page speed, when an experiment the visitor is in asks).
+// participants), abtest-vitals.js (page speed, when an experiment the visitor is in asks) and
+// abtest-survey.js (on pages a running survey names).
+//
+// Written to minify small (every page view downloads it; web/static/README.md, Size): one helper
+// per repeated shape, storage read and written as properties (localStorage.abtest_id), no value
+// computed that nothing reads.
 (() => {
   const w = window;
   const d = document;
@@ -26,22 +31,21 @@
   const classes = html.classList;
   // Loaded twice (two tags, SPA re-injection): the first copy stays in charge, so a visitor
   // gets one exposure per page view, not two.
-  if (w.abtest && w.abtest._hash) return;
+  if (w.abtest?._hash) return;
   // The loader's stub: calls queued before this file arrived (q: [method, task, arguments, time])
   // and its `ready` with the resolver (r).
   const stub = w.abtest || {};
 
-  const ID = 'abtest_id'; // cookie and localStorage name of the visitor id
   const GUARD = 'abtest-loading'; // class hiding <html> while the config loads
-  const JSON_TYPE = 'application/json';
 
   // ---- Assignment (DESIGN §4.3): must agree bit for bit with abtest.assignment in Python. ----
 
-  // 32-bit FNV-1a over UTF-16 code units (charCodeAt), as GrowthBook's SDKs hash.
-  // Math.imul keeps the multiply exact in 32 bits; a float multiply would lose low bits.
+  // 32-bit FNV-1a over UTF-16 code units (charCodeAt), as GrowthBook's SDKs hash. Math.imul keeps
+  // the multiply exact in 32 bits (a float multiply would lose low bits); it works on the signed
+  // 32-bit value, whose bits are the same, so the unsigned value is taken once at the end.
   const fnv1a32 = (text, h = 2166136261) => {
-    for (let i = 0; i < text.length; ) h = Math.imul(h ^ text.charCodeAt(i++), 16777619) >>> 0;
-    return h;
+    for (let i = 0; i < text.length; ) h = Math.imul(h ^ text.charCodeAt(i++), 16777619);
+    return h >>> 0;
   };
 
   // GrowthBook's v2 hash: hashing the decimal string of the first hash evens out the tail bits.
@@ -49,11 +53,11 @@
 
   // Variant i owns [cum, cum + coverage * w_i): running float sums in variant order, exactly as
   // Python adds them, so range edges round the same way. Raising coverage never moves anyone.
+  // Outside every range (not covered): undefined, Python's None.
   const chooseVariant = (b, weights, coverage = 1) => {
     for (let i = 0, cum = 0; i < weights.length; cum += weights[i++]) {
       if (cum <= b && b < cum + coverage * weights[i]) return i;
     }
-    return null;
   };
 
   // GrowthBook's v1 hash, used for namespaces (mutually exclusive experiments).
@@ -62,25 +66,6 @@
   // Same strings as Python's canonical_attribute: True -> "true", 3.0 -> "3". BigInt writes
   // large integers in full (1e21 -> "1000000000000000000000"), as Python's int() does.
   const canonical = (v) => '' + (Number.isInteger(v) ? BigInt(v) : v);
-
-  // -> [variant, forced] or nothing when the unit is not in the experiment. Every targeting rule
-  // must match; an attribute matches when it (or any element of a list) is allowed. A missing
-  // attribute never matches: better out of the test than in the wrong audience.
-  const decide = (exp, unit, attrs, forced) => {
-    const keys = exp.variants.map((v) => v.key);
-    const ns = exp.namespace;
-    let p;
-    if (keys.includes(forced)) return [forced, true];
-    if (
-      Object.keys(exp.targeting || {}).every(
-        (k) => attrs[k] != null && [].concat(attrs[k]).some((v) => exp.targeting[k].includes(canonical(v)))
-      ) &&
-      !(ns && !((p = namespacePosition(unit, ns.name)) >= ns.range[0] && p < ns.range[1]))
-    ) {
-      p = chooseVariant(bucket(exp.seed || exp.key, unit), exp.variants.map((v) => v.weight), exp.coverage ?? 1);
-      return p != null && [keys[p]];
-    }
-  };
 
   // Segments (DESIGN §8): the server's rule for event attributes (abtest.attributes): at most 20
   // names like `country` or `plan.tier`, values a string, finite number or boolean of at most
@@ -97,29 +82,28 @@
         .slice(0, 20)
     );
 
-  // mobile / tablet / desktop, as abtest.attributes.device_of reads a User-Agent; the client
+  // mobile / tablet / desktop, as abtest.attributes.device_of reads a User-Agent (a tablet: an
+  // iPad, a tablet, or an Android without "mobile"; an Android left over has "mobi"); the client
   // hint (Chromium) settles phones, and an iPad asking for the desktop site shows as a
   // touch-screen Mac.
   const device = (ua = n.userAgent) =>
-    /ipad|tablet/i.test(ua) || /android/i.test(ua) > /mobile/i.test(ua) || (/macintosh/i.test(ua) && n.maxTouchPoints > 1)
+    /ipad|tablet|^(?!.*mobile).*android/i.test(ua) || (/macintosh/i.test(ua) && n.maxTouchPoints > 1)
       ? 'tablet'
-      : n.userAgentData?.mobile || /mobi|iphone|ipod|android/i.test(ua) ? 'mobile' : 'desktop';
+      : n.userAgentData?.mobile || /mobi|iphone|ipod/i.test(ua) ? 'mobile' : 'desktop';
 
   // ---- Small helpers: storage can throw (privacy modes, sandboxed iframes), so guard it. ----
 
-  const attempt = (fn, fallback) => {
+  const attempt = (fn) => {
     try {
       return fn();
-    } catch {
-      return fallback;
-    }
+    } catch {}
   };
-  // Reads and writes of localStorage / sessionStorage; never a write without consent.
-  const get = (area, k) => attempt(() => w[area].getItem(k));
-  const put = (area, k, v) => blocked || attempt(() => w[area].setItem(k, v));
-  // Per-tab state (config cache, QA overrides, task starts, attributes) as JSON in sessionStorage.
-  const load = (k) => attempt(() => JSON.parse(get('sessionStorage', 'abtest_' + k)));
-  const save = (k, v) => put('sessionStorage', 'abtest_' + k, JSON.stringify(v));
+  // Per-tab state (config cache, QA overrides, task starts, attributes) as JSON in sessionStorage;
+  // never a write without consent.
+  const load = (k) => attempt(() => JSON.parse(sessionStorage['abtest_' + k]));
+  const save = (k, v) => blocked || attempt(() => (sessionStorage['abtest_' + k] = JSON.stringify(v)));
+  // A new element with these properties (the modules' scripts, a bare tag's style).
+  const element = (name, props) => Object.assign(d.createElement(name), props);
 
   // crypto.randomUUID exists only in secure contexts (https, localhost). On plain http a blob
   // URL ends in a random version-4 UUID that the browser made for it (its own secure random
@@ -130,16 +114,20 @@
   // The visitor id lives in a first-party cookie (a server can read it and assign the same way)
   // and in localStorage (survives cookie clearing); whichever exists is reused and both are
   // refreshed. It is hashed exactly as stored; 200 characters is the longest unit the server keeps.
+  // `cookie` writes it (only with consent), or deletes it when consent is withdrawn (age 0).
+  const cookie = (value, age = 31536000) =>
+    (d.cookie = 'abtest_id=' + encodeURIComponent(value) + ';path=/;SameSite=Lax;max-age=' + age +
+      (loc.protocol == 'https:' ? ';Secure' : ''));
   const visitorId = () => {
-    let id = attempt(() => decodeURIComponent(d.cookie.match(/(^|;\s*)abtest_id=([^;]+)/)[2])) || get('localStorage', ID);
+    let id = attempt(() => decodeURIComponent(d.cookie.match(/(^|;\s*)abtest_id=([^;]+)/)[2])) ||
+      attempt(() => localStorage.abtest_id);
     if (!id || id.length > 200) id = uuid();
-    d.cookie = ID + '=' + encodeURIComponent(id) + ';path=/;max-age=31536000;SameSite=Lax' +
-      (loc.protocol == 'https:' ? ';Secure' : '');
-    put('localStorage', ID, id);
+    cookie(id);
+    attempt(() => (localStorage.abtest_id = id));
     return id;
   };
   // The optional files: abtest-study.js, abtest-vitals.js, abtest-survey.js, beside this one.
-  const module = (name) => d.head.append(Object.assign(d.createElement('script'), { src: base + '/static/abtest-' + name + '.js' }));
+  const module = (name) => d.head.append(element('script', { src: base + '/static/abtest-' + name + '.js' }));
 
   // ---- Setup ----
 
@@ -147,12 +135,12 @@
   const script = d.currentScript || tag || { dataset: {} };
   // Inserted by the snippet, the options are on the snippet's tag; the API origin is still ours.
   const opts = ((stub.q && tag) || script).dataset;
-  const key = encodeURIComponent(opts.key || '');
   const base = (opts.api || new URL(script.src || loc, loc).origin).replace(/\/+$/, '');
   // The key rides in the query string: sendBeacon cannot set headers, and a GET without an
   // Authorization header needs no CORS preflight, which keeps the hidden-page time short.
-  const configUrl = base + '/api/v1/config?key=' + key;
-  const eventsUrl = base + '/api/v1/events?key=' + key;
+  const endpoint = (path) => base + '/api/v1/' + path + '?key=' + encodeURIComponent(opts.key || '');
+  const configUrl = endpoint('config');
+  const eventsUrl = endpoint('events');
   const timeout = +opts.timeout || 800;
   // Consent: until abtest.consent(true), a site that requires it, or a visitor with Global Privacy
   // Control on (unless the site says its tests are strictly necessary), gets nothing stored,
@@ -165,7 +153,7 @@
 
   let unit = null; // the visitor id, kept once consent is known (just before start())
   const assigned = {}; // experiment key -> variant, for the experiments the visitor is in
-  const forcedIn = {}; // experiment key -> true when a QA override chose the variant
+  const forcedIn = {}; // experiment key -> the variant, when a QA override chose it
   const vitals = {}; // experiment key -> the page-speed metrics it asks for (abtest-vitals.js)
   const tracked = []; // the event names abtest.track() saw on this page view (abtest-survey.js)
   const queue = [];
@@ -179,18 +167,25 @@
 
   // ---- Events (DESIGN §4.4): batched in memory (20 a request), ids make retries safe. ----
 
-  // Runs from timers and page events, where an exception would land in the host page's console.
-  const send = (hiding) =>
-    attempt(() => {
+  const sendIn = (ms) => {
+    clearTimeout(timer);
+    timer = setTimeout(send, ms);
+  };
+  // Runs from timers and page events, where an exception would land in the host page's console;
+  // resolves (never rejects) once the queued events are sent or kept for a retry. Everything up
+  // to the `await` runs at once, so the beacons of a page being hidden leave before it goes.
+  const send = async (hiding) => {
+    try {
       clearTimeout(timer);
       const pending = [];
       while (queue.length) {
         const batch = queue.splice(0, 20);
-        const body = JSON.stringify({ events: batch });
+        // A Blob body gives the beacon and the fetch alike their Content-Type.
+        const body = new Blob([JSON.stringify({ events: batch })], { type: 'application/json' });
         // On page hide only a beacon (or a keepalive fetch) is sure to outlive the page.
-        (hiding && attempt(() => n.sendBeacon(eventsUrl, new Blob([body], { type: JSON_TYPE })))) ||
+        (hiding && attempt(() => n.sendBeacon(eventsUrl, body))) ||
           pending.push(
-            fetch(eventsUrl, { method: 'POST', body, keepalive: true, headers: { 'Content-Type': JSON_TYPE } })
+            fetch(eventsUrl, { method: 'POST', body, keepalive: true })
               .then((r) => {
                 if (r.status > 499 || r.status == 429) throw 0; // worth retrying
                 failures = 0; // 2xx, or a 4xx that a retry cannot fix
@@ -200,33 +195,34 @@
                 // counts a repeated id once, so resending a batch that did arrive costs nothing.
                 if (!blocked && ++failures < 6 && queue.length < 200) {
                   queue.unshift(...batch);
-                  clearTimeout(timer);
-                  timer = setTimeout(send, 2000 << failures);
+                  sendIn(2000 << failures);
                 }
               })
           );
       }
-      return Promise.all(pending).then(() => {});
-    }, Promise.resolve());
+      await Promise.all(pending);
+    } catch {}
+  };
 
-  // Queues one event of one experiment; also the hook the optional modules (abtest-vitals.js)
-  // queue theirs through, as abtest._record.
-  const record = (experiment, type, fields, ts = new Date()) => {
+  // Queues one event of one experiment (at the time of the call, or of a replayed call); also
+  // the hook the optional modules queue theirs through, as abtest._record.
+  const record = (experiment, type, fields, ts = now()) => {
     if (blocked) return;
     queue.push({
       id: uuid(), type, experiment, variant: assigned[experiment], unit, ...fields,
       ...(forcedIn[experiment] && { forced: true }), // forced units are left out of the analysis
-      ts: ts.toISOString(),
+      ts: new Date(ts).toISOString(),
     });
-    clearTimeout(timer);
-    queue.length < 20 ? (timer = setTimeout(send, 2000)) : send();
+    queue.length < 20 ? sendIn(2000) : send();
   };
 
   // A conversion or task belongs to every experiment the visitor is in: the page cannot know
   // which experiment caused it; the analysis of each one decides.
   // The time is the call's (a queued call keeps its own), the events wait for the assignment.
-  const recordAll = (type, fields, ts = new Date(now())) =>
-    ready.then(() => attempt(() => Object.keys(assigned).forEach((k) => record(k, type, fields, ts))));
+  const recordAll = (type, fields, ts = now()) =>
+    ready.then(() => attempt(() => {
+      for (const k in assigned) record(k, type, fields, ts);
+    }));
 
   // ---- Assignment of this page view ----
 
@@ -244,18 +240,31 @@
       const forced = load('force') || {};
       new URLSearchParams(loc.search).forEach((v, k) => k.startsWith('abtest_') && (forced[k.slice(7)] = v));
       save('force', forced);
-      for (const exp of config?.experiments || []) {
-        const a = attempt(() => decide(exp, unit, attrs, forced[exp.key]));
-        if (!a) continue;
-        assigned[exp.key] = a[0];
-        forcedIn[exp.key] = a[1];
-        attempt(() => html.setAttribute('data-abtest-' + exp.key, a[0]));
-        record(exp.key, 'exposure', { attributes }); // one per experiment per page view
+      // Each experiment on its own: one that cannot be read leaves the others assigned.
+      for (const exp of config?.experiments || []) attempt(() => {
+        const key = exp.key;
+        const ns = exp.namespace;
+        const keys = exp.variants.map((v) => v.key);
+        let p;
+        // A QA override wins; else every targeting rule must match (an attribute matches when it,
+        // or any element of a list, is allowed; a missing one never does: better out of the test
+        // than in the wrong audience), the namespace's range must hold the unit, and the unit's
+        // bucket must fall in a variant's range (not outside the coverage).
+        const variant = keys.includes(forced[key])
+          ? (forcedIn[key] = forced[key])
+          : Object.entries(exp.targeting || {}).every(([k, allowed]) =>
+              [].concat(attrs[k] ?? []).some((v) => allowed.includes(canonical(v)))) &&
+            (!ns || ((p = namespacePosition(unit, ns.name)) >= ns.range[0] && p < ns.range[1])) &&
+            keys[chooseVariant(bucket(exp.seed || key, unit), exp.variants.map((v) => v.weight), exp.coverage ?? 1)];
+        if (!variant) return;
+        assigned[key] = variant;
+        record(key, 'exposure', { attributes }); // one per experiment per page view
         // Page speed is measured for assigned visitors only: a forced one is QA, not a sample.
-        if (!a[1] && exp.vitals?.length) vitals[exp.key] = exp.vitals;
-      }
+        if (!forcedIn[key] && exp.vitals?.length) vitals[key] = exp.vitals;
+        html.setAttribute('data-abtest-' + key, variant);
+      });
     });
-    attempt(() => classes.remove(GUARD));
+    classes.remove(GUARD);
     resolveReady({ ...assigned });
     // The page's load time (Navigation Timing: loadEventEnd, the entry starting at 0) as a
     // "page-load" task for each experiment the visitor is in: a speed guardrail for every test at
@@ -270,16 +279,17 @@
     // Core Web Vitals only when an experiment the visitor is in asks for them; the survey
     // prompt only on a page one of the running surveys names (`match`: the server's regular
     // expression for its URL globs, which ignores the query string and fragment).
-    attempt(() => Object.keys(vitals).length && module('vitals'));
-    attempt(() => (api._surveys = config.surveys).some((s) => RegExp(s.match).test(loc.href)) &&
-      module('survey'));
+    attempt(() => {
+      for (const k in vitals) return module('vitals');
+    });
+    attempt(() => (api._surveys = config.surveys).some((s) => RegExp(s.match).test(loc.href)) && module('survey'));
   };
 
   const start = () => {
     if (study || blocked) return settle();
+    // Navigation within a tab reuses the config for 5 minutes: [url, time, config].
     const cached = load('config');
-    // Navigation within a tab reuses the config for 5 minutes.
-    if (cached && cached.url == configUrl && Date.now() - cached.t < 3e5) return settle(cached.config);
+    if (cached?.[0] == configUrl && Date.now() - cached[1] < 3e5) return settle(cached[2]);
     // Hide the page only while it is still being parsed: hiding a page that has already been
     // painted would itself be a flash. The loader hides the page itself, before the first paint,
     // and shows it on its own clock; without it, this timer does. The page always shows, config
@@ -287,16 +297,16 @@
     // in between is cached for the next page view; a hanging server keeps no connection open.
     if (!stub.q) {
       if (d.readyState == 'loading' || classes.contains(GUARD)) {
-        html.append(Object.assign(d.createElement('style'), { textContent: `.${GUARD}{opacity:0!important}` }));
+        html.append(element('style', { textContent: `.${GUARD}{opacity:0!important}` }));
         classes.add(GUARD);
       }
       setTimeout(settle, timeout);
     }
-    fetch(configUrl, { signal: attempt(() => AbortSignal.timeout(timeout + 2000)) })
+    fetch(configUrl, { signal: AbortSignal.timeout?.(timeout + 2000) })
       .then((r) => r.json())
       .then((config) => {
         if (!Array.isArray(config.experiments)) throw 0;
-        save('config', { url: configUrl, t: Date.now(), config });
+        save('config', [configUrl, Date.now(), config]);
         settle(config);
       })
       .catch(() => settle());
@@ -330,7 +340,7 @@
     }),
     // Attributes learnt after load (a login, a plan): kept for the tab, so targeting and the
     // exposures of the next page views use them (this page's exposures may be sent already).
-    attributes: (more) => attempt(() => save('attrs', { ...load('attrs'), ...more })),
+    attributes: (more) => save('attrs', { ...load('attrs'), ...more }), // save() catches what storage throws
     flush: () => send(), // a Promise, settled once the queued events are sent (or kept)
     // consent(true): the visitor agreed: keep an id from now on (assigned and counted from this
     // page view if it is still hidden, else from the next). Anything else withdraws consent:
@@ -340,7 +350,7 @@
       blocked = yes !== true;
       attempt(() =>
         blocked
-          ? ((queue.length = 0), (api.unit = unit = null), (d.cookie = ID + '=;path=/;max-age=0'), localStorage.removeItem(ID))
+          ? ((queue.length = 0), (api.unit = unit = null), cookie('', 0), delete localStorage.abtest_id)
           : was && keepId()
       );
     },
