@@ -220,12 +220,29 @@ class PairedScores(Request):
 
 @dataclass(frozen=True, slots=True)
 class TaskAnswers(Request):
-    """Per design: every attempt at ``task`` as (success, duration_ms, answers), oldest first. A
+    """Per design: every attempt at ``task`` (:class:`AttemptRows`), oldest first. A
     tree test's path and a first-click test's click are whole answers, so their metrics
     (directness, first clicks, destinations, click maps) are computed from the attempts; studies
     are small enough for that."""
 
     task: str
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRows:
+    """The answer to :class:`TaskAnswers` for one design: (success, duration_ms, answers) per
+    attempt. Two slices' rows together are both lists of rows (see abtest.aggregates.combine)."""
+
+    rows: tuple[tuple[bool, float, Any], ...] = ()
+
+    def plus(self, row: tuple[bool, float, Any]) -> AttemptRows:
+        return AttemptRows((*self.rows, row))
+
+    def __iter__(self) -> Any:
+        return iter(self.rows)
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from functools import reduce
 from typing import Any
 
-from abtest.aggregates.base import EventStats, Failed, ParticipantCounts, UnitCounts
+from abtest.aggregates.base import AttemptRows, EventStats, Failed, ParticipantCounts, UnitCounts
 from abtest.stats.summary import Counts, Moments
 
 
@@ -39,10 +39,10 @@ def add(a: Any, b: Any) -> Any:
         return UnitCounts(_add_maps(a.units, b.units), _add_maps(a.excluded, b.excluded))
     if isinstance(a, ParticipantCounts):
         return ParticipantCounts(*(x + y for x, y in zip(_fields(a), _fields(b), strict=True)))
-    if isinstance(a, tuple):
-        if any(isinstance(row, tuple) for row in (*a, *b)):  # whole attempts (TaskAnswers): every slice's rows
-            return a + b
-        return tuple(x + y for x, y in zip(a, b, strict=True))  # band counts, (pairs, baseline only, other only)
+    if isinstance(a, AttemptRows):
+        return AttemptRows(a.rows + b.rows)
+    if isinstance(a, tuple):  # band counts, (pairs, baseline only, other only)
+        return tuple(x + y for x, y in zip(a, b, strict=True))
     if isinstance(a, Mapping):  # per variant (or design)
         return _add_maps(a, b)
     raise TypeError(f"cannot add answers of type {type(a).__name__}")

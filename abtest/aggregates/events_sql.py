@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from abtest.aggregates.base import (
     MAX_SEGMENTS,
     AttemptLogTimes,
+    AttemptRows,
     Attempts,
     Bands,
     ParticipantCounts,
@@ -176,7 +177,7 @@ def task_answers(conn: sa.Connection, scope: _Scope, requests: Sequence[TaskAnsw
     by_task = {r.task: r for r in requests}
     for seg, (task, variant, success, duration, answers) in scope.rows(conn, query):
         per = out[by_task[task]].setdefault(seg, {})
-        per[variant] = (*per.get(variant, ()), (bool(success), float(duration or 0.0), answers))
+        per[variant] = per.get(variant, AttemptRows()).plus((bool(success), float(duration or 0.0), answers))
     return out
 
 

@@ -29,6 +29,7 @@ from abtest.aggregates.base import (
     Aggregates,
     AnswerCounts,
     AtOrBelow,
+    AttemptRows,
     AttemptLogTimes,
     Attempts,
     Bands,
@@ -232,7 +233,7 @@ class ClickHouseSource:
                                                                          tasks=sorted(by_task)):
                 per = tries[by_task[task]].setdefault(seg, {})
                 attempt = (bool(success), float(duration or 0.0), None if answers is None else json.loads(answers))
-                per[str(variant)] = (*per.get(str(variant), ()), attempt)
+                per[str(variant)] = per.get(str(variant), AttemptRows()).plus(attempt)
             out.update(tries)
         branched: list[tuple[type, Callable[[list[Any]], str], dict[str, str]]] = [
             (Scores, lambda rs: study_queries.scores(table, segmented, [(r.questionnaire, r.task, r.per_participant)

@@ -19,7 +19,7 @@ Welch's t-test on log times; the p-values of each metric are Holm-adjusted acros
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,7 +46,7 @@ class Derived(Request):
     what: str  # direct | direct-success | log-times
 
 
-def attempts_of(study: StudyDef, design: str, rows: Sequence[tuple[bool, float, Any]]) -> list[Attempt]:
+def attempts_of(study: StudyDef, design: str, rows: Iterable[tuple[bool, float, Any]]) -> list[Attempt]:
     """The stored rows of one design's attempts as tree or click attempts (malformed rows skipped)."""
     read = tree_attempt if study.method == "tree-test" else click_attempt
     out = []
