@@ -8,7 +8,6 @@ that is empty or has no estimate on any day).
 from __future__ import annotations
 
 import re
-import time
 import xml.etree.ElementTree as ET
 from datetime import date, timedelta
 
@@ -210,20 +209,14 @@ def uncached(draw):  # type: ignore[no-untyped-def]
     return draw()
 
 
-def test_charts_are_small_fast_and_do_not_share_ids():
+def test_charts_are_small_and_do_not_share_ids():
+    """Drawing time is measured by tests/benchmarks/bench_results_page.py (charts ms), not here."""
     metric = conversion(comparison("a", 0.02, (0.0, 0.04), True), comparison("b", 0.01, (-0.01, 0.03)),
                         comparison("c", -0.01, (-0.03, 0.01)))
     full = report(metric, series(("a", "b", "c"), days=60))
-    forest, cumulative = charts.forest_plot(metric), charts.cumulative_chart(full)  # warm up
+    forest, cumulative = uncached(lambda: charts.forest_plot(metric)), uncached(lambda: charts.cumulative_chart(full))
     assert forest and cumulative
     assert len(forest.encode()) < 60_000 and len(cumulative.encode()) < 60_000
-    for draw in (lambda: charts.forest_plot(metric), lambda: charts.cumulative_chart(full)):
-        cpu = []
-        for _ in range(3):
-            start = time.process_time()
-            uncached(draw)
-            cpu.append(time.process_time() - start)
-        assert min(cpu) < 0.15, cpu  # CPU time: wall time on a loaded CI box says little
     again = uncached(lambda: charts.forest_plot(metric))
     ids = [set(re.findall(r'\bid="([^"]+)"', svg)) for svg in (forest, cumulative, again)]
     assert not (ids[0] & ids[1]) and not (ids[0] & ids[2])  # several charts can share one page

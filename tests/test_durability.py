@@ -4,7 +4,7 @@ Client threads post batches of events with unique ids to a real ``abtest serve``
 workers) and retry each batch with the same ids until it is answered 202, while the test SIGKILLs
 worker processes; gunicorn starts new ones. Afterwards every acknowledged id is stored, exactly
 once, and nothing else is. On PostgreSQL the same runs across a database crash and restart
-(``pg_ctl stop -m immediate``) of a cluster the test starts itself. Bounded: < 60 s in all.
+(``pg_ctl stop -m immediate``) of a cluster the test starts itself. Bounded: each load run gives up after DEADLINE_S.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from tests.conftest import CHECKOUT_TOML
 from tests.live_server import abtest_env, free_port, live_server
 
 CLIENTS = 6
-BATCHES = 20  # per client
+BATCHES = 12  # per client
 BATCH_SIZE = 20
-DEADLINE_S = 25  # per load run: every batch must be acknowledged by then
+DEADLINE_S = 50  # per load run: every batch must be acknowledged by then (a loaded CI box respawns workers slowly)
 
 
 class Load:
