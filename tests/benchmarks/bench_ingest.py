@@ -14,7 +14,9 @@ uuid-shaped ``id`` and the current ``ts``, and reads ``accepted`` from every ans
 is a plain WSGI app (read the body, ``json.loads`` it, answer ``202 {"accepted": n}``) served by
 the very same gunicorn configuration (``abtest.server._gunicorn`` with its app swapped) and hit by
 the same load in the same run; figures are quoted as ratios to it because absolutes on a small
-shared machine are noisy. Only 127.0.0.1 is used. Takes about 2.5 minutes with the defaults.
+shared machine are noisy. A second reference, the "naive endpoint" (:func:`naive_app`: Flask,
+one SQLAlchemy Core executemany of the 25 rows per request, nothing else) runs under the same
+gunicorn configuration on its own throwaway PostgreSQL database. Only 127.0.0.1 is used. Takes about 2.5 minutes with the defaults.
 
 After each abtest run the server is stopped and the ``events`` rows are counted: they must equal
 the events the server acknowledged (25 x the 202 lines in gunicorn's access log); the
@@ -145,6 +147,48 @@ def serve_baseline(port: int) -> None:
     app.run()
 
 
+def naive_app(database_url: str):  # type: ignore[no-untyped-def]
+    """The issue's "naive endpoint": Flask, the body's events inserted as they come with one
+    SQLAlchemy Core executemany in one transaction; no validation, no idempotency, no rollups,
+    no auth. What a hand-rolled endpoint costs, to quote abtest against."""
+    import sqlalchemy as sa
+    from flask import Flask, jsonify, request
+
+    from abtest.store.events import EVENTS
+
+    engine = sa.create_engine(database_url, pool_size=8)
+    with engine.connect() as conn:
+        experiment_id = conn.execute(sa.text("SELECT id FROM experiments WHERE key = :k"), {"k": EXPERIMENT}).scalar_one()
+    app = Flask("naive")
+
+    @app.get("/healthz")
+    def healthz():  # type: ignore[no-untyped-def]
+        return {}
+
+    @app.post("/api/v1/events")
+    def events():  # type: ignore[no-untyped-def]
+        now = datetime.now(UTC)
+        rows = [{"event_id": e["id"], "type": e["type"], "experiment_id": experiment_id, "variant": e.get("variant"),
+                 "unit": e["unit"], "event": e.get("event"), "value": e.get("value"), "task": e.get("task"),
+                 "success": e.get("success"), "duration_ms": e.get("duration_ms"), "forced": False,
+                 "ts": datetime.fromisoformat(e["ts"]), "received_at": now} for e in request.get_json()["events"]]
+        with engine.begin() as conn:
+            conn.execute(EVENTS.insert(), rows)
+        return jsonify(accepted=len(rows), duplicates=0, rejected=[]), 202
+
+    return app
+
+
+def serve_naive(port: int, database_url: str) -> None:
+    from types import SimpleNamespace
+
+    from web.server import _gunicorn
+
+    app = _gunicorn(SimpleNamespace(access_log=True), "127.0.0.1", port, 2)  # type: ignore[arg-type]
+    app.load = lambda: naive_app(database_url)
+    app.run()
+
+
 # ---- helpers ------------------------------------------------------------------------------------
 
 def wait_healthy(url: str, proc: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
@@ -267,6 +311,27 @@ def bench_baseline(args: argparse.Namespace, workdir: Path) -> dict:
         stop(proc)
 
 
+def bench_naive(database_url: str, args: argparse.Namespace, workdir: Path) -> dict:
+    instance = workdir / "naive"
+    instance.mkdir()
+    env = abtest_env(instance, database_url)
+    _check(run_abtest(env, "db", "upgrade"))
+    _check(run_abtest(env, "sync", str(EXPERIMENT_FILE)))
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "naive.log"
+    with log.open("wb") as sink:
+        proc = subprocess.Popen([sys.executable, __file__, "--serve-naive", str(port), database_url], cwd=workdir,
+                                stdout=sink, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(url, proc, log)
+        for _ in range(10):
+            post_batch(url, "none", args.batch)
+        return run_wrk(url, "none", args, workdir)
+    finally:
+        stop(proc)
+
+
 def _check(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     if done.returncode != 0:
         raise RuntimeError(f"abtest failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
@@ -302,13 +367,17 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1 leaves the CPU to the server)")
     parser.add_argument("--batch", type=int, default=25, help="events per request")
-    parser.add_argument("--only", default="baseline,sqlite,postgres", help="comma-separated targets")
+    parser.add_argument("--only", default="baseline,naive,sqlite,postgres", help="comma-separated targets")
     parser.add_argument("--postgres-url", default=os.environ.get("ABTEST_TEST_POSTGRES_URL", DEFAULT_PG),
                         help="any database on the PostgreSQL server; a throwaway one is created next to it")
     parser.add_argument("--serve-baseline", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--serve-naive", nargs=2, metavar=("PORT", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_baseline:
         serve_baseline(args.serve_baseline)
+        return
+    if args.serve_naive:
+        serve_naive(int(args.serve_naive[0]), args.serve_naive[1])
         return
     if shutil.which("wrk") is None:
         sys.exit("wrk is needed (apt-get install -y wrk)")
@@ -323,6 +392,13 @@ def main() -> None:
         if "sqlite" in targets:
             results["abtest-SQLite"] = bench_abtest("sqlite", None, args, workdir)
             _progress("abtest-SQLite", results["abtest-SQLite"])
+        if "naive" in targets:
+            name, url = create_pg_database(args.postgres_url)
+            try:
+                results["naive-PostgreSQL"] = bench_naive(url, args, workdir)
+            finally:
+                drop_pg_database(args.postgres_url, name)
+            _progress("naive-PostgreSQL", results["naive-PostgreSQL"])
         if "postgres" in targets:
             name, url = create_pg_database(args.postgres_url)
             try:
@@ -360,7 +436,9 @@ def report(results: dict[str, dict], args: argparse.Namespace) -> None:
             print(f"{name}: {r['rows']:,} rows stored; server acknowledged {r['acknowledged']:,} (25 x logged "
                   f"202s); client saw {r['client_accepted_total']:,} acknowledged -> "
                   f"{'nothing lost' if lost == 0 else f'MISMATCH {lost:+,}'}")
-    pg = results.get("abtest-PostgreSQL")
+    pg, naive = results.get("abtest-PostgreSQL"), results.get("naive-PostgreSQL")
+    if pg and naive:
+        print(f"abtest / naive endpoint on PostgreSQL: {pg['events_per_s'] / naive['events_per_s']:.2f}x events/s")
     if pg:
         print(f"targets (PostgreSQL): >= 5,000 events/s: {'met' if pg['events_per_s'] >= 5000 else 'NOT met'} "
               f"({pg['events_per_s']:,.0f}); p99 < 100 ms at {args.connections} connections: "
