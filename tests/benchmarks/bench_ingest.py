@@ -295,12 +295,14 @@ def bench_abtest(name: str, database_url: str | None, args: argparse.Namespace, 
     return result
 
 
-def bench_baseline(args: argparse.Namespace, workdir: Path) -> dict:
+def bench_reference(name: str, extra: list[str], args: argparse.Namespace, workdir: Path) -> dict:
+    """A reference server (``--serve-<name> PORT *extra``, this script in a child process) under
+    the same load; its answers are not checked against a database."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = workdir / "baseline.log"
+    log = workdir / f"{name}.log"
     with log.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-baseline", str(port)], cwd=workdir,
+        proc = subprocess.Popen([sys.executable, __file__, f"--serve-{name}", str(port), *extra], cwd=workdir,
                                 stdout=sink, stderr=subprocess.STDOUT)
     try:
         wait_healthy(url, proc, log)
@@ -309,6 +311,10 @@ def bench_baseline(args: argparse.Namespace, workdir: Path) -> dict:
         return run_wrk(url, "none", args, workdir)
     finally:
         stop(proc)
+
+
+def bench_baseline(args: argparse.Namespace, workdir: Path) -> dict:
+    return bench_reference("baseline", [], args, workdir)
 
 
 def bench_naive(database_url: str, args: argparse.Namespace, workdir: Path) -> dict:
@@ -317,19 +323,7 @@ def bench_naive(database_url: str, args: argparse.Namespace, workdir: Path) -> d
     env = abtest_env(instance, database_url)
     _check(run_abtest(env, "db", "upgrade"))
     _check(run_abtest(env, "sync", str(EXPERIMENT_FILE)))
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = workdir / "naive.log"
-    with log.open("wb") as sink:
-        proc = subprocess.Popen([sys.executable, __file__, "--serve-naive", str(port), database_url], cwd=workdir,
-                                stdout=sink, stderr=subprocess.STDOUT)
-    try:
-        wait_healthy(url, proc, log)
-        for _ in range(10):
-            post_batch(url, "none", args.batch)
-        return run_wrk(url, "none", args, workdir)
-    finally:
-        stop(proc)
+    return bench_reference("naive", [database_url], args, workdir)
 
 
 def _check(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
