@@ -23,6 +23,7 @@ from abtest.storable import first_unstorable
 from abtest.surveys.definition import SURVEY_EVENTS, QuestionDef, event_problem, questions_of
 from abtest.vitals import VITALS
 from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
+from abtest.store.freshness import cache_for, registry_version
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
@@ -221,7 +222,17 @@ class _Target:
     questions: Mapping[str, QuestionDef] | None = None  # a survey's: what its events must fit
 
 
-def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target]:
+def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target | None]:
+    """The batch's experiments (None for a key no experiment of ``kinds`` has), from this
+    process's cache while the registry is unchanged (:mod:`abtest.store.freshness`)."""
+    cached = cache_for(conn.engine, "ingest.targets").get_many(
+        registry_version(conn), {(kinds, key) for key in keys},
+        lambda missing: {(kinds, key): target for key, target in
+                         _read_targets(conn, {key for _kinds, key in missing}, kinds).items()})
+    return {key: target for (_kinds, key), target in cached.items()}
+
+
+def _read_targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target | None]:
     experiments, variants = Experiment.__table__, Variant.__table__  # type: ignore[attr-defined]
     surveys = Survey.__table__  # type: ignore[attr-defined]
     linked = experiments.alias("linked")
@@ -237,7 +248,10 @@ def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dic
     found: dict[str, tuple[int, str, set[str], Any]] = {}
     for key, experiment_id, status, variant, questions in rows:
         found.setdefault(key, (experiment_id, status, set(), questions))[2].add(variant)
-    return {k: _Target(i, s, frozenset(v), None if q is None else questions_of(q)) for k, (i, s, v, q) in found.items()}
+    targets: dict[str, _Target | None] = dict.fromkeys(keys)
+    targets.update({k: _Target(i, s, frozenset(v), None if q is None else questions_of(q))
+                    for k, (i, s, v, q) in found.items()})
+    return targets
 
 
 def _misfit(target: _Target, event: EventIn) -> tuple[str, str] | None:

@@ -9,9 +9,19 @@ from sqlmodel import SQLModel
 from abtest.db import pending_migrations, upgrade
 
 
+# Kept by triggers only and never in the models' metadata, so that nothing that empties "every
+# table" (the tests' fixtures, a reset) can set the counter back (abtest.store.freshness).
+OUTSIDE_THE_MODELS = {"registry_version"}
+
+
+def _modelled(obj, name, type_, reflected, compare_to):
+    return not (type_ == "table" and name in OUTSIDE_THE_MODELS)
+
+
 def test_migrated_schema_matches_the_models(engine):
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": _modelled})
+        diff = compare_metadata(context, SQLModel.metadata)
     assert diff == []
 
 

@@ -14,6 +14,7 @@ client address (:mod:`abtest.login_throttle`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from abtest import login_throttle
 from abtest.accounts import authenticate, end_sessions, find_token
 from abtest.errors import Forbidden, Unauthorized
 from abtest.models import ApiToken, User
+from abtest.store.freshness import cache_for, registry_version
 from web.extensions import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -49,12 +51,22 @@ def _presented_token() -> str | None:
 
 def lookup_token(raw: str) -> ApiToken | None:
     """The live token ``raw`` names, looked up once per request (the public routes' CORS check
-    and :func:`token_required` both need it)."""
-    cache = g.setdefault("_tokens", {})
-    if raw not in cache:
-        with Session(get_engine()) as session:
-            cache[raw] = find_token(session, raw)
-    return cache[raw]
+    and :func:`token_required` both need it), and read from the database only when the registry
+    changed since this process last read it (:mod:`abtest.store.freshness`): a revoked key stops
+    working at once in every worker."""
+    per_request = g.setdefault("_tokens", {})
+    if raw not in per_request:
+        engine = get_engine()
+        # Autocommit: two reads need no transaction, and BEGIN and ROLLBACK are a round trip each.
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, Session(bind=conn) as session:
+            per_request[raw] = cache_for(engine, "auth.tokens").get(
+                registry_version(conn), _digest_key(raw), lambda: find_token(session, raw))
+    return per_request[raw]
+
+
+def _digest_key(raw: str) -> str:
+    # The cache is keyed by a digest, so a worker's memory never holds a token in the clear.
+    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def token_required(public: bool = False) -> Callable[[F], F]:

@@ -1,0 +1,87 @@
+"""Registry reads kept in memory by each process, and never stale (issue 12).
+
+Every event batch needs its key's token row and its experiments' ids, states and variants; read
+afresh they were two of the ~13 ms a request cost. A time to live would let a revoked key or a
+stopped experiment keep working for that long in every worker, so the reads are kept under the
+registry's version instead: migration 0014's triggers move ``registry_version.n`` on every
+committed change to experiments, variants, surveys and api_tokens, whoever makes it. A request
+reads that one row (a primary-key lookup) and takes what was cached under the same number; any
+other number empties the cache first.
+
+Why that is exact: the version is read before the rows it guards, in the same or a later
+snapshot, so what is cached under a number is never older than the number says.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+
+VERSION_SQL = sa.text("SELECT n FROM registry_version WHERE id = 1")
+MAX_ENTRIES = 4096  # keys nobody has (any client may send any) must not grow a worker without bound
+
+
+def registry_version(conn: sa.Connection) -> int:
+    """The registry's change counter (see the module docstring)."""
+    return int(conn.execute(VERSION_SQL).scalar_one())
+
+
+class VersionedCache(Generic[K, V]):
+    """Values read from the registry, kept while the registry's version stays the same.
+
+    Thread-safe (gunicorn's threads share it). Misses are loaded together, by one call of
+    ``load``, outside the lock: two threads may load the same key at once, which costs a query
+    and is harmless.
+    """
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._lock = threading.Lock()
+        self._version: int | None = None
+        self._values: dict[K, V] = {}
+        self._max = max_entries
+
+    def get_many(self, version: int, keys: Iterable[K], load: Callable[[set[K]], Mapping[K, V]]) -> dict[K, V]:
+        """The values of ``keys`` under ``version``; ``load`` is given the missing keys and must
+        answer for every one of them (a key with nothing behind it maps to a "none" value, so that
+        a miss is cached too)."""
+        wanted = set(keys)
+        with self._lock:
+            if version != self._version:
+                self._version, self._values = version, {}
+            found = {key: self._values[key] for key in wanted if key in self._values}
+        missing = wanted - found.keys()
+        if missing:
+            loaded = load(missing)
+            found.update((key, loaded[key]) for key in missing)
+            with self._lock:
+                if version == self._version:  # a newer version emptied the cache meanwhile: drop these
+                    if len(self._values) + len(missing) > self._max:
+                        self._values = {}
+                    self._values.update((key, loaded[key]) for key in missing)
+        return found
+
+    def get(self, version: int, key: K, load: Callable[[], V]) -> V:
+        """One value (see :meth:`get_many`)."""
+        return self.get_many(version, (key,), lambda _missing: {key: load()})[key]
+
+
+_CACHES: weakref.WeakKeyDictionary[sa.Engine, dict[str, VersionedCache[Any, Any]]] = weakref.WeakKeyDictionary()
+_CACHES_LOCK = threading.Lock()
+
+
+def cache_for(engine: sa.Engine, name: str) -> VersionedCache[Any, Any]:
+    """The process's cache ``name`` for the database ``engine`` talks to: each database has its own
+    counter, so caches are never shared between engines (tests open SQLite and PostgreSQL side by
+    side; an engine's caches go with it)."""
+    with _CACHES_LOCK:
+        caches = _CACHES.setdefault(engine, {})
+        if name not in caches:
+            caches[name] = VersionedCache()
+        return caches[name]
