@@ -125,3 +125,51 @@ def live_server(env: dict[str, str], *args: str, workers: int = 2) -> Iterator[L
         yield server
     finally:
         server.stop()
+
+
+# ---- a running server's workers, seen through Linux /proc -------------------------------------
+
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn workers: children of the master process (the server process a test started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited meanwhile
+            continue
+        if int(fields[1]) == master:
+            found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # exited meanwhile
+        return inodes
+    for fd in fds:
+        try:
+            target = os.readlink(fd)
+        except OSError:  # closed meanwhile
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    return inodes
+
+
+def _established_on(port: int) -> set[str]:
+    """Inodes of the server side of established TCP connections on ``port``."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "01":
+                found.add(fields[9])
+    return found
+
+
+def connections_per_worker(master: int, port: int) -> dict[int, int]:
+    """How many established client connections on ``port`` each worker of ``master`` holds."""
+    established = _established_on(port)
+    return {pid: len(_socket_inodes(pid) & established) for pid in worker_pids(master)}

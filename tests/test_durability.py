@@ -10,6 +10,7 @@ once, and nothing else is. On PostgreSQL the same runs across a database crash a
 from __future__ import annotations
 
 import glob
+import http.client
 import json
 import os
 import pwd
@@ -36,7 +37,7 @@ from abtest.db import make_engine, session_scope, upgrade
 from abtest.kinds import parse_definition
 from abtest.models import Event
 from tests.conftest import CHECKOUT_TOML
-from tests.live_server import abtest_env, free_port, live_server
+from tests.live_server import LiveServer, abtest_env, connections_per_worker, free_port, live_server
 
 CLIENTS = 6
 BATCHES = 12  # per client
@@ -47,11 +48,12 @@ DEADLINE_S = 50  # per load run: every batch must be acknowledged by then (a loa
 class Load:
     """Client threads, each walking its own batches; a batch is retried (same ids) until a 202."""
 
-    def __init__(self, url: str, key: str) -> None:
+    def __init__(self, url: str, key: str, batches: int = BATCHES, batch_size: int = BATCH_SIZE) -> None:
         ts = datetime.now(UTC).isoformat()
         self.batches = [[[{"id": str(uuid.uuid4()), "type": "exposure", "experiment": "checkout-button",
                            "variant": "green" if (c + b + i) % 2 else "control", "unit": f"u-{c}-{b}-{i}", "ts": ts}
-                          for i in range(BATCH_SIZE)] for b in range(BATCHES)] for c in range(CLIENTS)]
+                          for i in range(batch_size)] for b in range(batches)] for c in range(CLIENTS)]
+        self.total = CLIENTS * batches * batch_size
         self.url, self.key = url, key
         self.acknowledged: set[str] = set()
         self.failures = 0  # refused, reset, timed out or 5xx: each one retried
@@ -71,7 +73,9 @@ class Load:
                 with self.lock:
                     self.bad.append(f"{exc.code}: {exc.read()[:200]!r}")
             return False
-        except OSError:  # refused, reset by a killed worker, timed out
+        except (OSError, http.client.HTTPException, ValueError):
+            # refused, reset or cut short mid-answer by a killed worker (IncompleteRead, half a
+            # JSON body), timed out: a failure to retry, never an answer
             return False
         if response.status != 202 or body.get("accepted", 0) + body.get("duplicates", 0) != len(batch):
             with self.lock:
@@ -100,8 +104,7 @@ class Load:
 
     def wait_for(self, share: float) -> None:
         """Until this share of all events is acknowledged (the load is well under way)."""
-        total = CLIENTS * BATCHES * BATCH_SIZE
-        while len(self.acknowledged) < share * total and time.monotonic() < self.deadline:
+        while len(self.acknowledged) < share * self.total and time.monotonic() < self.deadline:
             time.sleep(0.02)
 
     @property
@@ -109,26 +112,22 @@ class Load:
         return {str(e["id"]) for client in self.batches for batch in client for e in batch}
 
 
-def _workers(master: int) -> list[int]:
-    """The gunicorn workers: children of the master process (the server process we started)."""
-    found = []
-    for stat in glob.glob("/proc/[0-9]*/stat"):
-        try:
-            fields = Path(stat).read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == master:
-            found.append(int(stat.split("/")[2]))
-    return sorted(found)
+def _kill_workers(server: LiveServer, times: int) -> Callable[[Load], None]:
+    port = int(server.url.rsplit(":", 1)[1])
 
-
-def _kill_workers(master: int, times: int) -> Callable[[Load], None]:
     def disrupt(load: Load) -> None:
         for round_ in range(times):
             load.wait_for(0.2 + 0.3 * round_)
-            workers = _workers(master)
-            assert workers, "no gunicorn worker found to kill"
-            os.kill(workers[0], signal.SIGKILL)  # a worker this test's server started
+            # A worker with a request in flight (its connection open): workers share the load, so
+            # an arbitrary one may be between requests, and killing it would test nothing.
+            held: dict[int, int] = {}
+            for _ in range(200):
+                held = connections_per_worker(server.process.pid, port)
+                if any(held.values()):
+                    break
+                time.sleep(0.005)
+            assert held, "no gunicorn worker found to kill"
+            os.kill(max(held, key=lambda pid: held[pid]), signal.SIGKILL)
             time.sleep(0.3)
     return disrupt
 
@@ -154,8 +153,10 @@ def _public_key(engine: sa.Engine) -> str:
 def test_worker_killed_mid_load_loses_and_doubles_nothing(engine, database_url, tmp_path):
     key = _public_key(engine)
     with live_server(abtest_env(tmp_path, database_url), workers=2) as server:
-        load = Load(server.url, key)
-        load.run(_kill_workers(server.process.pid, times=2))
+        # PostgreSQL takes a 20-event batch in a few ms: bigger batches, so that a kill finds
+        # requests in flight.
+        load = Load(server.url, key, batch_size=5 * BATCH_SIZE if engine.dialect.name == "postgresql" else BATCH_SIZE)
+        load.run(_kill_workers(server, times=2))
     _check(load, engine)
 
 
@@ -221,14 +222,16 @@ def test_postgres_crash_and_restart_mid_load_loses_and_doubles_nothing(own_postg
     upgrade(engine)
     key = _public_key(engine)
     with live_server(abtest_env(tmp_path, url), workers=2) as server:
-        kill = _kill_workers(server.process.pid, times=1)
+        kill = _kill_workers(server, times=1)
 
         def disrupt(load: Load) -> None:
             kill(load)
-            load.wait_for(0.5)
+            load.wait_for(0.4)
             crash_and_restart()
 
-        load = Load(server.url, key)
+        # A longer load than the kill test's: PostgreSQL takes a batch in a few ms, and the crash
+        # must land while batches are still being sent.
+        load = Load(server.url, key, batches=2 * BATCHES, batch_size=5 * BATCH_SIZE)
         load.run(disrupt)
     _check(load, engine)
     engine.dispose()

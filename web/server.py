@@ -50,7 +50,8 @@ def _gunicorn(settings: Settings, host: str, port: int, workers: int) -> Any:
         def load_config(self) -> None:
             self.cfg.set("bind", f"{host}:{port}")
             self.cfg.set("workers", workers)
-            self.cfg.set("worker_class", "gthread")
+            # gthread that leaves new connections to an idle worker (see web.gunicorn_worker)
+            self.cfg.set("worker_class", "web.gunicorn_worker.BalancedThreadWorker")
             self.cfg.set("threads", 4)
             if settings.access_log:
                 self.cfg.set("accesslog", "-")
