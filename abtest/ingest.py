@@ -222,11 +222,12 @@ class _Target:
     questions: Mapping[str, QuestionDef] | None = None  # a survey's: what its events must fit
 
 
-def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...]) -> dict[str, _Target | None]:
+def _targets(conn: sa.Connection, keys: set[str], kinds: tuple[str, ...],
+             version: int | None) -> dict[str, _Target | None]:
     """The batch's experiments (None for a key no experiment of ``kinds`` has), from this
     process's cache while the registry is unchanged (:mod:`abtest.store.freshness`)."""
     cached = cache_for(conn.engine, "ingest.targets").get_many(
-        registry_version(conn), {(kinds, key) for key in keys},
+        registry_version(conn) if version is None else version, {(kinds, key) for key in keys},
         lambda missing: {(kinds, key): target for key, target in
                          _read_targets(conn, {key for _kinds, key in missing}, kinds).items()})
     return {key: target for (_kinds, key), target in cached.items()}
@@ -266,12 +267,15 @@ def _misfit(target: _Target, event: EventIn) -> tuple[str, str] | None:
 
 
 def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
-           statuses: tuple[str, ...] = ("running",), now: datetime | None = None) -> IngestResult:
+           statuses: tuple[str, ...] = ("running",), now: datetime | None = None,
+           registry_version: int | None = None) -> IngestResult:
     """Validate each event, store the good ones in one transaction, and count duplicates.
 
     ``kinds`` are the kinds of test the caller may write to (:func:`abtest.kinds.snippet_kinds`),
     ``statuses`` the states that accept events (public keys: running only). Returns only after
-    the commit, so a 202 built from it means the events are durable.
+    the commit, so a 202 built from it means the events are durable. ``registry_version`` is the
+    registry's version as the caller read it for this request (the API's key lookup), which
+    saves reading it again; without it, it is read in the transaction.
     """
     now = now or datetime.now(UTC)
     rejected: list[Rejection] = []
@@ -291,7 +295,7 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
         valid.append((index, event))
 
     with engine.begin() as conn:
-        targets = _targets(conn, {e.experiment for _i, e in valid}, kinds) if valid else {}
+        targets = _targets(conn, {e.experiment for _i, e in valid}, kinds, registry_version) if valid else {}
         rows: dict[str, dict[str, Any]] = {}
         indices: dict[str, int] = {}  # event id -> its index in the request
         in_batch_duplicates = 0

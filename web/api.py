@@ -169,7 +169,8 @@ def events():  # type: ignore[no-untyped-def]
     """Store a batch of up to 1000 events; duplicates (same id) count once; bad ones are listed."""
     batch: EventBatch = validated(EventBatch, json_body())
     statuses = ("running",) if g.token_kind == "public" else ("running", "stopped")
-    result = ingest(get_engine(), batch.events, kinds=snippet_kinds(), statuses=statuses)
+    result = ingest(get_engine(), batch.events, kinds=snippet_kinds(), statuses=statuses,
+                    registry_version=g.get("registry_version"))
     return jsonify(result.to_dict()), 202
 
 

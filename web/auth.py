@@ -59,8 +59,9 @@ def lookup_token(raw: str) -> ApiToken | None:
         engine = get_engine()
         # Autocommit: two reads need no transaction, and BEGIN and ROLLBACK are a round trip each.
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, Session(bind=conn) as session:
+            g.registry_version = registry_version(conn)  # the events route's ingest reuses it
             per_request[raw] = cache_for(engine, "auth.tokens").get(
-                registry_version(conn), _digest_key(raw), lambda: find_token(session, raw))
+                g.registry_version, _digest_key(raw), lambda: find_token(session, raw))
     return per_request[raw]
 
 
