@@ -22,8 +22,9 @@ from abtest.models import Experiment, Survey, Variant
 from abtest.storable import first_unstorable
 from abtest.surveys.definition import SURVEY_EVENTS, QuestionDef, event_problem, questions_of
 from abtest.vitals import VITALS
-from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, write_events
+from abtest.store.events import MAX_DURATION_MS, event_row, first_exposures, store_new
 from abtest.store.freshness import cache_for, registry_version
+from abtest.store.group_commit import committer
 
 MAX_BATCH = 1000
 MAX_PAST = timedelta(days=30)
@@ -266,16 +267,29 @@ def _misfit(target: _Target, event: EventIn) -> tuple[str, str] | None:
     return None
 
 
+@dataclass(slots=True)
+class _Batch:
+    """One request's validated events on their way into a group commit."""
+
+    valid: list[tuple[int, EventIn]]
+    rejected: list[Rejection]
+    kinds: tuple[str, ...]
+    statuses: tuple[str, ...]
+    now: datetime
+    registry_version: int | None
+
+
 def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
            statuses: tuple[str, ...] = ("running",), now: datetime | None = None,
            registry_version: int | None = None) -> IngestResult:
-    """Validate each event, store the good ones in one transaction, and count duplicates.
+    """Validate each event, store the good ones, and count duplicates.
 
     ``kinds`` are the kinds of test the caller may write to (:func:`abtest.kinds.snippet_kinds`),
-    ``statuses`` the states that accept events (public keys: running only). Returns only after
-    the commit, so a 202 built from it means the events are durable. ``registry_version`` is the
-    registry's version as the caller read it for this request (the API's key lookup), which
-    saves reading it again; without it, it is read in the transaction.
+    ``statuses`` the states that accept events (public keys: running only). Concurrent calls in
+    one process share a transaction (:mod:`abtest.store.group_commit`); each returns only after
+    that commit, so a 202 built from it means the events are durable, and a failed commit fails
+    every call of the group with nothing stored. ``registry_version`` is the registry's version
+    as the caller read it for this request (the API's key lookup), which saves reading it again.
     """
     now = now or datetime.now(UTC)
     rejected: list[Rejection] = []
@@ -293,51 +307,82 @@ def ingest(engine: sa.Engine, raw_events: Sequence[Any], kinds: tuple[str, ...],
             rejected.append(Rejection(index, "ts", "must lie between 30 days ago and 5 minutes from now"))
             continue
         valid.append((index, event))
+    if not valid:
+        return IngestResult(0, 0, rejected)
+    batch = _Batch(valid, rejected, kinds, statuses, now, registry_version)
+    return committer(engine, "ingest", _store_group).run(batch)
 
-    with engine.begin() as conn:
-        targets = _targets(conn, {e.experiment for _i, e in valid}, kinds, registry_version) if valid else {}
-        rows: dict[str, dict[str, Any]] = {}
-        indices: dict[str, int] = {}  # event id -> its index in the request
-        in_batch_duplicates = 0
-        for index, event in valid:
-            target = targets.get(event.experiment)
-            if target is None or target.status not in statuses:
-                # One answer for unknown, of another kind and not accepting: a public key learns
-                # nothing about drafts or studies from it.
-                rejected.append(Rejection(index, "experiment", f"no {' or '.join(statuses)} experiment "
-                                          f"with key {event.experiment!r}"))
-                continue
-            if event.variant is not None and event.variant not in target.variants:
-                rejected.append(Rejection(index, "variant", f"{event.variant!r} is not a variant of {event.experiment!r}"))
-                continue
-            misfit = _misfit(target, event)
-            if misfit is not None:
-                rejected.append(Rejection(index, *misfit))
+
+def _store_group(conn: sa.Connection, batches: Sequence[_Batch]) -> list[IngestResult]:
+    """Store a group of requests' events with one insert, in the group's transaction. An id sent
+    by two requests of the group is stored once and counted as a duplicate by the later one, as
+    if the two had been written one after the other."""
+    versions = [b.registry_version for b in batches]
+    version = max(versions) if None not in versions else registry_version(conn)  # type: ignore[type-var]
+    by_kinds: dict[tuple[str, ...], set[str]] = {}
+    for b in batches:
+        by_kinds.setdefault(b.kinds, set()).update(e.experiment for _i, e in b.valid)
+    targets = {kinds: _targets(conn, keys, kinds, version) for kinds, keys in by_kinds.items()}
+    rows: dict[str, dict[str, Any]] = {}  # the group's rows by event id, the first request's
+    owners: list[dict[str, int]] = []  # per request: event id -> its index in the request
+    duplicates = [0] * len(batches)  # per request: ids it sent twice or another request sent first
+    for n, b in enumerate(batches):
+        owned: dict[str, int] = {}
+        for index, event in b.valid:
+            row = _row(targets[b.kinds].get(event.experiment), event, index, b)
+            if row is None:
                 continue
             if event.id in rows:
-                in_batch_duplicates += 1
+                duplicates[n] += 1
                 continue
-            rows[event.id] = event_row(
-                target.id, event.id, event.type, event.unit, event.ts, variant=event.variant, forced=event.forced,
-                received_at=now, attributes=segment_attributes(event.attributes), event=event.event,
-                value=event.value, task=event.task, success=event.success, duration_ms=event.duration_ms,
-                questionnaire=event.questionnaire, answers=event.answers)
-            indices[event.id] = index
-        accepted = write_events(conn, list(rows.values()))
-        early = _before_exposure(conn, [(indices[i], row) for i, row in rows.items() if row["type"] == "conversion"])
-    rejected.sort(key=lambda r: r.index)
-    return IngestResult(accepted, len(rows) - accepted + in_batch_duplicates, rejected, early)
+            rows[event.id] = row
+            owned[event.id] = index
+        owners.append(owned)
+    new = store_new(conn, list(rows.values()))
+    first = _first_exposures(conn, [row for row in rows.values() if row["type"] == "conversion"])
+    results = []
+    for n, (b, owned) in enumerate(zip(batches, owners, strict=True)):
+        accepted = sum(1 for event_id in owned if event_id in new)
+        early = sorted(index for event_id, index in owned.items()
+                       if _before_exposure(rows[event_id], first))
+        b.rejected.sort(key=lambda r: r.index)
+        results.append(IngestResult(accepted, len(owned) - accepted + duplicates[n], b.rejected, early))
+    return results
 
 
-def _before_exposure(conn: sa.Connection, conversions: list[tuple[int, dict[str, Any]]]) -> list[int]:
-    """The indices of conversions stamped before their unit's first exposure (as stored now,
-    this batch included). A unit with no exposure yet is not flagged: its exposure may be on the way."""
-    by_experiment: dict[int, list[tuple[int, dict[str, Any]]]] = {}
-    for index, row in conversions:
-        by_experiment.setdefault(row["experiment_id"], []).append((index, row))
-    early = []
-    for experiment_id, items in by_experiment.items():
-        first = first_exposures(conn, experiment_id, {row["unit"] for _i, row in items})
-        early += [i for i, row in items if row["unit"] in first and row["ts"] < first[row["unit"]]]
-    return sorted(early)
+def _row(target: _Target | None, event: EventIn, index: int, batch: _Batch) -> dict[str, Any] | None:
+    """The event's stored row, or None with its rejection added to the batch's."""
+    if target is None or target.status not in batch.statuses:
+        # One answer for unknown, of another kind and not accepting: a public key learns
+        # nothing about drafts or studies from it.
+        batch.rejected.append(Rejection(index, "experiment", f"no {' or '.join(batch.statuses)} experiment "
+                                        f"with key {event.experiment!r}"))
+        return None
+    if event.variant is not None and event.variant not in target.variants:
+        batch.rejected.append(Rejection(index, "variant", f"{event.variant!r} is not a variant of {event.experiment!r}"))
+        return None
+    misfit = _misfit(target, event)
+    if misfit is not None:
+        batch.rejected.append(Rejection(index, *misfit))
+        return None
+    return event_row(
+        target.id, event.id, event.type, event.unit, event.ts, variant=event.variant, forced=event.forced,
+        received_at=batch.now, attributes=segment_attributes(event.attributes), event=event.event,
+        value=event.value, task=event.task, success=event.success, duration_ms=event.duration_ms,
+        questionnaire=event.questionnaire, answers=event.answers)
 
+
+def _first_exposures(conn: sa.Connection, conversions: list[dict[str, Any]]) -> dict[tuple[int, str], datetime]:
+    """The first stored exposure (as stored now, this group included) of each converting unit."""
+    units: dict[int, set[str]] = {}
+    for row in conversions:
+        units.setdefault(row["experiment_id"], set()).add(row["unit"])
+    return {(experiment_id, unit): ts for experiment_id, some in units.items()
+            for unit, ts in first_exposures(conn, experiment_id, some).items()}
+
+
+def _before_exposure(row: dict[str, Any], first: dict[tuple[int, str], datetime]) -> bool:
+    """A conversion stamped before its unit's first exposure. A unit with no exposure yet is not
+    flagged: its exposure may be on the way."""
+    exposed = first.get((row["experiment_id"], row["unit"])) if row["type"] == "conversion" else None
+    return exposed is not None and row["ts"] < exposed

@@ -236,16 +236,16 @@ def test_database_down_answers_503_and_retry_is_safe(client, tokens, session, se
     batch = {"events": [exposure("r1"), exposure("r2")]}
     import abtest.ingest
 
-    real = abtest.store.events.write_events
+    real = abtest.store.events.store_new
 
     def failing(conn, rows):  # type: ignore[no-untyped-def]
         raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(abtest.ingest, "write_events", failing)
+    monkeypatch.setattr(abtest.ingest, "store_new", failing)
     down = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
     assert down.status_code == 503 and down.headers["Retry-After"] == "5"
     assert stored_events(session) == []
-    monkeypatch.setattr(abtest.ingest, "write_events", real)
+    monkeypatch.setattr(abtest.ingest, "store_new", real)
     again = client.post("/api/v1/events", headers=tokens["pk"], json=batch)
     assert again.get_json()["accepted"] == 2
 

@@ -43,6 +43,6 @@ def export(engine: sa.Engine, client: ClickHouseClient, since: datetime | None =
             return Exported(read, copied)
         after = rows[-1]["id"]
         read += len(rows)
-        copied += sink.write(client, [dict(row) for row in rows])
+        copied += len(sink.write(client, [dict(row) for row in rows]))
         if progress is not None:
             progress(Exported(read, copied))

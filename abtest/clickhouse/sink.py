@@ -48,18 +48,18 @@ def line(row: dict[str, Any]) -> str:
     return dumps(out)
 
 
-def write(client: ClickHouseClient, rows: list[dict[str, Any]]) -> int:
-    """Insert the rows whose ids are not stored yet (first of each id in the batch); returns how
-    many were new."""
+def write(client: ClickHouseClient, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert the rows whose ids are not stored yet (first of each id in the batch); returns the
+    ids that were new."""
     if not rows:
-        return 0
+        return set()
     known = stored_ids(client, [row["event_id"] for row in rows])
     fresh: dict[str, dict[str, Any]] = {}
     for row in rows:
         if row["event_id"] not in known and row["event_id"] not in fresh:
             fresh[row["event_id"]] = row
     client.insert_json(table(client), COLUMNS, [line(row) for row in fresh.values()])
-    return len(fresh)
+    return set(fresh)
 
 
 def first_exposures(client: ClickHouseClient, experiment_id: int, units: set[str]) -> dict[str, datetime]:

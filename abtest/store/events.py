@@ -46,7 +46,13 @@ def event_row(experiment_id: int, event_id: str, type_: str, unit: str, ts: date
 
 def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     """Insert event rows in the caller's transaction, skipping ids already stored; returns how
-    many were new.
+    many were new (see :func:`store_new`)."""
+    return len(store_new(conn, rows))
+
+
+def store_new(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
+    """Insert event rows in the caller's transaction, skipping ids already stored; returns the
+    ids that were new (a group of requests written together is told apart by them).
 
     ``INSERT … ON CONFLICT (event_id) DO NOTHING RETURNING``: the unique constraint, not a
     read-then-write check, decides what is a duplicate, so two racing requests carrying the same
@@ -55,7 +61,7 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
     request was measured 2-3x slower. On PostgreSQL one ``unnest`` statement (:func:`_write_postgres`).
     """
     if not rows:
-        return 0
+        return set()
     clickhouse = clickhouse_of(conn.engine)
     if clickhouse is not None:  # ABTEST_EVENTS_URL: the events live in ClickHouse
         return sink.write(clickhouse, rows)
@@ -65,10 +71,10 @@ def write_events(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
         EVENTS.c.event_id)
     # Every writer takes the unique-index locks in the same (id) order, so two requests carrying
     # overlapping ids wait for each other instead of deadlocking.
-    return len(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).all())
+    return set(conn.execute(statement, sorted(rows, key=lambda row: row["event_id"])).scalars())
 
 
-def _write_postgres(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
+def _write_postgres(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
     """PostgreSQL: one statement whatever the batch size, the rows sent as one array per column
     and unpacked by ``unnest`` (``INSERT … SELECT … FROM unnest(…) WITH ORDINALITY ORDER BY``).
 
@@ -85,7 +91,7 @@ def _write_postgres(conn: sa.Connection, rows: list[dict[str, Any]]) -> int:
         default = _DEFAULTS.get(name)  # a key left out takes the column's default, as in an INSERT
         values = [row.get(name, default) for row in ordered]
         params[name] = [convert(v) for v in values] if convert else values
-    return len(conn.execute(_postgres_statement(conn.dialect), params).all())
+    return set(conn.execute(_postgres_statement(conn.dialect), params).scalars())
 
 
 def _bind(dialect: sa.Dialect, name: str) -> Any:

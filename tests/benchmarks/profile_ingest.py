@@ -41,9 +41,10 @@ PARTS = [
     ("rate limits", "web/public_api.py", "_enforce"),
     ("ingest()", "abtest/ingest.py", "ingest"),
     ("  validation (EventIn)", "pydantic/main.py", "model_validate"),
+    ("  the group's transaction (one request alone here)", "abtest/store/group_commit.py", "_write_group"),
     ("  registry reads (experiments, variants)", "abtest/ingest.py", "_targets"),
-    ("  write_events", "abtest/store/events.py", "write_events"),
-    ("  conversions before exposure", "abtest/ingest.py", "_before_exposure"),
+    ("  the insert (store_new)", "abtest/store/events.py", "store_new"),
+    ("  conversions before exposure", "abtest/ingest.py", "_first_exposures"),
     ("  commit", "sqlalchemy/engine/base.py", "commit"),
     ("JSON parse of the body", "werkzeug/wrappers/request.py", "get_json"),
 ]
