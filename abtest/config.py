@@ -30,6 +30,9 @@ SETTINGS: dict[str, str] = {
 
 DEFAULT_SESSION_IDLE_MINUTES = 480
 DEFAULT_SURVEY_QUIET_DAYS = 14
+# An API request that waited this long for a free server thread is answered 503 at once (the
+# worker is overloaded; the client retries) instead of being served seconds late.
+DEFAULT_QUEUE_TIMEOUT_MS = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class Settings:
     events_url: str = ""  # empty: the events live in the registry database
     clickhouse_cluster: str = ""  # empty: one ClickHouse server (abtest.clickhouse.schema)
     survey_quiet_days: int = DEFAULT_SURVEY_QUIET_DAYS
+    queue_timeout_ms: int = DEFAULT_QUEUE_TIMEOUT_MS
 
     @property
     def is_sqlite(self) -> bool:
@@ -107,14 +111,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                     ratelimit_url=env.get("ABTEST_RATELIMIT_URL") or defaults.ratelimit_url,
                     trusted_proxies=int(proxies), events_url=env.get("ABTEST_EVENTS_URL") or "",
                     clickhouse_cluster=(env.get("ABTEST_CLICKHOUSE_CLUSTER") or "").strip(),
-                    survey_quiet_days=_quiet_days(env.get("ABTEST_SURVEY_QUIET_DAYS")))
+                    survey_quiet_days=_whole(env, "ABTEST_SURVEY_QUIET_DAYS", DEFAULT_SURVEY_QUIET_DAYS, 3650, "days"),
+                    queue_timeout_ms=_whole(env, "ABTEST_QUEUE_TIMEOUT_MS", DEFAULT_QUEUE_TIMEOUT_MS, 600_000,
+                                            "milliseconds"))
 
 
-def _quiet_days(raw: str | None) -> int:
+def _whole(env: Mapping[str, str], name: str, default: int, most: int, unit: str) -> int:
+    raw = env.get(name)
     if not raw:
-        return DEFAULT_SURVEY_QUIET_DAYS
-    if not raw.strip().isdigit() or int(raw) > 3650:
-        raise ValidationError(f"{raw!r} is not a whole number of days from 0 to 3650", field="ABTEST_SURVEY_QUIET_DAYS")
+        return default
+    if not raw.strip().isdigit() or int(raw) > most:
+        raise ValidationError(f"{raw!r} is not a whole number of {unit} from 0 to {most}", field=name)
     return int(raw)
 
 

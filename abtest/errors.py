@@ -91,6 +91,14 @@ class Busy(AbtestError):
     code = "busy"
 
 
+class Overloaded(AbtestError):
+    """The request waited too long for a free server thread (ABTEST_QUEUE_TIMEOUT_MS): answered at
+    once with nothing done, so the same request may be retried."""
+
+    status = 503
+    code = "overloaded"
+
+
 class Unsupported(AbtestError):
     """Asked of a part not built yet (e.g. study results on ClickHouse events): refused whole."""
 

@@ -103,9 +103,11 @@ def _register_api(app: Flask) -> None:
     from flask_cors import CORS
 
     from web.api import api
+    from web.overload import init_overload
     from web.public_api import init_public_api
 
     app.register_blueprint(api)
+    init_overload(app)  # first: a request shed for waiting too long does no other work
     csrf.exempt(api)  # token-authenticated, never cookie-authenticated
     # Only the snippet's routes are reachable from other origins, each public key from its own
     # allowed origins, and rate-limited (web.public_api); the admin API is not.

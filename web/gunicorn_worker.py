@@ -18,6 +18,8 @@ from typing import Any
 
 from gunicorn.workers.gthread import ThreadWorker
 
+from web.overload import set_queue_wait
+
 BUSY_ACCEPT_INTERVAL_S = 0.05
 
 
@@ -46,7 +48,16 @@ class BalancedThreadWorker(ThreadWorker):  # type: ignore[misc]
 
     def enqueue_req(self, conn: Any) -> None:
         self.in_flight += 1
+        conn.abtest_queued_at = time.monotonic()
         super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        # Runs in a pool thread: how long the connection waited for one (web.overload sheds on it).
+        set_queue_wait(time.monotonic() - conn.abtest_queued_at)
+        try:
+            return super().handle(conn)
+        finally:
+            set_queue_wait(0.0)
 
     def finish_request(self, conn: Any, fs: Any) -> None:
         self.in_flight -= 1
