@@ -1,7 +1,7 @@
-"""`abtest serve`'s workers (web.gunicorn_worker): a busy worker leaves new connections to an
-idle one (stock gthread was seen holding 29 of 32 benchmark connections in one worker while the
-other core idled), and an API request that waited too long for a thread is answered 503 at once
-(web.overload). Real server, real sockets (Linux /proc)."""
+"""`abtest serve`'s workers: connections are spread over them (one SO_REUSEPORT socket per worker;
+with one shared socket gthread was seen holding 29 of 32 benchmark connections in one worker while
+the other core idled), and an API request that waited too long for a thread is answered 503 at
+once (web.gunicorn_worker, web.overload). Real server, real sockets (Linux /proc)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from web.overload import set_queue_wait
 
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="counts sockets through Linux /proc")
 
-CONNECTIONS = 12
+CONNECTIONS = 48  # spread by the kernel's hash: 12 or fewer in one worker is a 1-in-5,000 draw
 
 
 def _batch(size: int) -> bytes:
