@@ -25,7 +25,8 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 _hasher = PasswordHasher()
 
 
-def _digest(raw: str) -> str:
+def token_digest(raw: str) -> str:
+    """What is stored of a token (its SHA-256), and what caches and counters are keyed by."""
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
@@ -48,7 +49,7 @@ def create_token(session: Session, kind: str = "secret", name: str = "",
         raise ValidationError("only a public key can be limited to origins; secret tokens are never "
                               "sent from web pages", field="origin")
     raw = TOKEN_PREFIXES[kind] + secrets.token_urlsafe(32)
-    row = ApiToken(name=name, kind=kind, prefix=raw[:10], token_hash=_digest(raw),
+    row = ApiToken(name=name, kind=kind, prefix=raw[:10], token_hash=token_digest(raw),
                    origins=normalize_origins(origins) or None)
     session.add(row)
     session.flush()
@@ -59,7 +60,7 @@ def find_token(session: Session, raw: str) -> ApiToken | None:
     """The live token matching ``raw``, or None (unknown and revoked look the same to a caller)."""
     if not raw or raw[:3] not in TOKEN_PREFIXES.values():
         return None
-    row = session.exec(select(ApiToken).where(ApiToken.token_hash == _digest(raw))).first()
+    row = session.exec(select(ApiToken).where(ApiToken.token_hash == token_digest(raw))).first()
     if row is None or row.revoked_at is not None:
         return None
     return row

@@ -12,6 +12,7 @@ class AbtestError(Exception):
 
     status: int = 400
     code: str = "invalid"
+    retry_after: int | None = None  # seconds, sent as Retry-After: the same request may be retried then
 
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
@@ -23,6 +24,10 @@ class AbtestError(Exception):
 
     def to_dict(self) -> dict[str, object]:
         return {"code": self.code, "message": self.message, "field": self.field}
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error's answer carries."""
+        return {} if self.retry_after is None else {"Retry-After": str(self.retry_after)}
 
 
 class ValidationError(AbtestError):
@@ -97,6 +102,7 @@ class Overloaded(AbtestError):
 
     status = 503
     code = "overloaded"
+    retry_after = 1
 
 
 class Unsupported(AbtestError):

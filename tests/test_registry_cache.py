@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import pytest
@@ -40,16 +41,25 @@ def public_key(session: Session, seeded_experiment) -> str:  # type: ignore[no-u
     return raw
 
 
-def _statements(engine: sa.Engine) -> list[str]:
+@contextmanager
+def _statements(engine: sa.Engine) -> Iterator[list[str]]:
+    """The SQL ``engine`` runs inside the block (the listener goes with it: the engine is the session's)."""
     seen: list[str] = []
-    sa.event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
-    return seen
+
+    def record(*args: object) -> None:
+        seen.append(str(args[2]))
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
 
 
 def test_a_second_batch_reads_the_version_row_once_and_no_registry_table(client, engine, public_key):
     assert client.post(f"/api/v1/events?key={public_key}", json=_batch("a")).status_code == 202
-    seen = _statements(engine)
-    assert client.post(f"/api/v1/events?key={public_key}", json=_batch("b", "c")).status_code == 202
+    with _statements(engine) as seen:
+        assert client.post(f"/api/v1/events?key={public_key}", json=_batch("b", "c")).status_code == 202
     reads = [s for s in seen if s.lstrip().upper().startswith("SELECT")]
     assert len(reads) == 1 and "registry_version" in reads[0], reads
     assert not any("api_tokens" in s or "variants" in s for s in seen)

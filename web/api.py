@@ -24,8 +24,7 @@ from abtest.attributes import segment_attributes
 from abtest.checks import InvalidDefinition
 from abtest.clickhouse.client import EventsUnavailable
 from abtest.db import is_busy
-from abtest.errors import (AbtestError, BadRequest, Busy, NotFound, Overloaded, Unavailable, UnsupportedMediaType,
-                           ValidationError)
+from abtest.errors import AbtestError, BadRequest, Busy, NotFound, Unavailable, UnsupportedMediaType, ValidationError
 from abtest.ingest import EventBatch, explain, ingest
 from abtest.kinds import KINDS, parse_definition, require_snippet_kind, snippet_kinds
 from abtest.studies.screens import resolve_images
@@ -45,9 +44,7 @@ def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
     body: dict[str, Any] = {"error": exc.to_dict()}
     if isinstance(exc, InvalidDefinition):
         body["errors"] = [e.to_dict() for e in exc.errors]
-    if isinstance(exc, Overloaded):
-        return jsonify(body), exc.status, {"Retry-After": "1"}
-    return jsonify(body), exc.status
+    return jsonify(body), exc.status, exc.headers()
 
 
 def http_error(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -148,9 +148,9 @@ def _register_pages(app: Flask) -> None:
     @app.errorhandler(AbtestError)
     def _domain_error(exc: AbtestError):  # type: ignore[no-untyped-def]
         if request.path.startswith("/api/"):
-            return jsonify(error=exc.to_dict()), exc.status
+            return jsonify(error=exc.to_dict()), exc.status, exc.headers()
         title = ERROR_TITLES.get(exc.status, "Not possible")
-        return render_template("error.html", title=title, message=str(exc.message)), exc.status
+        return render_template("error.html", title=title, message=str(exc.message)), exc.status, exc.headers()
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException):  # type: ignore[no-untyped-def]

@@ -14,7 +14,6 @@ client address (:mod:`abtest.login_throttle`).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from flask import Blueprint, current_app, g, redirect, render_template, request,
 from sqlmodel import Session, select
 
 from abtest import login_throttle
-from abtest.accounts import authenticate, end_sessions, find_token
+from abtest.accounts import authenticate, end_sessions, find_token, token_digest
 from abtest.errors import Forbidden, Unauthorized
 from abtest.models import ApiToken, User
 from abtest.store.freshness import cache_for, registry_version
@@ -61,13 +60,8 @@ def lookup_token(raw: str) -> ApiToken | None:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, Session(bind=conn) as session:
             g.registry_version = registry_version(conn)  # the events route's ingest reuses it
             per_request[raw] = cache_for(engine, "auth.tokens").get(
-                g.registry_version, _digest_key(raw), lambda: find_token(session, raw))
+                g.registry_version, token_digest(raw), lambda: find_token(session, raw))
     return per_request[raw]
-
-
-def _digest_key(raw: str) -> str:
-    # The cache is keyed by a digest, so a worker's memory never holds a token in the clear.
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def token_required(public: bool = False) -> Callable[[F], F]:

@@ -21,7 +21,6 @@ Retry-After. Secret tokens are trusted server credentials and not limited. The c
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -31,6 +30,7 @@ from flask import Flask, Response, current_app, g, request
 from flask_limiter.util import get_remote_address
 from limits import parse_many
 
+from abtest.accounts import token_digest
 from abtest.errors import AbtestError, Forbidden, ValidationError
 from abtest.origins import origin_allowed
 from web.auth import lookup_token
@@ -107,7 +107,7 @@ def _settings() -> Any:
 
 def _per_key() -> str:
     # A digest, so the counters' store (perhaps a shared Redis) never holds a key.
-    return hashlib.sha256(_presented_token().encode()).hexdigest()[:32]
+    return token_digest(_presented_token())[:32]
 
 
 def _enforce(scope: str, limits: str, who: str, what: str) -> None:

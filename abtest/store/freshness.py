@@ -15,11 +15,12 @@ snapshot, so what is cached under a number is never older than the number says.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
+
+from abtest.store.per_engine import per_engine
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -72,16 +73,7 @@ class VersionedCache(Generic[K, V]):
         return self.get_many(version, (key,), lambda _missing: {key: load()})[key]
 
 
-_CACHES: weakref.WeakKeyDictionary[sa.Engine, dict[str, VersionedCache[Any, Any]]] = weakref.WeakKeyDictionary()
-_CACHES_LOCK = threading.Lock()
-
-
 def cache_for(engine: sa.Engine, name: str) -> VersionedCache[Any, Any]:
-    """The process's cache ``name`` for the database ``engine`` talks to: each database has its own
-    counter, so caches are never shared between engines (tests open SQLite and PostgreSQL side by
-    side; an engine's caches go with it)."""
-    with _CACHES_LOCK:
-        caches = _CACHES.setdefault(engine, {})
-        if name not in caches:
-            caches[name] = VersionedCache()
-        return caches[name]
+    """The process's cache ``name`` for the database ``engine`` talks to (each database has its
+    own counter, so caches are never shared between engines)."""
+    return per_engine(engine, f"cache:{name}", VersionedCache)

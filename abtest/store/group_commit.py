@@ -15,11 +15,12 @@ was one transaction.
 from __future__ import annotations
 
 import threading
-import weakref
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 import sqlalchemy as sa
+
+from abtest.store.per_engine import per_engine
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -95,15 +96,7 @@ class GroupCommitter(Generic[T, R]):
                 self._cond.notify_all()
 
 
-_COMMITTERS: weakref.WeakKeyDictionary[sa.Engine, dict[str, GroupCommitter[Any, Any]]] = weakref.WeakKeyDictionary()
-_LOCK = threading.Lock()
-
-
 def committer(engine: sa.Engine, name: str,
               write: Callable[[sa.Connection, Sequence[T]], Sequence[R]]) -> GroupCommitter[T, R]:
     """The process's committer ``name`` for ``engine`` (groups never mix databases)."""
-    with _LOCK:
-        found = _COMMITTERS.setdefault(engine, {})
-        if name not in found:
-            found[name] = GroupCommitter(engine, write)
-        return found[name]
+    return per_engine(engine, f"committer:{name}", lambda: GroupCommitter(engine, write))
