@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel
 
 from abtest.config import Settings
 from abtest.db import make_engine, upgrade
+from tests.own_postgres import own_postgres  # noqa: F401 - a fixture: a PostgreSQL cluster a test may crash
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "ABTEST_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

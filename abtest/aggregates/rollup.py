@@ -49,6 +49,7 @@ SQLITE_PAUSE_S = 0.05  # between them: a writer waiting in SQLite's busy handler
 # Above this share of dirty units a full rebuild (hash joins over the experiment) beats recomputing
 # unit by unit through the index.
 FULL_REBUILD_SHARE = 0.2
+BUILD_WORK_MEM = "64MB"  # per sort or hash of a PostgreSQL refresh (a plan has a handful)
 
 Scope = Callable[[sa.ColumnElement[str]], sa.ColumnElement[bool]]  # which units: a filter on a unit column
 
@@ -167,6 +168,10 @@ def _refresh_step(engine: sa.Engine, experiment_id: int, measures: Measures,
     """One transaction of :func:`refresh`: at most ``limit`` dirty units (None: all). Answers what
     it did, whether dirty units remain, and whether the rollups changed enough for new statistics."""
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Memory for the sorts and hashes over a whole experiment, this transaction only: with
+            # the 4 MB default the hashes of 222 k units and marks (1 M events) spilled to disk.
+            conn.execute(sa.text(f"SET LOCAL work_mem = '{BUILD_WORK_MEM}'"))
         previous, units = _lock_state(conn, experiment_id)
         claim = _CLAIMS[conn.dialect.name]
         claim.create(conn)  # a failed refresh rolls its creation back with everything else
@@ -212,9 +217,11 @@ def _clear_claimed_marks(conn: sa.Connection, experiment_id: int, claim: sa.Tabl
     claimed = sa.tuple_(DIRTY.c.unit, DIRTY.c.version).in_(sa.select(claim.c.unit, claim.c.version))
     mine = DIRTY.c.experiment_id == experiment_id, claimed
     if conn.dialect.name == "postgresql":
+        # The free marks' row ids as one array: a TID scan of them, where ``ctid IN (…)`` hashed
+        # and re-joined every row (0.69 -> 0.24 s for 222 k marks).
         ctid = sa.literal_column("ctid")
         free = sa.select(ctid).select_from(DIRTY).where(*mine).with_for_update(skip_locked=True)
-        conn.execute(DIRTY.delete().where(ctid.in_(free.scalar_subquery())))
+        conn.execute(DIRTY.delete().where(ctid == sa.func.any(sa.func.array(free.scalar_subquery()))))
     else:
         conn.execute(DIRTY.delete().where(*mine))
 
@@ -306,17 +313,20 @@ def _recompute(conn: sa.Connection, experiment_id: int, measures: Measures, scop
     # One sorted pass over the exposures: per unit its variants, QA overrides and start (window
     # aggregates over the unit), and the attributes of its first exposure (the first row in time,
     # kept by row_number), its segment values. A correlated lookup per unit took 2.8× as long.
+    # One window, in time order: the first row's time is the unit's start, and the whole-frame
+    # aggregates see every exposure (two windows, one unordered, cost a second pass: 0.36 -> 0.31 s
+    # at 333 k exposures).
     ev = EVENTS
-    def per_unit(aggregate: sa.ColumnElement[object], **order: object) -> sa.ColumnElement[object]:
-        return sa.over(aggregate, partition_by=ev.c.unit, **order)  # type: ignore[arg-type]
+    def per_unit(aggregate: sa.ColumnElement[object], whole: bool = True) -> sa.ColumnElement[object]:
+        return sa.over(aggregate, partition_by=ev.c.unit, order_by=(ev.c.ts, ev.c.id),  # type: ignore[arg-type]
+                       rows=(None, None) if whole else None)
 
     ranked = (sa.select(
-        ev.c.experiment_id, ev.c.unit, ev.c.attributes,
+        ev.c.experiment_id, ev.c.unit, ev.c.attributes, ev.c.ts.label("first_ts"),
         per_unit(sa.func.min(ev.c.variant)).label("variant_lo"),
         per_unit(sa.func.max(ev.c.variant)).label("variant_hi"),
         per_unit(sa.func.sum(sa.case((ev.c.forced, 1), else_=0))).label("forced"),
-        per_unit(sa.func.min(ev.c.ts)).label("first_ts"),
-        per_unit(sa.func.row_number(), order_by=(ev.c.ts, ev.c.id)).label("rank"))
+        per_unit(sa.func.row_number(), whole=False).label("rank"))
         .where(ev.c.experiment_id == experiment_id, ev.c.type == "exposure", within(ev.c.unit))
         .subquery("ranked"))
     r = ranked.c
