@@ -17,7 +17,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -113,8 +113,12 @@ class ClickHouseSource:
         top, more = largest([(str(v), int(n)) for v, n in sizes], MAX_SEGMENTS)
         if not top:
             return Aggregates(Slice(_slice(self._answer(experiment_id, requests, now, None), None)), by=by)
-        split = self._answer(experiment_id, [r for r in requests if not r.whole_only], now, (by, top))
-        whole = self._answer(experiment_id, [r for r in requests if r.whole_only], now, None)
+        # Daily conversions are whole-test only, but the segmented pass over the units gives them
+        # too (summed over the segments): no second pass for them.
+        alongside = [r for r in requests if isinstance(r, DailyConversions)]
+        split = self._answer(experiment_id, [r for r in requests if not r.whole_only] + alongside, now, (by, top))
+        whole = self._answer(experiment_id, [r for r in requests if r.whole_only and r not in alongside], now, None)
+        whole.update({request: split.pop(request) for request in alongside})
         whole.update({request: {None: total(per.values())} for request, per in split.items()})
         order = list(top) + ([OTHER] if more else [])
         return Aggregates(Slice(_slice(whole, None)), by=by,
@@ -122,7 +126,8 @@ class ClickHouseSource:
 
     def _answer(self, experiment_id: int, requests: Sequence[Request], now: datetime,
                 labels: tuple[str, tuple[str, ...]] | None) -> Answers:
-        """Every request answered per segment label (None: the whole test), one query per family."""
+        """Every request answered per segment label (None: the whole test), one query per family (one
+        for the A/B families together)."""
         families: dict[type, list[Any]] = defaultdict(list)
         for request in requests:
             families[type(request)].append(request)
@@ -138,38 +143,7 @@ class ClickHouseSource:
                     for r in self.client.query(sql, {**params, **extra})]
 
         out: Answers = self._study(experiment_id, families, now, labels, rows)
-        if ExposedUnits in families:
-            by_seg: dict[str | None, dict[str, dict[str, int]]] = {}
-            for seg, (bucket, day, n) in rows(queries.unit_counts(self.table, segmented)):
-                by_seg.setdefault(seg, {}).setdefault(str(bucket), {})[str(day)] = int(n)
-            units = {seg: rollup_sql.unit_counts_of(buckets) for seg, buckets in by_seg.items()}
-            for request in families[ExposedUnits]:
-                out[request] = units if units else {None: rollup_sql.unit_counts_of({})} if not segmented else {}
-        if EventTotals in families:
-            names = sorted({r.event for r in families[EventTotals]})
-            found = defaultdict(dict)
-            for seg, (variant, name, n, x, post_mean, post_var, pre_mean, pre_var, cov, early) in rows(
-                    queries.event_totals(self.table, segmented), names=names):
-                found[name].setdefault(seg, {})[str(variant)] = (int(n), int(x), post_mean, post_var, pre_mean,
-                                                                  pre_var, cov, int(early))
-            for request in families[EventTotals]:
-                out[request] = _guarded(lambda: {seg: {v: _event_stats(*t) for v, t in per.items()}
-                                                 for seg, per in found.get(request.event, {}).items()})
-        if UnitLogTimes in families:
-            tasks = sorted({r.task for r in families[UnitLogTimes]})
-            times = defaultdict(dict)
-            for seg, (variant, task, n, mean, var) in rows(queries.unit_log_times(self.table, segmented), tasks=tasks):
-                times[task].setdefault(seg, {})[str(variant)] = (int(n), mean, var)
-            for request in families[UnitLogTimes]:
-                out[request] = _guarded(lambda: {seg: {v: _moments(*t) for v, t in per.items()}
-                                                 for seg, per in times.get(request.task, {}).items()})
-        if Returning in families:
-            days = sorted({r.days for r in families[Returning]})
-            back: dict[int, dict[str | None, dict[str, Counts]]] = defaultdict(dict)
-            for seg, (variant, d, n, x) in rows(queries.returning(self.table, segmented), days=days, now=now):
-                back[int(d)].setdefault(seg, {})[str(variant)] = Counts(int(n), int(x))
-            for request in families[Returning]:
-                out[request] = back.get(request.days, {})
+        out.update(self._experiment(families, segmented, now, rows))
         for request in families.get(Quantiles, []):  # whole test only, like the SQL source
             store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event, request.over)
             out[request] = {None: order_stats(store, request.q, clustered=request.over == "events")}
@@ -177,12 +151,68 @@ class ClickHouseSource:
         for request in families.get(AtOrBelow, []):
             store = ClickHouseOrdered(self.client, self.table, experiment_id, request.kind, request.event)
             out[request] = {None: store.cluster_counts(request.threshold)}
-        for request in families.get(DailyConversions, []):
-            out[request] = {None: [(str(v), str(d), None if c is None else str(c), int(n)) for v, d, c, n
-                                   in self.client.query(queries.daily_conversions(self.table),
-                                                        {"e": experiment_id, "event": request.event})]}
         return out
 
+    def _experiment(self, families: dict[type, list[Any]], segmented: bool, now: datetime,
+                    rows: Callable[..., list[Row]]) -> Answers:
+        """The A/B families (unit counts, event totals, log times, returning, daily conversions)
+        from one per-unit pass (:func:`queries.experiment`): its rows per day of first exposure,
+        added up per segment and variant."""
+        asked = {family: families.get(family, []) for family in (ExposedUnits, EventTotals, UnitLogTimes, Returning,
+                                                                  DailyConversions)}
+        if not any(asked.values()):
+            return {}
+        names = sorted({r.event for r in asked[EventTotals]})
+        tasks = sorted({r.task for r in asked[UnitLogTimes]})
+        days = sorted({r.days for r in asked[Returning]})
+        daily = sorted({r.event for r in asked[DailyConversions]})
+        sql, params = queries.experiment(self.table, segmented, names, tasks, days, daily)
+        cohorts: dict[str | None, dict[str, dict[str, int]]] = {}
+        per_day: dict[tuple[str, Any], dict[str | None, dict[str, list[Any]]]] = defaultdict(dict)
+        converters: dict[str, dict[tuple[str, str, str | None], int]] = defaultdict(dict)  # whole test
+
+        def keep(family: str, key: Any, seg: str | None, variant: str, value: Any) -> None:
+            per_day[(family, key)].setdefault(seg, {}).setdefault(variant, []).append(value)
+
+        for seg, (variant, day, units, *rest) in rows(sql, **{**params, "now": now}):
+            variant, units, first_day = str(variant), int(units), _day(day)
+            cohorts.setdefault(seg, {}).setdefault(variant, {})[first_day] = units
+            if variant in rollup_sql.EXCLUSIONS:
+                continue  # a bucket of excluded units: counted, in no metric
+            values = iter(rest)
+            for name in names:
+                keep("event", name, seg, variant, (units, *(next(values) for _ in range(7))))
+            for task in tasks:
+                n, mean, var = (next(values) for _ in range(3))
+                if n:
+                    keep("task", task, seg, variant, (int(n), mean, var))
+            for d in days:
+                due, came_back = int(next(values)), int(next(values))
+                if due:
+                    keep("back", d, seg, variant, (due, came_back))
+            for name in daily:
+                converted, counts = next(values), next(values)
+                for on, n in zip(converted, counts, strict=True):
+                    row = (variant, first_day, None if on < 0 else _day(on))
+                    converters[name][row] = converters[name].get(row, 0) + int(n)
+
+        def summed(family: str, key: Any, make: Callable[..., Any]) -> dict[str | None, Any]:
+            return {seg: {v: total(make(*t) for t in found) for v, found in per.items()}
+                    for seg, per in per_day.get((family, key), {}).items()}
+
+        out: Answers = {}
+        units = {seg: rollup_sql.unit_counts_of(buckets) for seg, buckets in cohorts.items()}
+        for request in asked[ExposedUnits]:
+            out[request] = units if units else {None: rollup_sql.unit_counts_of({})} if not segmented else {}
+        for request in asked[EventTotals]:
+            out[request] = _guarded(lambda: summed("event", request.event, _event_stats))
+        for request in asked[UnitLogTimes]:
+            out[request] = _guarded(lambda: summed("task", request.task, _moments))
+        for request in asked[Returning]:
+            out[request] = summed("back", request.days, Counts)
+        for request in asked[DailyConversions]:
+            out[request] = {None: [(*row, n) for row, n in converters[request.event].items()]}
+        return out
 
     def _survey(self, experiment_id: int, families: dict[type, list[Any]]) -> Answers:
         """A survey's reach, answer counts and texts, whole survey only (as the SQL source)."""
@@ -313,6 +343,11 @@ class _Segmented(events_sql._Scope):
 
     def rows(self, conn: sa.Connection, query: sa.Select[Any]) -> list[tuple[str | None, tuple[Any, ...]]]:
         return [(self.segments[r[0]], tuple(r[1:])) for r in conn.execute(query).all() if r[0] in self.segments]
+
+
+def _day(number: int) -> str:
+    """YYYY-MM-DD of a day counted from 1970-01-01 (ClickHouse's Date as a number)."""
+    return (date(1970, 1, 1) + timedelta(days=int(number))).isoformat()
 
 
 def _named(requests: Sequence[Any], fields: dict[str, str]) -> dict[str, Any]:
