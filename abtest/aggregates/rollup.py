@@ -17,6 +17,8 @@ How the rows stay exact (they are derived data, never the source of truth):
 - The measures the rollups hold follow from the experiment's metrics; when that set changes, only
   the new measures are built. On PostgreSQL an experiment never rolled up, or one with most units
   dirty, is rebuilt in one set-based pass; SQLite always goes in short chunks of units.
+- On PostgreSQL the tables are UNLOGGED (migration 0015): a crash empties all of them, state rows
+  included, so every experiment counts as never rolled up and is rebuilt from its events.
 """
 
 from __future__ import annotations
