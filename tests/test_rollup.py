@@ -15,9 +15,11 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from sqlmodel import Session
 
 from abtest import analysis, ingest, pipeline
 from abtest.aggregates import rollup
+from abtest.db import make_engine, upgrade
 from abtest.pipeline import analyze
 from abtest.store.events import write_events
 from abtest.aggregates.rollup import DIRTY, EVENT_TYPES, EVENTS, MEASURES, STATE, UNITS, Measures, Refreshed, refresh
@@ -330,10 +332,6 @@ def test_a_big_batch_is_one_statement_and_a_refresh_meanwhile_does_not_deadlock(
 def test_a_crash_empties_the_unlogged_rollups_and_the_next_report_rebuilds_them(own_postgres):
     """The rollup tables skip the write-ahead log (migration 0015): a crash empties them all, state
     rows included, and the first report after it rebuilds the same rows from the logged events."""
-    from sqlmodel import Session
-
-    from abtest.db import make_engine, upgrade
-
     url, crash_and_restart = own_postgres
     engine = make_engine(url)
     upgrade(engine)

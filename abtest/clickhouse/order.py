@@ -24,7 +24,7 @@ def observations(table: str, over: str) -> str:
     values = (",\n       groupArrayIf((ts, assumeNotNull(value)), type = {kind:String} AND event = {event:String} "
               "AND value IS NOT NULL) AS vals")
     where = " AND (type = 'exposure' OR (type = {kind:String} AND event = {event:String}))"
-    units = _analysable(table, False, values, where)
+    units = _analysable(table, values, where)
     if over == "events":
         return f"""SELECT bucket AS variant, unit, x.2 AS v
 FROM {units} ARRAY JOIN arrayFilter(x -> x.1 >= first_ts, vals) AS x"""

@@ -23,18 +23,20 @@ from collections.abc import Sequence
 from abtest.attributes import NOT_SET, OTHER
 
 EXCLUDED = "('forced', 'multiple_variants')"
+FIRST = "(ts, received_at, event_id)"  # which of a unit's events came first: time, arrival, id
 VALUE = f"if(mapContains(attrs, {{by:String}}), attrs[{{by:String}}], '{NOT_SET}')"
 
 
-def label(segmented: bool) -> str:
-    """A unit's segment label from its first exposure's ``attrs`` (``''``: the whole test)."""
-    return f"if(has({{top:Array(String)}}, {VALUE}), {VALUE}, '{OTHER}')" if segmented else "''"
+def label(segmented: bool, value: str = VALUE) -> str:
+    """A unit's segment label from ``value``, the value of ``{by}`` on its first exposure (by
+    default read from its ``attrs``); ``''``: the whole test."""
+    return f"if(has({{top:Array(String)}}, {value}), {value}, '{OTHER}')" if segmented else "''"
 
 
 def per_unit(table: str, extra: str = "", where: str = "", attrs: bool = True) -> str:
     """One row per exposed unit of experiment ``{e}``, with the ``extra`` aggregates (and the
     first exposure's attributes when ``attrs``: the costliest aggregate, skipped when unused)."""
-    first_attrs = ("argMinIf(attributes, (ts, received_at, event_id), type = 'exposure')" if attrs
+    first_attrs = (f"argMinIf(attributes, {FIRST}, type = 'exposure')" if attrs
                    else "map()")
     return f"""SELECT unit,
        multiIf(countIf(type = 'exposure' AND forced) > 0, 'forced',
@@ -47,15 +49,16 @@ WHERE experiment_id = {{e:UInt64}}{where}
 GROUP BY unit HAVING countIf(type = 'exposure') > 0"""
 
 
-def _analysable(table: str, segmented: bool, extra: str = "", where: str = "") -> str:
-    return f"""(SELECT *, {label(segmented)} AS seg FROM ({per_unit(table, extra, where, segmented)})
+def _analysable(table: str, extra: str = "", where: str = "") -> str:
+    """The exposed units that every metric counts (one variant, never forced), whole test."""
+    return f"""(SELECT * FROM ({per_unit(table, extra, where, False)})
  WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED})"""
 
 
 # The value of ``{by}`` on a unit's first exposure, taken alone: argMinIf of the whole attributes
 # map (as ``per_unit`` keeps it) is the dearest per-unit aggregate, one string costs less.
 FIRST_VALUE = (f",\n       argMinIf(if(mapContains(attributes, {{by:String}}), attributes[{{by:String}}], '{NOT_SET}'), "
-               "(ts, received_at, event_id), type = 'exposure') AS by_value")
+               f"{FIRST}, type = 'exposure') AS by_value")
 
 
 def sizes(table: str) -> str:
@@ -76,12 +79,11 @@ ORDER BY name LIMIT {{limit:UInt32}}"""
 # (the rules of abtest.aggregates.survey_sql)
 
 _SURVEY_EVENTS = "FROM {table} FINAL WHERE experiment_id = {{e:UInt64}} AND NOT forced AND variant IS NOT NULL"
-_FIRST = "(ts, received_at, event_id)"
 
 
 def _visitors(table: str, extra: str, where: str = "") -> str:
     """One row per visitor: the variant of their first survey event, and ``extra``."""
-    return f"""SELECT unit, argMin(assumeNotNull(variant), {_FIRST}) AS first_variant{extra}
+    return f"""SELECT unit, argMin(assumeNotNull(variant), {FIRST}) AS first_variant{extra}
       {_SURVEY_EVENTS.format(table=table)}{where}
       GROUP BY unit"""
 
@@ -99,7 +101,7 @@ def answer_counts(table: str) -> str:
     """(question, variant, answer, visitors): each visitor's first answer to each question."""
     return f"""SELECT a.task, v.first_variant, a.value, count()
 FROM (SELECT assumeNotNull(task) AS task, unit,
-             argMin(JSONExtractFloat(assumeNotNull(answers), 1), {_FIRST}) AS value
+             argMin(JSONExtractFloat(assumeNotNull(answers), 1), {FIRST}) AS value
       {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire != 'text'
         AND task IN {{tasks:Array(String)}}
       GROUP BY task, unit) AS a
@@ -110,7 +112,7 @@ GROUP BY a.task, v.first_variant, a.value"""
 def answer_texts(table: str) -> str:
     """(variant, text): each visitor's first answer to the text question ``{task}``, oldest first."""
     return f"""SELECT v.first_variant, JSONExtractString(a.first, 1)
-FROM (SELECT unit, argMin(assumeNotNull(answers), {_FIRST}) AS first, min({_FIRST}) AS at
+FROM (SELECT unit, argMin(assumeNotNull(answers), {FIRST}) AS first, min({FIRST}) AS at
       {_SURVEY_EVENTS.format(table=table)} AND type = 'response' AND questionnaire = 'text' AND task = {{task:String}}
       GROUP BY unit) AS a
 INNER JOIN ({_visitors(table, "")}) AS v ON v.unit = a.unit
@@ -155,7 +157,6 @@ def experiment(table: str, segmented: bool, names: Sequence[str], tasks: Sequenc
         extra += ",\n       maxIf(ts, type IN ('exposure', 'conversion', 'task', 'response', 'vital')) AS last_ts"
         kinds = []  # any event may be the return
     where = f" AND ({' OR '.join(kinds)})" if kinds else ""
-    seg = f"if(has({{top:Array(String)}}, by_value), by_value, '{OTHER}')" if segmented else "''"
     unit, sums = [], []  # per-unit values, and their sums per group
     for i, name in enumerate(names):
         c = column[name]
@@ -180,6 +181,6 @@ def experiment(table: str, segmented: bool, names: Sequence[str], tasks: Sequenc
         sums += [f"tupleElement(sumMap([converted_{c}], [toUInt64(1)]) AS by_{c}, 1)", f"tupleElement(by_{c}, 2)"]
     return f"""SELECT seg, assumeNotNull(bucket) AS b, day, count(){''.join(', ' + s for s in sums)}
 FROM (SELECT seg, bucket, toUInt32(toDate(first_ts)) AS day{''.join(', ' + u for u in unit)}
-      FROM (SELECT *, {seg} AS seg FROM ({per_unit(table, extra + (FIRST_VALUE if segmented else ""), where, False)})
+      FROM (SELECT *, {label(segmented, "by_value")} AS seg FROM ({per_unit(table, extra + (FIRST_VALUE if segmented else ""), where, False)})
             WHERE bucket IS NOT NULL))
 GROUP BY seg, b, day""", params

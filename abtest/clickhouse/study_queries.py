@@ -21,10 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from abtest.clickhouse.queries import VALUE, label
+from abtest.clickhouse.queries import FIRST, VALUE, label
 from abtest.questionnaires import QUESTIONNAIRES, Banded, Linear
 
-_FIRST = "(ts, received_at, event_id)"
 _TASKS = "type = 'task' AND task IN {tasks:Array(String)}"
 
 
@@ -34,7 +33,7 @@ def _events(table: str, where: str, columns: str = "*") -> str:
 
 
 def _first_attributes(table: str) -> str:
-    return f"""SELECT unit, argMin(attributes, {_FIRST}) AS attrs
+    return f"""SELECT unit, argMin(attributes, {FIRST}) AS attrs
     FROM {table} FINAL WHERE experiment_id = {{e:UInt64}} AND type = 'exposure' GROUP BY unit"""
 
 
