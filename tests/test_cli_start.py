@@ -57,3 +57,36 @@ def test_assign_reads_without_the_database_layer(tmp_path, session, database_url
     imported = _imported(tmp_path, ["assign", "checkout-button", "alice"], {"ABTEST_DATABASE_URL": database_url})
     # PostgreSQL needs its driver; nothing else heavy on either backend.
     assert imported == (["psycopg"] if engine.dialect.name == "postgresql" else [])
+
+
+# What a report costs to import: the closed forms (Wilson, adjusted Wald, the SRM chi-square, the
+# Welch test) need scipy.special only; statsmodels.stats.proportion with scipy.stats and pandas
+# was 0.8 s of `abtest analyze` (1.7 -> 1.1 s in bench_cli when they went).
+MODULES = """
+import atexit, json, sys
+atexit.register(lambda: open({out!r}, "w").write(json.dumps(sorted(
+    m for m in sys.modules if m.split(".")[0] in ("statsmodels", "pandas") or m == "scipy.stats"))))
+from web.cli import main
+main({args!r})
+"""
+
+
+@pytest.mark.parametrize("key", ["checkout-button", "checkout-study"])
+def test_analyze_needs_neither_statsmodels_nor_scipy_stats(tmp_path, key):
+    from abtest.db import make_engine, upgrade
+    from abtest.demo import seed_demo
+
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    engine = make_engine(url)
+    upgrade(engine)
+    for _line in seed_demo(engine):
+        pass
+    engine.dispose()
+    out = tmp_path / "modules.json"
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "ABTEST_INSTANCE_PATH": str(tmp_path / "instance"),
+               "ABTEST_SECRET_KEY": "test", "ABTEST_DATABASE_URL": url}
+    done = subprocess.run([sys.executable, "-c", MODULES.format(out=str(out), args=["analyze", key])],
+                          capture_output=True, text=True, env=environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "units: control" in done.stdout or "participants" in done.stdout, done.stdout[:500]
+    assert json.loads(out.read_text()) == []

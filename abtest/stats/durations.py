@@ -80,9 +80,8 @@ def compare_durations(baseline: Moments, treatment: Moments, alpha: float = 0.05
     """Welch t-test on log times → ratio of geometric means (treatment / baseline) with CI.
 
     Same numbers as R ``t.test(log(treatment), log(baseline))`` exponentiated. ``se`` is on
-    the log scale. t and p come from ``scipy.stats.ttest_ind_from_stats(equal_var=False)`` via
-    :func:`~abtest.stats.means.welch_from_parts` (statsmodels has no public from-statistics
-    Welch test).
+    the log scale. t and p come from :func:`~abtest.stats.means.welch_from_parts` (statsmodels
+    has no public from-statistics Welch test).
     """
     _need(baseline, "baseline")
     _need(treatment, "treatment")

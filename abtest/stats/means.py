@@ -5,9 +5,11 @@ the same numbers as R ``t.test(var.equal = FALSE)``; the relative lift gets a de
 interval. Everything is computed from :class:`~abtest.stats.summary.Moments`.
 
 statsmodels has no public Welch test from summary statistics (``statsmodels.stats.weightstats``
-needs the raw data; its from-statistics helpers are private), so the test statistic and p-value
-come from ``scipy.stats.ttest_ind_from_stats(equal_var=False)``. The t intervals and the
-Welch–Satterthwaite degrees of freedom they need are ours.
+needs the raw data; its from-statistics helpers are private), so the test is ours:
+t = difference / standard error, its p-value from Student's t distribution
+(``scipy.special.stdtr``), the Welch–Satterthwaite degrees of freedom and the t intervals. The
+tests check it against R and against ``scipy.stats.ttest_ind_from_stats(equal_var=False)``
+(what it used to call: importing scipy.stats costs about 0.4 s of every ``abtest analyze``).
 """
 
 from __future__ import annotations
@@ -21,10 +23,10 @@ from abtest.stats.summary import (
     Interval,
     Moments,
     check_alpha,
-    clip_p,
     mean_difference,
     relative_lift,
     t_quantile,
+    t_two_sided_p,
     z_quantile,
 )
 
@@ -63,13 +65,11 @@ def welch_from_parts(
 ) -> Effect:
     """Welch t-test of mean_t − mean_b from means, variances (ddof = 1) and counts.
 
-    Shared by means, durations (on logs) and CUPED (on adjusted values). t and p:
-    ``scipy.stats.ttest_ind_from_stats(equal_var=False)``; the Welch–Satterthwaite df and the
-    t interval are computed here. ``diff``: mean_t − mean_b when the caller has it more precisely
+    Shared by means, durations (on logs) and CUPED (on adjusted values). t = diff / se with the
+    Welch–Satterthwaite df, two-sided p from ``scipy.special.stdtr`` (what
+    ``scipy.stats.ttest_ind_from_stats(equal_var=False)`` computes). ``diff``: mean_t − mean_b when the caller has it more precisely
     than the two rounded means (:func:`~abtest.stats.summary.mean_difference`).
     """
-    from scipy.stats import ttest_ind_from_stats
-
     check_alpha(alpha)
     if n_b < 2 or n_t < 2:
         raise InsufficientData("each variant needs at least 2 units")
@@ -82,9 +82,8 @@ def welch_from_parts(
         raise InsufficientData("the variances are too small to estimate degrees of freedom")
     df = (vb + vt) ** 2 / denominator
     diff = mean_t - mean_b if diff is None else diff
-    # t depends on the means only through their difference: pass it whole, not re-derived
-    result = ttest_ind_from_stats(diff, math.sqrt(var_t), n_t, 0.0, math.sqrt(var_b), n_b, equal_var=False)
-    stat, p = float(result.statistic), clip_p(float(result.pvalue))
+    stat = diff / se  # t depends on the means only through their difference
+    p = t_two_sided_p(stat, df)
     tq = t_quantile(alpha, df)
     # The lift interval uses the normal quantile: the delta method is asymptotic anyway.
     rel, rel_ci = relative_lift(mean_b, mean_t, vb, vt, z_quantile(alpha))

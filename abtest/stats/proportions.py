@@ -12,12 +12,15 @@ small the normal approximation is poor, so the choice follows Sauro & Lewis (ch.
 Campbell (2007, *Statistics in Medicine* 26:3661): the N−1 chi-square test while every expected
 cell count is ≥ 1, the Fisher exact (Fisher–Irwin) test below that.
 
-statsmodels does the numerical work where it has the exact method: the per-variant intervals
-(``statsmodels.stats.proportion.proportion_confint``), the pooled z-test
-(``proportions_ztest``) and its Wald interval (``confint_proportions_2indep``). It has no N−1
-test and its Agresti-Caffo interval always adds 1 success and 1 failure (not z²/4), so those
-stay ours; Fisher's test is ``scipy.stats.fisher_exact``. statsmodels is imported inside the
-functions (importing it costs about a second).
+statsmodels does the numerical work where it has the exact method: the Clopper-Pearson interval
+(``statsmodels.stats.proportion.proportion_confint``), the pooled z-test (``proportions_ztest``)
+and its Wald interval (``confint_proportions_2indep``). It has no N−1 test and its Agresti-Caffo
+interval always adds 1 success and 1 failure (not z²/4), so those stay ours; Fisher's test is
+``scipy.stats.fisher_exact``. The Wilson and adjusted-Wald intervals are closed forms (the same
+formulas as ``proportion_confint``'s, checked against it and against R in the tests): every
+report computes them, and importing ``statsmodels.stats.proportion`` (with scipy.stats and
+pandas) costs about 0.8 s, most of what ``abtest analyze`` took. statsmodels is imported inside
+the functions that use it.
 """
 
 from __future__ import annotations
@@ -39,13 +42,6 @@ from abtest.stats.summary import (
 )
 
 IntervalMethod = Literal["wilson", "agresti_coull", "clopper_pearson"]
-
-# our method name → statsmodels ``proportion_confint`` method
-_STATSMODELS_METHOD = {
-    "wilson": "wilson",
-    "agresti_coull": "agresti_coull",
-    "clopper_pearson": "beta",
-}
 
 _INTERVAL_NAMES = {
     "wilson": "Wilson score interval",
@@ -73,8 +69,10 @@ def proportion_interval(
     to [0, 1]) or ``"clopper_pearson"`` (beta quantiles, as R ``binom.test``). All three are
     valid at 0 and n conversions. The point estimate is always the observed rate.
 
-    Computed by ``statsmodels.stats.proportion.proportion_confint`` (methods ``"wilson"``,
-    ``"agresti_coull"``, ``"beta"``); we only pin the ends at 0 and n conversions.
+    Wilson and adjusted Wald are their closed forms (as ``proportion_confint``'s ``"wilson"`` and
+    ``"agresti_coull"``, which they equal to rounding); Clopper-Pearson is computed by
+    ``statsmodels.stats.proportion.proportion_confint(method="beta")``. The ends are pinned at 0
+    and n conversions.
     """
     check_alpha(alpha)
     _need_units(counts, "n")
@@ -83,15 +81,36 @@ def proportion_interval(
             f"unknown interval method {method!r}; use one of {sorted(_INTERVAL_NAMES)}",
             field="method",
         )
-    from statsmodels.stats.proportion import proportion_confint
-
     x, n = counts.x, counts.n
-    low, high = proportion_confint(x, n, alpha=alpha, method=_STATSMODELS_METHOD[method])
-    low, high = float(low), float(high)
+    if method == "wilson":
+        low, high = _wilson(x, n, _z(alpha))
+    elif method == "agresti_coull":
+        low, high = _agresti_coull(x, n, _z(alpha))
+    else:
+        from statsmodels.stats.proportion import proportion_confint
+
+        low, high = (float(v) for v in proportion_confint(x, n, alpha=alpha, method="beta"))
     # Exact ends at 0 and n conversions; elsewhere only rounding can cross [0, 1].
     low = 0.0 if x == 0 else min(max(0.0, low), x / n)
     high = 1.0 if x == n else max(min(1.0, high), x / n)
     return Estimate(counts.rate, Interval(low, high), counts.n, _INTERVAL_NAMES[method])
+
+
+def _wilson(x: int, n: int, z: float) -> tuple[float, float]:
+    """Wilson (1927): the rates p whose score test |p̂ − p| / √(p(1 − p)/n) ≤ z, i.e.
+    (x + z²/2) / (n + z²) ± z / (n + z²) · √(x(n − x)/n + z²/4)."""
+    z2 = z * z
+    centre = (x + z2 / 2) / (n + z2)
+    half = z / (n + z2) * math.sqrt(x * (n - x) / n + z2 / 4)
+    return centre - half, centre + half
+
+
+def _agresti_coull(x: int, n: int, z: float) -> tuple[float, float]:
+    """Agresti & Coull (1998): the Wald interval around p̃ = (x + z²/2) / ñ with ñ = n + z²."""
+    n_tilde = n + z * z
+    p_tilde = (x + z * z / 2) / n_tilde
+    half = z * math.sqrt(p_tilde * (1 - p_tilde) / n_tilde)
+    return p_tilde - half, p_tilde + half
 
 
 def wilson_interval(counts: Counts, alpha: float = 0.05) -> Estimate:

@@ -6,7 +6,7 @@ import pytest
 
 from abtest.errors import InsufficientData, ValidationError
 from abtest.stats.durations import compare_durations, geometric_mean, log_moments, paired_durations
-from abtest.stats.means import mean_interval, welch_test
+from abtest.stats.means import mean_interval, welch_from_parts, welch_test
 from abtest.stats.summary import Moments
 
 REL = 1e-6
@@ -29,6 +29,21 @@ def test_welch_matches_r_t_test():
         (sum(YT) / len(YT)) / (sum(YB) / len(YB)) - 1, rel=1e-12
     )
     assert eff.relative_ci.contains(eff.relative)
+
+
+@pytest.mark.parametrize(("b", "t"), [
+    ((5.0, 4.0, 12), (6.5, 9.0, 14)), ((100.0, 2500.0, 2006), (101.3, 2400.0, 1994)),
+    ((0.0, 1e-6, 3), (1e-3, 2e-6, 2)), ((3.0, 1.0, 1_000_000), (3.0001, 1.1, 900_000)),
+    ((-2.0, 50.0, 40), (8.0, 0.5, 5)),
+])
+def test_welch_equals_scipy_ttest_ind_from_stats(b, t):
+    from scipy.stats import ttest_ind_from_stats
+
+    (mb, vb, nb), (mt, vt, nt) = b, t
+    reference = ttest_ind_from_stats(mt, math.sqrt(vt), nt, mb, math.sqrt(vb), nb, equal_var=False)
+    eff = welch_from_parts(mb, vb, nb, mt, vt, nt, 0.05, "Welch t-test")
+    assert eff.statistic == pytest.approx(float(reference.statistic), rel=1e-10)
+    assert eff.p_value == pytest.approx(float(reference.pvalue), rel=1e-9, abs=1e-300)
 
 
 def test_mean_interval_matches_r():

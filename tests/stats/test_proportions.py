@@ -64,6 +64,24 @@ def test_adjusted_wald_published_examples():
     assert (round(est.ci.low, 2), round(est.ci.high, 2)) == (0.10, 0.61)
 
 
+# The closed forms against statsmodels' proportion_confint (what they replaced) over a grid of
+# counts and levels, ends included; only the [0, 1] clipping of the adjusted Wald may differ.
+GRID = [(x, n) for n in (1, 2, 5, 13, 100, 2_006, 1_000_000) for x in sorted({0, 1, n // 3, n // 2, n - 1, n})]
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.1, 0.01, 0.3])
+@pytest.mark.parametrize(("ours", "theirs"), [("wilson", "wilson"), ("agresti_coull", "agresti_coull")])
+def test_closed_form_intervals_equal_statsmodels(ours, theirs, alpha):
+    from statsmodels.stats.proportion import proportion_confint
+
+    for x, n in GRID:
+        low, high = (float(v) for v in proportion_confint(x, n, alpha=alpha, method=theirs))
+        low = 0.0 if x == 0 else min(max(0.0, low), x / n)
+        high = 1.0 if x == n else max(min(1.0, high), x / n)
+        est = proportion_interval(Counts(n, x), alpha, ours)
+        assert est.ci.as_tuple() == pytest.approx((low, high), rel=1e-12, abs=1e-15), (x, n)
+
+
 def test_adjusted_wald_is_clipped_to_unit_interval():
     est = adjusted_wald_interval(Counts(5, 5))
     assert est.ci.high == 1.0 and est.ci.low > 0.4

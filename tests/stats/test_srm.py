@@ -23,6 +23,19 @@ def test_matches_r_chisq_test():
     )
 
 
+@pytest.mark.parametrize(("units", "weights"), [
+    ([5050, 4950], [0.5, 0.5]), ([1, 0], [0.5, 0.5]), ([0, 7, 3], [0.2, 0.3, 0.5]),
+    ([2006, 1994], [0.5, 0.5]), ([123456, 61000, 60100], [0.5, 0.25, 0.25]), ([10, 90], [0.1, 0.9]),
+])
+def test_equals_scipy_chisquare(units, weights):
+    from scipy.stats import chisquare
+
+    reference = chisquare(units, f_exp=[w * sum(units) for w in weights])
+    r = srm_check(units, weights)
+    assert r.statistic == pytest.approx(float(reference.statistic), rel=1e-12, abs=1e-12)
+    assert r.p_value == pytest.approx(float(reference.pvalue), rel=1e-10, abs=1e-300)
+
+
 def test_threshold_is_a_parameter():
     r = srm_check([5200, 4800], [0.5, 0.5], threshold=1e-5)
     assert not r.alarm
