@@ -35,7 +35,8 @@ def db_upgrade() -> None:
         cluster = settings.clickhouse_cluster
         create_schema(connect(settings.events_url), cluster or None)
         click.echo(f"events table is up to date: {safe_url(settings.events_url)}"
-                   + (f" (on cluster {cluster}: events_local on every shard, events distributed)" if cluster else ""))
+                   + (f" (on cluster {cluster}: events_local and units_local on every shard, events and units "
+                      "distributed)" if cluster else " (and the units table the reports read)"))
 
 
 @db.command("clickhouse-sql")

@@ -98,12 +98,13 @@ def chdb_engine(tmp_path_factory: pytest.TempPathFactory, chdb_url: str) -> Iter
 
 
 def clear_events_store(engine: sa.Engine) -> None:
-    from abtest.clickhouse.schema import table
+    from abtest.clickhouse.schema import truncate_statements
     from abtest.store.target import clickhouse_of
 
     clickhouse = clickhouse_of(engine)
     if clickhouse is not None:
-        clickhouse.command(f"TRUNCATE TABLE {table(clickhouse)}")
+        for statement in truncate_statements(clickhouse):  # the events and the units
+            clickhouse.command(statement)
 
 
 def backend_engine(request: pytest.FixtureRequest) -> Iterator[sa.Engine]:

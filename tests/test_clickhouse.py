@@ -19,9 +19,9 @@ from sqlmodel import Session
 
 from abtest import pipeline
 from abtest.clickhouse import sink
-from abtest.clickhouse.client import EventsUnavailable, connect
+from abtest.clickhouse.client import FORMAT, EventsUnavailable, connect
 from abtest.clickhouse.export import export
-from abtest.clickhouse.schema import create_schema, table, truncate_statement
+from abtest.clickhouse.schema import create_schema, table, truncate_statements
 from abtest.errors import Unsupported
 from abtest.ingest import ingest
 from abtest.store.events import write_events
@@ -81,6 +81,17 @@ def same(a, b, path="report"):  # type: ignore[no-untyped-def]
             same(x, y, f"{path}[{i}]")
     else:
         assert a == b, path
+
+
+def reads_the_same(sqlite_engine, url, expected, now):  # type: ignore[no-untyped-def]
+    """The registry's report by device with its events read at ``url`` equals ``expected``;
+    the registry is emptied afterwards."""
+    attach(sqlite_engine, url)
+    try:
+        same(pipeline.analyze(sqlite_engine, "checkout-button", by="device", now=now).to_dict(), expected)
+    finally:
+        detach(sqlite_engine)
+        _clear(sqlite_engine)
 
 
 @pytest.mark.parametrize("cuped", [False, True])
@@ -179,7 +190,8 @@ def test_export_copies_history_once_and_resumes(sqlite_engine, chdb_url, monkeyp
     url = f"{chdb_url}?db=exported"  # chdb: one folder per process, another database in it
     client = connect(url)
     create_schema(client)
-    client.command(f"TRUNCATE TABLE {table(client)}")
+    for statement in truncate_statements(client):
+        client.command(statement)
     monkeypatch.setattr("abtest.clickhouse.export.CHUNK", 700)
     calls = 0
     write = sink.write
@@ -198,12 +210,7 @@ def test_export_copies_history_once_and_resumes(sqlite_engine, chdb_url, monkeyp
     resumed = export(sqlite_engine, client)
     assert (resumed.read, resumed.copied) == (len(rows), len(rows) - 700)
     assert export(sqlite_engine, client).copied == 0
-    attach(sqlite_engine, url)
-    try:
-        same(pipeline.analyze(sqlite_engine, "checkout-button", by="device", now=now).to_dict(), expected)
-    finally:
-        detach(sqlite_engine)
-        _clear(sqlite_engine)
+    reads_the_same(sqlite_engine, url, expected, now)
 
 
 def test_cli_db_upgrade_creates_the_events_table_and_export_copies(sqlite_engine, chdb_url, tmp_path, monkeypatch):
@@ -218,7 +225,7 @@ def test_cli_db_upgrade_creates_the_events_table_and_export_copies(sqlite_engine
     monkeypatch.setenv("ABTEST_EVENTS_URL", url)
     upgraded = CliRunner().invoke(main, ["db", "upgrade"])
     assert upgraded.exit_code == 0 and "events table is up to date" in upgraded.output
-    assert connect(url).query("EXISTS TABLE cli.events")[0][0] == 1
+    assert [connect(url).query(f"EXISTS TABLE cli.{name}")[0][0] for name in ("events", "units", "units_view")] == [1, 1, 1]
     exported = CliRunner().invoke(main, ["events", "export", "--to", url, "--since", "2026-01-01"])
     assert exported.exit_code == 0, exported.output
     assert "1 events copied, 0 already there" in exported.output
@@ -226,6 +233,48 @@ def test_cli_db_upgrade_creates_the_events_table_and_export_copies(sqlite_engine
     assert "0 events copied, 1 already there" in again.output
     assert CliRunner().invoke(main, ["events", "export", "--to", "mysql://x"]).exit_code == 2
     _clear(sqlite_engine)
+
+
+def test_upgrading_a_store_without_the_units_table_builds_it_from_the_stored_events(sqlite_engine, chdb_url):
+    """An events table from before the units table: abtest db upgrade creates the table and its
+    view and fills it from the events already there (the view sees only new inserts); events
+    arriving after are added by the view; a hand-made DELETE is followed by rebuild_units."""
+    from abtest.clickhouse.schema import UNITS, UNITS_SELECT, rebuild_units, statements, units_table
+
+    _clear(sqlite_engine)
+    rows = with_devices(random.Random(8), random_batch(random.Random(8), 0, 200, 900))
+    early, late = rows[:600], rows[600:]
+    url = f"{chdb_url}?db=upgraded"
+    client = connect(url)
+    client.command("DROP DATABASE IF EXISTS upgraded")
+    for statement in statements("upgraded")[:2]:  # the database and the events table, as before
+        client.command(statement)
+    experiment_id = seeded(sqlite_engine, [lambda eid: [{**r, "experiment_id": eid} for r in early]])
+    sink.write(client, [{**r, "experiment_id": experiment_id} for r in early])
+    assert client.query(f"EXISTS TABLE upgraded.{UNITS}")[0][0] == 0
+    create_schema(client)
+    built = client.query(f"SELECT count() FROM {units_table(client)} FINAL")[0][0]
+    assert built == len({r["unit"] for r in early})
+    create_schema(client)  # run again: nothing rebuilt, nothing doubled
+    assert client.query(f"SELECT count() FROM {units_table(client)}")[0][0] == built
+    with sqlite_engine.begin() as conn:
+        write_events(conn, [{**r, "experiment_id": experiment_id} for r in late])
+    sink.write(client, [{**r, "experiment_id": experiment_id} for r in late])
+    now = T0 + timedelta(days=9)
+    expected = pipeline.analyze(sqlite_engine, "checkout-button", by="device", now=now).to_dict()
+    reads_the_same(sqlite_engine, url, expected, now)
+    # Purchases deleted by hand: the units table follows only once rebuilt, then it is exactly what
+    # building it from the events gives.
+    read = ("SELECT experiment_id, unit, forced, variant_min, variant_max, first_exposure, last_event, "
+            "first_attributes, arraySort(conversions), arraySort(tasks) FROM ({}) ORDER BY unit")
+    held = read.format(f"SELECT * FROM {units_table(client)} FINAL")
+    fresh = read.format(UNITS_SELECT.format(source="upgraded.events", where=""))
+    assert client.query(held) == client.query(fresh)
+    buyers = sorted({r["unit"] for r in rows if r["type"] == "conversion"})[:20]
+    client.command("DELETE FROM upgraded.events WHERE type = 'conversion' AND unit IN {u:Array(String)}", {"u": buyers})
+    assert client.query(held) != client.query(fresh)
+    rebuild_units(client, "experiment_id = {e:UInt64} AND unit IN {u:Array(String)}", {"e": experiment_id, "u": buyers})
+    assert client.query(held) == client.query(fresh)
 
 
 def test_a_request_no_family_answers_is_refused_by_name_not_answered_empty(chdb_engine):
@@ -251,7 +300,7 @@ def test_a_request_no_family_answers_is_refused_by_name_not_answered_empty(chdb_
 def test_erasing_a_unit_deletes_its_events_in_clickhouse_and_the_report_follows(both):
     """Forgetting a unit on both stores leaves equal reports, and the unit's events are gone from
     ClickHouse (counted per test in the answer, as on SQLite)."""
-    from abtest.clickhouse.schema import table
+    from abtest.clickhouse.schema import table, units_table
     from abtest.store.erasure import forget
     from abtest.store.target import clickhouse_of
 
@@ -265,7 +314,8 @@ def test_erasing_a_unit_deletes_its_events_in_clickhouse_and_the_report_follows(
     now = T0 + timedelta(days=9)
     same(*(pipeline.analyze(e, "checkout-button", now=now).to_dict() for e in reversed(both)))
     clickhouse = clickhouse_of(both[1])
-    assert clickhouse.query(f"SELECT count() FROM {table(clickhouse)} WHERE unit = {{u:String}}", {"u": unit}) == [(0,)]
+    for name in (table(clickhouse), units_table(clickhouse)):  # its events, and its row in the units table
+        assert clickhouse.query(f"SELECT count() FROM {name} WHERE unit = {{u:String}}", {"u": unit}) == [(0,)]
     assert forget(both[1], unit).to_dict()["deleted"]["events"] == 0  # asking twice is safe
 
 
@@ -275,7 +325,8 @@ def test_a_clickhouse_server_gives_the_same_report(sqlite_engine):
     url = os.environ["ABTEST_TEST_CLICKHOUSE_URL"]
     client = connect(url)
     create_schema(client, os.environ.get("ABTEST_TEST_CLICKHOUSE_CLUSTER") or None)
-    client.command(truncate_statement(client))  # on a cluster: the shards' tables (a Distributed one holds none)
+    for statement in truncate_statements(client):  # on a cluster: the shards' tables (a Distributed one holds none)
+        client.command(statement)
     _clear(sqlite_engine)
     rows = with_devices(random.Random(5), random_batch(random.Random(5), 0, 200, 1000))
     seeded(sqlite_engine, [lambda eid: [{**r, "experiment_id": eid, "event_id": str(uuid.uuid4())} for r in rows]])
@@ -321,6 +372,7 @@ PARTITION BY toYYYYMM(ts)
 ORDER BY (experiment_id, unit, event_id)
 """]
 REPLICATED = ("ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/abtest/events_local', '{replica}', version)")
+REPLICATED_UNITS = "ReplicatedAggregatingMergeTree('/clickhouse/tables/{shard}/abtest/units_local', '{replica}')"
 DISTRIBUTED = "Distributed('events_cluster', 'abtest', 'events_local', cityHash64(experiment_id, unit))"
 
 
@@ -344,25 +396,47 @@ def _columns(statement: str) -> str:
 
 
 def test_one_server_gets_exactly_the_statements_it_always_got():
+    """The events table as it always was, then the units table and the view feeding it."""
     from abtest.clickhouse.schema import statements
 
-    assert statements("abtest") == statements("abtest", None) == statements("abtest", "") == SINGLE_SERVER
-    client = Recording()
+    created = statements("abtest")
+    assert created == statements("abtest", None) == statements("abtest", "")
+    assert created[:2] == SINGLE_SERVER and len(created) == 4
+    assert created[2].strip().startswith("CREATE TABLE IF NOT EXISTS abtest.units (\n")
+    assert created[2].strip().endswith(") ENGINE = AggregatingMergeTree\nORDER BY (experiment_id, unit)")
+    assert created[3].startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS abtest.units_view TO abtest.units AS\n")
+    assert "FROM abtest.events\nGROUP BY experiment_id, unit" in created[3]
+    client = Recording()  # nothing there yet: the tables are looked up, then created, nothing backfilled
     create_schema(client)  # type: ignore[arg-type]
-    assert [sql for sql, _ in client.sent] == SINGLE_SERVER  # no lookup of a cluster either
+    sent = [sql for sql, _ in client.sent]
+    assert [sql for sql in sent if "system.tables" not in sql] == created and len(sent) == len(created) + 2
+    upgraded = Recording(answers=[[("ReplacingMergeTree", "ReplacingMergeTree(version)")], []])  # events, no units
+    create_schema(upgraded)  # type: ignore[arg-type]
+    backfill = upgraded.sent[-1][0]
+    assert backfill.startswith("INSERT INTO abtest.units\nSELECT experiment_id, unit,") and "FROM abtest.events\n" in backfill
 
 
 def test_cluster_statements_create_replicated_shards_and_a_distributed_table_over_them():
     from abtest.clickhouse.schema import statements
     from abtest.errors import ValidationError
 
-    database, local, events = statements("abtest", "events_cluster")
+    database, local, events, units_local, view, units = statements("abtest", "events_cluster")
     assert database == "CREATE DATABASE IF NOT EXISTS abtest ON CLUSTER events_cluster"
     assert local.strip().startswith("CREATE TABLE IF NOT EXISTS abtest.events_local ON CLUSTER events_cluster (\n")
     assert f") ENGINE = {REPLICATED}\nPARTITION BY toYYYYMM(ts)\nORDER BY (experiment_id, unit, event_id)\n" in local
     assert _columns(local) == _columns(SINGLE_SERVER[1])  # the same columns, index, partitions and key
     assert events == ("CREATE TABLE IF NOT EXISTS abtest.events ON CLUSTER events_cluster AS abtest.events_local\n"
                       f"ENGINE = {DISTRIBUTED}\n")
+    one = statements("abtest")
+    assert _columns(units_local) == _columns(one[2])
+    assert units_local.strip().startswith("CREATE TABLE IF NOT EXISTS abtest.units_local ON CLUSTER events_cluster (\n")
+    assert f") ENGINE = {REPLICATED_UNITS}\nORDER BY (experiment_id, unit)" in units_local
+    # Each shard's view feeds its own units_local from its own events_local, with the same SELECT.
+    assert view.startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS abtest.units_view ON CLUSTER events_cluster "
+                           "TO abtest.units_local AS\n")
+    assert view.split(" AS\n", 1)[1] == one[3].split(" AS\n", 1)[1].replace("abtest.events\n", "abtest.events_local\n")
+    assert units == ("CREATE TABLE IF NOT EXISTS abtest.units ON CLUSTER events_cluster AS abtest.units_local\n"
+                     f"ENGINE = {DISTRIBUTED.replace('events_local', 'units_local')}\n")
     # A name remote_servers allows but an identifier does not is quoted; anything else is refused.
     assert "ON CLUSTER `events-eu.1` AS" in statements("abtest", "events-eu.1")[2]
     for bad in ("a'b", "x y", "c;DROP", "-x", "`x`"):
@@ -383,15 +457,15 @@ def test_db_upgrade_on_a_cluster_refuses_to_leave_a_one_server_table_in_place():
     assert refused.value.field == "ABTEST_CLICKHOUSE_CLUSTER"
     assert len(client.sent) == 1 and "system.tables" in client.sent[0][0]  # refused before creating anything
     for found in ([], [("Distributed", DISTRIBUTED)]):  # nothing yet, or the cluster's tables already
-        built = Recording(answers=[found])
+        built = Recording(answers=[found, [("Distributed", "")]])  # (the units too: nothing to backfill)
         create_schema(built, "events_cluster")  # type: ignore[arg-type]
-        assert [sql for sql, _ in built.sent][1:] == statements("abtest", "events_cluster")
+        assert [sql for sql, _ in built.sent][2:] == statements("abtest", "events_cluster")
 
 
 def test_every_generated_statement_parses_as_clickhouse_sql(chdb_url):
     """chdb parses each (formatQuery: the parser alone, nothing is created); a broken one fails."""
     from abtest.clickhouse.erasure import delete_statement
-    from abtest.clickhouse.schema import Shards, statements
+    from abtest.clickhouse.schema import Shards, rebuild_units, statements
 
     client = connect(chdb_url)
     shards = Shards("events_cluster", "abtest.events_local")
@@ -399,9 +473,14 @@ def test_every_generated_statement_parses_as_clickhouse_sql(chdb_url):
                  delete_statement("abtest.events"), delete_statement("abtest.events", shards),
                  delete_statement("abtest.events", Shards("events-eu.1", "abtest.events_local")),
                  "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC"]
+    for answers in ([[], []], [[("Distributed", DISTRIBUTED.replace("events_local", "units_local"))],
+                               [("Distributed", DISTRIBUTED)]]):  # a rebuild on one server, on a cluster
+        rebuilt = Recording(answers=answers)
+        rebuild_units(rebuilt, "unit = {u:String}", {"u": "alice"})  # type: ignore[arg-type]
+        generated += [sql for sql, _ in rebuilt.sent if "system.tables" not in sql]
     for statement in generated:
         formatted = client.query("SELECT formatQuery({q:String})", {"q": statement})[0][0]
-        assert formatted.split()[0] in ("CREATE", "DELETE", "TRUNCATE"), statement
+        assert formatted.split()[0] in ("CREATE", "DELETE", "TRUNCATE", "INSERT"), statement
     cluster_table = client.query("SELECT formatQuery({q:String})", {"q": statements("abtest", "events_cluster")[1]})
     assert REPLICATED in cluster_table[0][0] and "ON CLUSTER events_cluster" in cluster_table[0][0]
     with pytest.raises(EventsUnavailable, match="Syntax error"):
@@ -421,25 +500,31 @@ def test_erasure_on_a_cluster_deletes_from_the_shards_tables_on_cluster():
     cluster = ("DELETE FROM abtest.events_local ON CLUSTER events_cluster "
                "WHERE unit = {u:String} AND experiment_id IN {ids:Array(UInt64)}")
     assert erasure.delete_statement("abtest.events", shards) == cluster
-    # delete() asks the server where the rows are, then deletes there.
-    client = Recording(answers=[[("Distributed", DISTRIBUTED)]])
+    # delete() asks the server where the rows are, then deletes there: the units first, then the events.
+    units_distributed = DISTRIBUTED.replace("events_local", "units_local")
+    client = Recording(answers=[[("Distributed", units_distributed)], [("Distributed", DISTRIBUTED)]])
     erasure.delete(client, [3, 4], "alice")  # type: ignore[arg-type]
-    (lookup, lookup_params), (sent, params) = client.sent
-    assert "system.tables" in lookup and lookup_params == {"d": "abtest"}
+    (units_lookup, units_params), (units_sent, _), (lookup, lookup_params), (sent, params) = client.sent
+    assert "system.tables" in units_lookup and units_params == {"d": "abtest", "n": "units"}
+    assert units_sent == cluster.replace("events_local", "units_local")
+    assert "system.tables" in lookup and lookup_params == {"d": "abtest", "n": "events"}
     assert (sent, params) == (cluster, {"u": "alice", "ids": [3, 4]})
-    client = Recording(answers=[[]])
+    client = Recording(answers=[[], []])
     erasure.delete(client, [3], "alice")  # type: ignore[arg-type]
-    assert client.sent[1] == (one, {"u": "alice", "ids": [3]})
-    assert truncate_statement(Recording(answers=[[("Distributed", DISTRIBUTED)]])) == (  # type: ignore[arg-type]
-        "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC")
-    assert truncate_statement(Recording()) == "TRUNCATE TABLE abtest.events"  # type: ignore[arg-type]
+    assert client.sent[1] == (one.replace("abtest.events", "abtest.units"), {"u": "alice", "ids": [3]})
+    assert client.sent[3] == (one, {"u": "alice", "ids": [3]})
+    on_shards = Recording(answers=[[("Distributed", DISTRIBUTED)], [("Distributed", units_distributed)]])
+    assert truncate_statements(on_shards) == [  # type: ignore[arg-type]
+        "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC",
+        "TRUNCATE TABLE abtest.units_local ON CLUSTER events_cluster SYNC"]
+    assert truncate_statements(Recording()) == ["TRUNCATE TABLE abtest.events", "TRUNCATE TABLE abtest.units"]  # type: ignore[arg-type]
 
 
 def test_a_single_server_schema_is_seen_as_no_cluster(chdb_url):
     from abtest.clickhouse.schema import shards_of
 
     assert shards_of(connect(chdb_url)) is None
-    assert truncate_statement(connect(chdb_url)) == "TRUNCATE TABLE abtest.events"
+    assert truncate_statements(connect(chdb_url)) == ["TRUNCATE TABLE abtest.events", "TRUNCATE TABLE abtest.units"]
 
 
 def test_cli_prints_the_statements_db_upgrade_runs(monkeypatch):
@@ -452,9 +537,9 @@ def test_cli_prints_the_statements_db_upgrade_runs(monkeypatch):
     printed = runner.invoke(main, ["db", "clickhouse-sql", "--cluster", "events_cluster"])
     assert printed.exit_code == 0, printed.output
     assert printed.output == script("abtest", "events_cluster")
-    assert printed.output.count(";\n") == 3 and DISTRIBUTED in printed.output
+    assert printed.output.count(";\n") == 6 and DISTRIBUTED in printed.output
     one = runner.invoke(main, ["db", "clickhouse-sql"]).output
-    assert one == "\n\n".join(s.strip() + ";" for s in SINGLE_SERVER) + "\n"
+    assert one == script("abtest") and one.startswith("\n\n".join(s.strip() + ";" for s in SINGLE_SERVER) + "\n")
     monkeypatch.setenv("ABTEST_CLICKHOUSE_CLUSTER", "prod")
     monkeypatch.setenv("ABTEST_EVENTS_URL", "clickhouse://u:p@ch:8123/events")  # its database; nothing connects
     assert runner.invoke(main, ["db", "clickhouse-sql"]).output == script("events", "prod")
@@ -496,7 +581,7 @@ def rows(sql):
 out = {"create": [run(s) for s in job["statements"]]}
 shards = schema.shards_of(client)
 out["shards"] = None if shards is None else [shards.cluster, shards.local]
-out["truncate"] = schema.truncate_statement(client)
+out["truncate"] = schema.truncate_statements(client)
 described = "SELECT name, type, default_kind, default_expression FROM system.columns WHERE database = '{}' AND table = '{}' ORDER BY position"
 out["columns"] = {t: rows(described.format(*t.split("."))) for t in ("one.events", "abtest.events_local", "abtest.events")}
 out["tables"] = {t: rows("SELECT sorting_key, partition_key, engine FROM system.tables WHERE database = '{}' AND name = '{}'".format(*t.split(".")))
@@ -505,12 +590,12 @@ out["indices"] = {t: rows("SELECT name, type_full, expr FROM system.data_skippin
                   for t in ("one.events", "abtest.events_local")}
 out["queries"] = [run(sql, params) for sql, params in job["queries"]]
 out["double_distributed"] = run("SELECT count() FROM abtest.events WHERE unit IN (SELECT unit FROM abtest.events)")
-insert = "INSERT INTO abtest.events ({}) SETTINGS insert_distributed_sync={} FORMAT JSONEachRow\n"
+insert = "INSERT INTO abtest.events ({}) SETTINGS insert_distributed_sync={} FORMAT " + job["format"] + "\n"
 out["insert_sync"] = run(insert.format(", ".join(job["columns"]), 1) + job["line"])
 out["insert_queued"] = run(insert.format(", ".join(job["columns"]), 0) + job["line"])
 local_count = "SELECT count() FROM abtest.events_local"
 out["local_after_queued_insert"] = rows(local_count)[0][0]
-run("INSERT INTO abtest.events_local ({}) FORMAT JSONEachRow\n".format(", ".join(job["columns"])) + job["line"])
+run("INSERT INTO abtest.events_local ({}) FORMAT {}\n".format(", ".join(job["columns"]), job["format"]) + job["line"])
 out["truncate_distributed"] = run("TRUNCATE TABLE abtest.events")
 out["local_after_truncating_distributed"] = rows(local_count)[0][0]
 out["delete_distributed"] = run(job["delete_distributed"], job["delete_params"])
@@ -594,9 +679,10 @@ def test_reads_writes_and_erasure_plan_against_a_distributed_table(chdb_engine, 
     for statement in statements("abtest", "events_cluster"):
         assert statement.count(on_cluster("events_cluster")) == 1
         on_shards.append(statement.replace(on_cluster("events_cluster"), "").replace(
-            REPLICATED, "ReplacingMergeTree(version)"))
+            REPLICATED, "ReplacingMergeTree(version)").replace(REPLICATED_UNITS, "AggregatingMergeTree"))
     row = sink.line(event(7, "exposure", "alice", "control", T0))
     job = {"path": str(tmp_path / "data"), "config": str(config), "line": row, "columns": list(sink.COLUMNS),
+           "format": FORMAT,
            "statements": [*statements("one"), *on_shards], "queries": reads,
            "delete_distributed": delete_statement("abtest.events"),
            "delete_local": delete_statement("abtest.events_local"), "delete_params": {"u": "alice", "ids": "[7]"}}
@@ -604,9 +690,10 @@ def test_reads_writes_and_erasure_plan_against_a_distributed_table(chdb_engine, 
                           text=True, timeout=300, cwd=str(os.path.dirname(os.path.dirname(__file__))))
     assert done.returncode == 0, done.stderr[-2000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
-    assert out["create"] == ["ok"] * 5
+    assert out["create"] == ["ok"] * 10
     assert out["shards"] == ["events_cluster", "abtest.events_local"]
-    assert out["truncate"] == "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC"
+    assert out["truncate"] == ["TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC",
+                               "TRUNCATE TABLE abtest.units_local ON CLUSTER events_cluster SYNC"]
     columns = out["columns"]
     assert columns["abtest.events_local"] == columns["one.events"] == columns["abtest.events"]
     assert out["tables"]["abtest.events_local"][0][:2] == out["tables"]["one.events"][0][:2] == [
@@ -638,7 +725,8 @@ def test_a_clickhouse_cluster_gives_the_same_report_and_erases_on_every_shard(sq
     create_schema(client, cluster)
     shards = shards_of(client)
     assert shards is not None and shards.cluster == cluster
-    client.command(truncate_statement(client))
+    for statement in truncate_statements(client):
+        client.command(statement)
     _clear(sqlite_engine)
     rows = with_devices(random.Random(6), random_batch(random.Random(6), 0, 300, 1500))
     seeded(sqlite_engine, [lambda eid: [{**r, "experiment_id": eid, "event_id": str(uuid.uuid4())} for r in rows]])

@@ -2,7 +2,10 @@
 
 A lightweight ``DELETE`` (rows are masked at once and dropped at the next merge; reads, ``FINAL``
 included, never see them again), after counting what it deletes per test. It runs before the
-registry's own rows are deleted, so a failure leaves everything as it was.
+registry's own rows are deleted, so a failure leaves everything as it was. The unit's rows in
+the units table (what the reports read, :mod:`abtest.clickhouse.schema`) go first: if deleting
+the events then fails, they are still there to be counted and deleted by the retry, which deletes
+the (already absent) unit rows again, harmlessly.
 
 On a cluster ``<db>.events`` is a Distributed table, which refuses a ``DELETE``: the statement
 then names the shards' table, ``ON CLUSTER``. ClickHouse turns that into one replicated
@@ -16,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from abtest.clickhouse.client import ClickHouseClient
-from abtest.clickhouse.schema import Shards, on_cluster, shards_of, table
+from abtest.clickhouse.schema import UNITS, Shards, on_cluster, shards_of, table
 
 
 def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> dict[int, int]:
@@ -31,12 +34,15 @@ def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> 
 
 
 def delete_statement(events: str, shards: Shards | None = None) -> str:
-    """The ``DELETE`` of one unit's events in some tests: from ``events`` on one server, from the
-    shards' table ``ON CLUSTER`` when ``shards`` says the events are distributed."""
+    """The ``DELETE`` of one unit's rows in some tests: from ``events`` (or the units table) on one
+    server, from the shards' table ``ON CLUSTER`` when ``shards`` says it is distributed."""
     target = events if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
     return f"DELETE FROM {target} WHERE unit = {{u:String}} AND experiment_id IN {{ids:Array(UInt64)}}"
 
 
 def delete(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> None:
-    if experiment_ids:
-        client.command(delete_statement(table(client), shards_of(client)), {"u": unit, "ids": list(experiment_ids)})
+    if not experiment_ids:
+        return
+    params = {"u": unit, "ids": list(experiment_ids)}
+    client.command(delete_statement(f"{client.database}.{UNITS}", shards_of(client, UNITS)), params)
+    client.command(delete_statement(table(client), shards_of(client)), params)

@@ -1,16 +1,16 @@
-"""The experiment aggregates in ClickHouse SQL, straight from the events (no rollup tables: a
-column store scans them fast enough).
+"""The experiment aggregates in ClickHouse SQL.
 
 A report's A/B families (unit counts, event totals, log times, returning, daily conversions) are
-one query (:func:`experiment`), the order statistics and surveys one each. Every query is one
-scan of the experiment's events read with ``FINAL`` (each event id once, see
-:mod:`abtest.clickhouse.schema`), grouped by unit (the table's sorting key): per unit, its bucket
-(variant, or why it is excluded), first exposure time (and attributes, or the one a breakdown
-asks for), plus whatever the families need as small arrays (its conversions, its timed
-attempts), which the outer query then filters against the first exposure and sums. No joins: a
-first version joined the events to a units subquery and was ten times slower. The rules are those
-of :mod:`abtest.aggregates.rollup_sql`: a unit's first exposure fixes its variant and start;
-conversions count at or after it, the earlier ones apart (``k_pre``).
+one query (:func:`experiment`) over the units table, one row per unit and test that a
+materialised view keeps as the events arrive (:mod:`abtest.clickhouse.schema`): its bucket
+(variant, or why it is excluded), first exposure (time, attributes) and the sets of its
+conversions and timed tries, which the query filters against the first exposure and sums. A
+breakdown's segment sizes and the attribute names read it too. The order statistics and surveys
+are one query each over the events, read with ``FINAL`` (each event id once) and grouped by unit
+(the table's sorting key, :func:`per_unit`), with what they need as small per-unit arrays. No
+joins: a first version joined the events to a units subquery and was ten times slower. The rules
+are those of :mod:`abtest.aggregates.rollup_sql`: a unit's first exposure fixes its variant and
+start; conversions count at or after it, the earlier ones apart (``k_pre``).
 
 Moments come back as (n, mean, population variance[, covariance]) from ClickHouse's stable
 (Welford) aggregates, i.e. sums around the mean: no cancellation however large the values.
@@ -33,17 +33,13 @@ def label(segmented: bool, value: str = VALUE) -> str:
     return f"if(has({{top:Array(String)}}, {value}), {value}, '{OTHER}')" if segmented else "''"
 
 
-def per_unit(table: str, extra: str = "", where: str = "", attrs: bool = True) -> str:
-    """One row per exposed unit of experiment ``{e}``, with the ``extra`` aggregates (and the
-    first exposure's attributes when ``attrs``: the costliest aggregate, skipped when unused)."""
-    first_attrs = (f"argMinIf(attributes, {FIRST}, type = 'exposure')" if attrs
-                   else "map()")
+def per_unit(table: str, extra: str = "", where: str = "") -> str:
+    """One row per exposed unit of experiment ``{e}`` from the events, with the ``extra`` aggregates."""
     return f"""SELECT unit,
        multiIf(countIf(type = 'exposure' AND forced) > 0, 'forced',
                minIf(variant, type = 'exposure') != maxIf(variant, type = 'exposure'), 'multiple_variants',
                minIf(variant, type = 'exposure')) AS bucket,
-       minIf(ts, type = 'exposure') AS first_ts,
-       {first_attrs} AS attrs{extra}
+       minIf(ts, type = 'exposure') AS first_ts{extra}
 FROM {table} FINAL
 WHERE experiment_id = {{e:UInt64}}{where}
 GROUP BY unit HAVING countIf(type = 'exposure') > 0"""
@@ -51,27 +47,41 @@ GROUP BY unit HAVING countIf(type = 'exposure') > 0"""
 
 def _analysable(table: str, extra: str = "", where: str = "") -> str:
     """The exposed units that every metric counts (one variant, never forced), whole test."""
-    return f"""(SELECT * FROM ({per_unit(table, extra, where, False)})
+    return f"""(SELECT * FROM ({per_unit(table, extra, where)})
  WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED})"""
 
 
-# The value of ``{by}`` on a unit's first exposure, taken alone: argMinIf of the whole attributes
-# map (as ``per_unit`` keeps it) is the dearest per-unit aggregate, one string costs less.
-FIRST_VALUE = (f",\n       argMinIf(if(mapContains(attributes, {{by:String}}), attributes[{{by:String}}], '{NOT_SET}'), "
-               f"{FIRST}, type = 'exposure') AS by_value")
+# ---- from the units table (one row per unit and test, kept by a view: abtest.clickhouse.schema) ----
+# A unit's bucket and start as per_unit computes them from the events; ``first_exposure`` is NULL
+# for a unit with no exposure (conversions only), which no report counts.
+UNIT_BUCKET = ("multiIf(forced, 'forced', variant_min != variant_max, 'multiple_variants', variant_min)")
+FIRST_ATTRIBUTES = "first_attributes.4"  # the first exposure's attributes as JSON text
 
 
-def sizes(table: str) -> str:
+def units_of(units: str, columns: str) -> str:
+    """One row per exposed unit of test ``{e}`` from the units table ``units`` (read ``FINAL``: rows
+    of one unit not merged yet are merged here), with its ``bucket``, ``first_ts`` and ``columns``."""
+    return f"""SELECT unit, {UNIT_BUCKET} AS bucket, assumeNotNull(first_exposure) AS first_ts{columns}
+FROM {units} FINAL
+WHERE experiment_id = {{e:UInt64}} AND first_exposure IS NOT NULL"""
+
+
+def _by_value() -> str:
+    """The value of ``{by}`` on a unit's first exposure, as the column ``by_value``."""
+    return f",\n       ifNull(JSONExtract({FIRST_ATTRIBUTES}, {{by:String}}, 'Nullable(String)'), '{NOT_SET}') AS by_value"
+
+
+def sizes(units: str) -> str:
     """Analysable units per raw value of ``{by}``, largest first."""
-    return f"""SELECT by_value, count() AS n FROM ({per_unit(table, FIRST_VALUE, " AND type = 'exposure'", False)})
+    return f"""SELECT by_value, count() AS n FROM ({units_of(units, _by_value())})
 WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED}
 GROUP BY by_value ORDER BY n DESC, by_value LIMIT {{limit:UInt32}}"""
 
 
-def attribute_names(table: str) -> str:
+def attribute_names(units: str) -> str:
     """Attribute names on the newest units' first exposures."""
-    return f"""SELECT DISTINCT arrayJoin(mapKeys(attrs)) AS name FROM (
-    SELECT attrs FROM ({per_unit(table, where=" AND type = 'exposure'")}) ORDER BY first_ts DESC LIMIT {{sample:UInt32}})
+    return f"""SELECT DISTINCT arrayJoin(JSONExtractKeys(attrs)) AS name FROM (
+    SELECT attrs FROM ({units_of(units, f", {FIRST_ATTRIBUTES} AS attrs")}) ORDER BY first_ts DESC LIMIT {{sample:UInt32}})
 ORDER BY name LIMIT {{limit:UInt32}}"""
 
 
@@ -120,18 +130,18 @@ ORDER BY a.at"""
 
 
 # ---- every A/B family in one pass --------------------------------------------------------------------
-# The per-unit GROUP BY is what a report costs (a hash table of every unit, 20 M at 100 M events);
-# a query per family ran it once each (3.3 s at 10 M against 1.2 s here). This one runs it once,
-# and sums the units by segment, bucket and day of first exposure: every family's statistics per
-# day, which the caller adds up (counts add, moments add around a common shift:
+# One read of the units table (a row per unit: bucket, first exposure, its conversions and timed
+# tries), summed by segment, bucket and day of first exposure: every family's statistics per day,
+# which the caller adds up (counts add, moments add around a common shift:
 # abtest.aggregates.combine). A bucket is a variant or an exclusion, so the families' columns of an
-# excluded bucket are simply not read.
-# Each event and task gets its own per-unit array of (time, number) pairs (``c0``, ``t0`` …, after
-# the parameters ``{c0}``, ``{t0}`` … naming them): arrays of (name, time, value) tuples, filtered by
-# name, cost 3.4x as much at 10 M events (2.30 against 0.67 s: a string per element).
+# excluded bucket are simply not read. Each event and task gets its own per-unit array of (time,
+# number) pairs (``c0``, ``t0`` …, after the parameters ``{c0}``, ``{t0}`` … naming them), filtered
+# out of the unit's set by name. Read from the events (a per-unit GROUP BY over every event, 20 M
+# units at 100 M events) the same pass took 1.2-1.6 s at 10 M events; from the units table 0.33 s
+# (tests/benchmarks/README.md).
 
 
-def experiment(table: str, segmented: bool, names: Sequence[str], tasks: Sequence[str], days: Sequence[int],
+def experiment(units: str, segmented: bool, names: Sequence[str], tasks: Sequence[str], days: Sequence[int],
                daily: Sequence[str]) -> tuple[str, dict[str, object]]:
     """SQL and its parameters (``{now}`` too, when ``days``) for one row per (segment, bucket,
     day of first exposure as days since 1970-01-01): units, then per event in ``names``
@@ -139,24 +149,21 @@ def experiment(table: str, segmented: bool, names: Sequence[str], tasks: Sequenc
     covariance, conversions before exposure), per task (units with a timed try, mean and
     variance of their mean log seconds), per number of days (units exposed that long before
     now, those of them seen again after it) and per event in ``daily`` (units by day of first
-    conversion, -1 for none: an array of days and one of counts), from one scan of the events."""
+    conversion, -1 for none: an array of days and one of counts), from one read of the units
+    table ``units``."""
     events = sorted({*names, *daily})
     params: dict[str, object] = {f"c{i}": name for i, name in enumerate(events)}
     params.update({f"t{i}": task for i, task in enumerate(tasks)})
     params.update({f"d{i}": d for i, d in enumerate(days)})
     column = {name: f"c{i}" for i, name in enumerate(events)}
-    extra, kinds = "", ["type = 'exposure'"]
-    for c in column.values():
-        extra += f",\n       groupArrayIf((ts, ifNull(value, 0)), type = 'conversion' AND event = {{{c}:String}}) AS {c}"
-        kinds.append(f"(type = 'conversion' AND event = {{{c}:String}})")
-    for i in range(len(tasks)):
-        extra += (f",\n       groupArrayIf((ts, assumeNotNull(log(duration_ms / 1000))), type = 'task' "
-                  f"AND task = {{t{i}:String}} AND success AND duration_ms > 0) AS t{i}")
-        kinds.append(f"(type = 'task' AND task = {{t{i}:String}})")
+    extra = "".join(f",\n       arrayMap(x -> (x.3, x.4), arrayFilter(x -> x.2 = {{{c}:String}}, conversions)) AS {c}"
+                    for c in column.values())
+    extra += "".join(f",\n       arrayMap(x -> (x.3, x.4), arrayFilter(x -> x.2 = {{t{i}:String}}, tasks)) AS t{i}"
+                     for i in range(len(tasks)))
     if days:
-        extra += ",\n       maxIf(ts, type IN ('exposure', 'conversion', 'task', 'response', 'vital')) AS last_ts"
-        kinds = []  # any event may be the return
-    where = f" AND ({' OR '.join(kinds)})" if kinds else ""
+        extra += ",\n       assumeNotNull(last_event) AS last_ts"
+    if segmented:
+        extra += _by_value()
     unit, sums = [], []  # per-unit values, and their sums per group
     for i, name in enumerate(names):
         c = column[name]
@@ -181,6 +188,6 @@ def experiment(table: str, segmented: bool, names: Sequence[str], tasks: Sequenc
         sums += [f"tupleElement(sumMap([converted_{c}], [toUInt64(1)]) AS by_{c}, 1)", f"tupleElement(by_{c}, 2)"]
     return f"""SELECT seg, assumeNotNull(bucket) AS b, day, count(){''.join(', ' + s for s in sums)}
 FROM (SELECT seg, bucket, toUInt32(toDate(first_ts)) AS day{''.join(', ' + u for u in unit)}
-      FROM (SELECT *, {label(segmented, "by_value")} AS seg FROM ({per_unit(table, extra + (FIRST_VALUE if segmented else ""), where, False)})
+      FROM (SELECT *, {label(segmented, "by_value")} AS seg FROM ({units_of(units, extra)})
             WHERE bucket IS NOT NULL))
 GROUP BY seg, b, day""", params

@@ -1,6 +1,6 @@
 """The ClickHouse sink of the one write path (:func:`abtest.store.events.write_events`).
 
-A batch is one synchronous bulk insert (JSONEachRow over HTTP, or into the embedded engine):
+A batch is one synchronous bulk insert (JSONCompactEachRow over HTTP, or into the embedded engine):
 the call returns only after ClickHouse wrote the rows, so a 202 built on it means they are
 stored; any failure raises :class:`~abtest.clickhouse.client.EventsUnavailable`, a 503. Ids
 already stored are looked up first and skipped (see :mod:`abtest.clickhouse.schema` for the
@@ -34,18 +34,19 @@ def stored_ids(client: ClickHouseClient, ids: Sequence[str]) -> set[str]:
 def _time(value: datetime) -> str:
     if value.tzinfo is None:  # SQLite rows read back without the stored type: UTC by convention
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value.astimezone(UTC).isoformat(" ", "microseconds")[:26]  # strftime takes twice as long
 
 
 def line(row: dict[str, Any]) -> str:
-    """One event row (as :func:`abtest.store.events.event_row` builds it) as a JSONEachRow line."""
+    """One event row (as :func:`abtest.store.events.event_row` builds it) as an insert line: its
+    values in :data:`~abtest.clickhouse.schema.COLUMNS` order (:data:`~abtest.clickhouse.client.FORMAT`)."""
     out = {name: row.get(name) for name in COLUMNS}
     out["ts"], out["received_at"] = _time(row["ts"]), _time(row.get("received_at") or row["ts"])
     out["attributes"] = dict(row.get("attributes") or {})
     out["forced"] = bool(row.get("forced"))
     answers = row.get("answers")
     out["answers"] = None if answers is None else answers if isinstance(answers, str) else json.dumps(answers)
-    return dumps(out)
+    return dumps(list(out.values()))
 
 
 def write(client: ClickHouseClient, rows: list[dict[str, Any]]) -> set[str]:

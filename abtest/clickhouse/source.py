@@ -62,7 +62,7 @@ from abtest.aggregates.sql import SqlSource
 from abtest.clickhouse import queries, study_queries
 from abtest.clickhouse.client import ClickHouseClient
 from abtest.clickhouse.order import ClickHouseOrdered
-from abtest.clickhouse.schema import table
+from abtest.clickhouse.schema import table, units_table
 from abtest.errors import AbtestError, Unsupported
 from abtest.questionnaires import QUESTIONNAIRES, Banded
 from abtest.stats.summary import Counts, Moments
@@ -84,17 +84,18 @@ class ClickHouseSource:
         self.registry = SqlSource(engine)  # key -> id, and a study's participants' progress
         self.client = client
         self.table = table(client)
+        self.units = units_table(client)
 
     @staticmethod
     def rolls_up(requests: Sequence[Request]) -> bool:
-        return False  # nothing to keep fresh: every report scans the events
+        return False  # nothing to keep fresh: the units table is kept by a view as events arrive
 
     def refresh(self, key: str, requests: Sequence[Request]) -> Refreshed:
         return Refreshed(0, False)
 
     def attribute_names(self, key: str, requests: Sequence[Request]) -> list[str]:
         _check(requests)
-        rows = self.client.query(queries.attribute_names(self.table),
+        rows = self.client.query(queries.attribute_names(self.units),
                                  {"e": self.registry.experiment_id(key), "sample": SAMPLE_UNITS, "limit": MAX_LISTED})
         return [str(name) for (name,) in rows]
 
@@ -108,8 +109,9 @@ class ClickHouseSource:
         by = check_attribute_name(by)
         # An A/B test's segments count its analysable units; a study's (or a survey's) every exposed
         # participant, as the SQL source counts them.
-        sizing = queries.sizes if any(isinstance(r, EXPERIMENT_FAMILIES) for r in requests) else study_queries.sizes
-        sizes = self.client.query(sizing(self.table), {"e": experiment_id, "by": by, "limit": MAX_SEGMENTS + 1})
+        sizing = (queries.sizes(self.units) if any(isinstance(r, EXPERIMENT_FAMILIES) for r in requests)
+                  else study_queries.sizes(self.table))
+        sizes = self.client.query(sizing, {"e": experiment_id, "by": by, "limit": MAX_SEGMENTS + 1})
         top, more = largest([(str(v), int(n)) for v, n in sizes], MAX_SEGMENTS)
         if not top:
             return Aggregates(Slice(_slice(self._answer(experiment_id, requests, now, None), None)), by=by)
@@ -166,7 +168,7 @@ class ClickHouseSource:
         tasks = sorted({r.task for r in asked[UnitLogTimes]})
         days = sorted({r.days for r in asked[Returning]})
         daily = sorted({r.event for r in asked[DailyConversions]})
-        sql, params = queries.experiment(self.table, segmented, names, tasks, days, daily)
+        sql, params = queries.experiment(self.units, segmented, names, tasks, days, daily)
         cohorts: dict[str | None, dict[str, dict[str, int]]] = {}
         per_day: dict[tuple[str, Any], dict[str | None, dict[str, list[Any]]]] = defaultdict(dict)
         converters: dict[str, dict[tuple[str, str, str | None], int]] = defaultdict(dict)  # whole test

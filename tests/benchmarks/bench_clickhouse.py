@@ -35,7 +35,7 @@ from sqlmodel import Session  # noqa: E402
 
 from abtest import pipeline  # noqa: E402
 from abtest.clickhouse.client import connect  # noqa: E402
-from abtest.clickhouse.schema import create_schema, table  # noqa: E402
+from abtest.clickhouse.schema import create_schema, table, truncate_statements, units_table  # noqa: E402
 from abtest.db import make_engine, upgrade  # noqa: E402
 from abtest.kinds import parse_definition  # noqa: E402
 from abtest.store.events import event_row, write_events  # noqa: E402
@@ -86,11 +86,13 @@ def reports(folder: Path, chdb_url: str, sizes: list[int]) -> None:
     t = table(client)
     now = T0 + timedelta(days=8)
     for n in sizes:
-        client.command(f"TRUNCATE TABLE {t}")
+        for statement in truncate_statements(client):
+            client.command(statement)
         start = time.perf_counter()
-        client.command(GENERATE.replace("{t}", t), {"e": 1, "units": n // 5, "n": n})
+        client.command(GENERATE.replace("{t}", t), {"e": 1, "units": n // 5, "n": n})  # the view fills the units
         load = time.perf_counter() - start
-        client.command(f"OPTIMIZE TABLE {t} FINAL")  # steady state: merged parts, as after background merges
+        for merged in (t, units_table(client)):  # steady state: merged parts, as after background merges
+            client.command(f"OPTIMIZE TABLE {merged} FINAL")
         count = best(lambda: client.query(f"SELECT count() FROM {t}"))
         count_final = best(lambda: client.query(f"SELECT count() FROM {t} FINAL WHERE experiment_id = 1"))
         # The floor of any per-unit analysis (both count() figures are metadata or key reads).
