@@ -239,7 +239,7 @@ def test_upgrading_a_store_without_the_units_table_builds_it_from_the_stored_eve
     """An events table from before the units table: abtest db upgrade creates the table and its
     view and fills it from the events already there (the view sees only new inserts); events
     arriving after are added by the view; a hand-made DELETE is followed by rebuild_units."""
-    from abtest.clickhouse.schema import UNITS, UNITS_SELECT, rebuild_units, statements, units_table
+    from abtest.clickhouse.schema import BUILT, UNITS, UNITS_SELECT, rebuild_units, statements, units_table
 
     _clear(sqlite_engine)
     rows = with_devices(random.Random(8), random_batch(random.Random(8), 0, 200, 900))
@@ -257,6 +257,13 @@ def test_upgrading_a_store_without_the_units_table_builds_it_from_the_stored_eve
     assert built == len({r["unit"] for r in early})
     create_schema(client)  # run again: nothing rebuilt, nothing doubled
     assert client.query(f"SELECT count() FROM {units_table(client)}")[0][0] == built
+    # An upgrade cut short (the table made, the backfill not finished, so not marked): the next finishes it.
+    client.command(f"TRUNCATE TABLE {units_table(client)}")
+    client.command(f"ALTER TABLE {units_table(client)} MODIFY COMMENT ''")
+    create_schema(client)
+    assert client.query(f"SELECT count() FROM {units_table(client)} FINAL")[0][0] == built
+    assert client.query("SELECT comment FROM system.tables WHERE database = 'upgraded' AND name = {n:String}",
+                        {"n": UNITS}) == [(BUILT,)]
     with sqlite_engine.begin() as conn:
         write_events(conn, [{**r, "experiment_id": experiment_id} for r in late])
     sink.write(client, [{**r, "experiment_id": experiment_id} for r in late])
@@ -406,14 +413,22 @@ def test_one_server_gets_exactly_the_statements_it_always_got():
     assert created[2].strip().endswith(") ENGINE = AggregatingMergeTree\nORDER BY (experiment_id, unit)")
     assert created[3].startswith("CREATE MATERIALIZED VIEW IF NOT EXISTS abtest.units_view TO abtest.units AS\n")
     assert "FROM abtest.events\nGROUP BY experiment_id, unit" in created[3]
-    client = Recording()  # nothing there yet: the tables are looked up, then created, nothing backfilled
+    marked = "ALTER TABLE abtest.units MODIFY COMMENT 'abtest: built from the events'"
+    client = Recording()  # nothing there yet: the tables are looked up, created, marked built; no backfill
     create_schema(client)  # type: ignore[arg-type]
     sent = [sql for sql, _ in client.sent]
-    assert [sql for sql in sent if "system.tables" not in sql] == created and len(sent) == len(created) + 2
-    upgraded = Recording(answers=[[("ReplacingMergeTree", "ReplacingMergeTree(version)")], []])  # events, no units
-    create_schema(upgraded)  # type: ignore[arg-type]
-    backfill = upgraded.sent[-1][0]
-    assert backfill.startswith("INSERT INTO abtest.units\nSELECT experiment_id, unit,") and "FROM abtest.events\n" in backfill
+    assert [sql for sql in sent if "system.tables" not in sql] == [*created, marked] and len(sent) == len(created) + 3
+    for units in ([], [("",)]):  # an upgrade: events and no units table, or one whose backfill was cut short
+        upgraded = Recording(answers=[[("ReplacingMergeTree", "ReplacingMergeTree(version)")], units])
+        create_schema(upgraded)  # type: ignore[arg-type]
+        backfill, late = (sql for sql, _ in upgraded.sent if sql.startswith("INSERT"))
+        assert backfill.startswith("INSERT INTO abtest.units\nSELECT experiment_id, unit,")
+        assert backfill.endswith("FROM abtest.events\nGROUP BY experiment_id, unit")
+        assert "FROM abtest.events\nWHERE received_at >= {since:DateTime64(6, 'UTC')}\nGROUP BY" in late
+        assert upgraded.sent[-1][0] == marked
+    done = Recording(answers=[[("ReplacingMergeTree", "")], [("abtest: built from the events",)]])
+    create_schema(done)  # type: ignore[arg-type]
+    assert [sql for sql, _ in done.sent if "system.tables" not in sql] == created  # built: nothing again
 
 
 def test_cluster_statements_create_replicated_shards_and_a_distributed_table_over_them():
@@ -457,9 +472,10 @@ def test_db_upgrade_on_a_cluster_refuses_to_leave_a_one_server_table_in_place():
     assert refused.value.field == "ABTEST_CLICKHOUSE_CLUSTER"
     assert len(client.sent) == 1 and "system.tables" in client.sent[0][0]  # refused before creating anything
     for found in ([], [("Distributed", DISTRIBUTED)]):  # nothing yet, or the cluster's tables already
-        built = Recording(answers=[found, [("Distributed", "")]])  # (the units too: nothing to backfill)
+        built = Recording(answers=[found, [("abtest: built from the events",)]])  # units_local built already
         create_schema(built, "events_cluster")  # type: ignore[arg-type]
         assert [sql for sql, _ in built.sent][2:] == statements("abtest", "events_cluster")
+        assert "name = {n:String}" in built.sent[1][0] and built.sent[1][1] == {"d": "abtest", "n": "units_local"}
 
 
 def test_every_generated_statement_parses_as_clickhouse_sql(chdb_url):
@@ -504,7 +520,8 @@ def test_erasure_on_a_cluster_deletes_from_the_shards_tables_on_cluster():
     units_distributed = DISTRIBUTED.replace("events_local", "units_local")
     client = Recording(answers=[[("Distributed", units_distributed)], [("Distributed", DISTRIBUTED)]])
     erasure.delete(client, [3, 4], "alice")  # type: ignore[arg-type]
-    (units_lookup, units_params), (units_sent, _), (lookup, lookup_params), (sent, params) = client.sent
+    (units_lookup, units_params), (units_sent, _), (lookup, lookup_params), (sent, params), again = client.sent
+    assert again == (units_sent, params)  # the units again after the events: nothing the view added meanwhile
     assert "system.tables" in units_lookup and units_params == {"d": "abtest", "n": "units"}
     assert units_sent == cluster.replace("events_local", "units_local")
     assert "system.tables" in lookup and lookup_params == {"d": "abtest", "n": "events"}
@@ -512,7 +529,7 @@ def test_erasure_on_a_cluster_deletes_from_the_shards_tables_on_cluster():
     client = Recording(answers=[[], []])
     erasure.delete(client, [3], "alice")  # type: ignore[arg-type]
     assert client.sent[1] == (one.replace("abtest.events", "abtest.units"), {"u": "alice", "ids": [3]})
-    assert client.sent[3] == (one, {"u": "alice", "ids": [3]})
+    assert client.sent[3] == (one, {"u": "alice", "ids": [3]}) and client.sent[4] == client.sent[1]
     on_shards = Recording(answers=[[("Distributed", DISTRIBUTED)], [("Distributed", units_distributed)]])
     assert truncate_statements(on_shards) == [  # type: ignore[arg-type]
         "TRUNCATE TABLE abtest.events_local ON CLUSTER events_cluster SYNC",

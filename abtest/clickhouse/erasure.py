@@ -5,7 +5,8 @@ included, never see them again), after counting what it deletes per test. It run
 registry's own rows are deleted, so a failure leaves everything as it was. The unit's rows in
 the units table (what the reports read, :mod:`abtest.clickhouse.schema`) go first: if deleting
 the events then fails, they are still there to be counted and deleted by the retry, which deletes
-the (already absent) unit rows again, harmlessly.
+the (already absent) unit rows again, harmlessly. They are deleted again after the events: an
+event arriving between the two deletes would have left a row with no events behind.
 
 On a cluster ``<db>.events`` is a Distributed table, which refuses a ``DELETE``: the statement
 then names the shards' table, ``ON CLUSTER``. ClickHouse turns that into one replicated
@@ -44,5 +45,7 @@ def delete(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -
     if not experiment_ids:
         return
     params = {"u": unit, "ids": list(experiment_ids)}
-    client.command(delete_statement(f"{client.database}.{UNITS}", shards_of(client, UNITS)), params)
+    units = delete_statement(f"{client.database}.{UNITS}", shards_of(client, UNITS))
+    client.command(units, params)
     client.command(delete_statement(table(client), shards_of(client)), params)
+    client.command(units, params)  # a row the view made for an event that came in between

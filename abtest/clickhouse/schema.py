@@ -19,7 +19,8 @@ Why the key is ``(experiment_id, unit, event_id)`` and not ``(…, ts, …)``: t
 what ReplacingMergeTree deduplicates on; a server exposure re-sent under the same id carries a
 later ``ts``, and with ``ts`` in the key the two rows would never collapse. Every report groups
 per unit within one experiment, which this key serves. Partitions are months of ``ts`` (old
-months can be dropped or moved as a whole); FINAL does not merge across partitions, which only
+months can be dropped or moved as a whole, and :func:`rebuild_units` then rebuilds the units they
+held); FINAL does not merge across partitions, which only
 matters for two *racing* copies of one id stamped in different months.
 
 **The units table.** A report's A/B families need, per unit, its bucket (variant, forced, several
@@ -31,12 +32,14 @@ insert into the events, so a report reads one row per unit (read ``FINAL``, whic
 background merges have not yet). Its columns are **idempotent** aggregates (min, max, and
 *sets* of conversions and tries keyed by a 64-bit hash of the event id), because the view sees
 every insert, including the racing duplicates that layer 2 collapses on the events: a row counted
-twice changes nothing, so the units table keeps the per-event promise too. (Two events of one unit
-whose ids share a 64-bit hash would count once: about one unit in 10¹⁶ at a hundred events each.)
+twice changes nothing, so a retried batch or event counts once here too. Two limits: copies of one
+id must be identical to collapse (two *different* events sent under one id, racing past the
+lookup, count once on the events, first receipt winning, and both here), and two events of one
+unit whose ids share a 64-bit hash count once (about one unit in 10¹⁶ at a hundred events each).
 What the view cannot see, it is told: an erasure deletes the unit's rows here as well
 (:mod:`abtest.clickhouse.erasure`), ``abtest db upgrade`` builds the table from the events stored
-before it existed, and :func:`rebuild_units` rebuilds any units from their events after a change
-by hand. The other reports (quantiles, surveys, studies) still read the events.
+before it existed (and marks it built, so an upgrade cut short is finished by the next one), and
+:func:`rebuild_units` rebuilds any units from their events after a change by hand. The other reports (quantiles, surveys, studies) still read the events.
 
 On a cluster (``ABTEST_CLICKHOUSE_CLUSTER``) the same definition is created ``ON CLUSTER``
 for the events: ``<db>.events_local`` on every shard (``ReplicatedReplacingMergeTree``, replicas
@@ -80,6 +83,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from abtest.clickhouse.client import ClickHouseClient
@@ -234,35 +238,53 @@ def script(database: str, cluster: str | None = None) -> str:
     return "\n\n".join(statement.strip() + ";" for statement in statements(database, cluster)) + "\n"
 
 
+BUILT = "abtest: built from the events"  # the units table's comment once its backfill is done
+LATE_INSERTS = timedelta(hours=1)  # how far before the view's creation the second backfill pass reads
+
+
 def create_schema(client: ClickHouseClient, cluster: str | None = None) -> None:
     """Create the database, the events table(s) and the units table(s) and view if they are missing
-    (``abtest db upgrade``). Where the units table is new and events are already stored (an
-    upgrade), the units are built from them: the view only sees what arrives after it, and the
-    table's aggregates are idempotent, so events arriving meanwhile counted by both are counted once."""
+    (``abtest db upgrade``). Until the units table carries the comment :data:`BUILT` it is built
+    from the events already stored (an upgrade; an upgrade cut short is resumed by the next one):
+    the view only sees what arrives after it, and the table's aggregates are idempotent, so events
+    counted by both the view and the backfill are counted once. An insert already under way when
+    the view was made reaches no view, and may land after the backfill read the table: a second
+    pass reads again what was received since :data:`LATE_INSERTS` before."""
     found = _engine(client, "events")
     if cluster and found is not None and found[0] != "Distributed":  # IF NOT EXISTS would keep it: half a cluster
         raise AbtestError(f"{table(client)} exists as a {found[0]} table, made for one server; create the "
                           f"tables for cluster {cluster} in a new database and copy the events into it "
                           "(INSERT INTO new.events SELECT * FROM old.events) rather than converting this one "
                           "in place", field="ABTEST_CLICKHOUSE_CLUSTER")
-    had_units = _engine(client, UNITS) is not None
+    holding = f"{client.database}.{UNITS_LOCAL if cluster else UNITS}"  # the table holding the rows
+    built = _comment(client, holding) == BUILT
+    started = datetime.now(UTC)
     for statement in statements(client.database, cluster):
         client.command(statement)
-    if found is not None and not had_units:
-        rebuild_units(client)
+    if built:
+        return
+    if found is not None:
+        _fill(client)
+        _fill(client, "received_at >= {since:DateTime64(6, 'UTC')}", {"since": started - LATE_INSERTS})
+    client.command(f"ALTER TABLE {holding}{on_cluster(cluster)} MODIFY COMMENT '{BUILT}'")
 
 
-def rebuild_units(client: ClickHouseClient, where: str = "", params: Mapping[str, Any] | None = None) -> None:
-    """Build the units table's rows again from the stored events: all of them (the backfill of an
-    upgrade), or those matching ``where`` (a condition on ``experiment_id`` and ``unit``, the
-    columns both tables have), after deleting their old rows. The view keeps the table in step
-    with inserts; this is for events changed another way (a ``DELETE`` by hand). On a cluster the
-    rows go through the Distributed table, sharded as the events, and the insert waits for the
-    shards."""
-    if where:
-        shards = shards_of(client, UNITS)
-        target = units_table(client) if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
-        client.command(f"DELETE FROM {target} WHERE {where}", params)
+def rebuild_units(client: ClickHouseClient, where: str, params: Mapping[str, Any] | None = None) -> None:
+    """Build the units table's rows of the units matching ``where`` (a condition on
+    ``experiment_id`` and ``unit``, the columns both tables have and the view's SELECT does not
+    alias) again from their stored events, after deleting their old rows. The view keeps the table
+    in step with inserts; this is for events changed another way: a ``DELETE`` by hand, or a month
+    of events dropped (``ALTER TABLE … DROP PARTITION``: rebuild the units it held)."""
+    shards = shards_of(client, UNITS)
+    target = units_table(client) if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
+    client.command(f"DELETE FROM {target} WHERE {where}", params)
+    _fill(client, where, params)
+
+
+def _fill(client: ClickHouseClient, where: str = "", params: Mapping[str, Any] | None = None) -> None:
+    """Add the units table's rows for the stored events (matching ``where``). Partial rows are
+    right: rows of one unit merge into one. On a cluster they go through the Distributed table,
+    sharded as the events, and the insert waits for the shards."""
     settings = "" if shards_of(client) is None else " SETTINGS insert_distributed_sync = 1"
     client.command(f"INSERT INTO {units_table(client)}{settings}\n"
                    + UNITS_SELECT.format(source=table(client), where=f"\nWHERE {where}" if where else ""), params)
@@ -287,6 +309,14 @@ def parse_distributed(engine_full: str, database: str) -> Shards | None:
         return None
     cluster, remote_database, remote_table = found.groups()
     return Shards(cluster, f"{remote_database or database}.{remote_table}")
+
+
+def _comment(client: ClickHouseClient, name: str) -> str | None:
+    """The comment of the table ``name`` (database.table), or None when there is no such table."""
+    database, table_name = name.split(".", 1)
+    rows = client.query("SELECT comment FROM system.tables WHERE database = {d:String} AND name = {n:String}",
+                        {"d": database, "n": table_name})
+    return str(rows[0][0]) if rows else None
 
 
 def _engine(client: ClickHouseClient, name: str) -> tuple[str, str] | None:
