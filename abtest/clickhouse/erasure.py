@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from abtest.clickhouse.client import ClickHouseClient
-from abtest.clickhouse.schema import UNITS, Shards, on_cluster, shards_of, table
+from abtest.clickhouse.schema import UNITS, Shards, shards_of, table
 
 
 def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> dict[int, int]:
@@ -37,7 +37,7 @@ def held(client: ClickHouseClient, experiment_ids: Sequence[int], unit: str) -> 
 def delete_statement(events: str, shards: Shards | None = None) -> str:
     """The ``DELETE`` of one unit's rows in some tests: from ``events`` (or the units table) on one
     server, from the shards' table ``ON CLUSTER`` when ``shards`` says it is distributed."""
-    target = events if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
+    target = events if shards is None else shards.target
     return f"DELETE FROM {target} WHERE unit = {{u:String}} AND experiment_id IN {{ids:Array(UInt64)}}"
 
 

@@ -54,7 +54,7 @@ def _analysable(table: str, extra: str = "", where: str = "") -> str:
 # ---- from the units table (one row per unit and test, kept by a view: abtest.clickhouse.schema) ----
 # A unit's bucket and start as per_unit computes them from the events; ``first_exposure`` is NULL
 # for a unit with no exposure (conversions only), which no report counts.
-UNIT_BUCKET = ("multiIf(forced, 'forced', variant_min != variant_max, 'multiple_variants', variant_min)")
+UNIT_BUCKET = "multiIf(forced, 'forced', variant_min != variant_max, 'multiple_variants', variant_min)"
 FIRST_ATTRIBUTES = "first_attributes.4"  # the first exposure's attributes as JSON text
 
 
@@ -66,14 +66,13 @@ FROM {units} FINAL
 WHERE experiment_id = {{e:UInt64}} AND first_exposure IS NOT NULL"""
 
 
-def _by_value() -> str:
-    """The value of ``{by}`` on a unit's first exposure, as the column ``by_value``."""
-    return f",\n       ifNull(JSONExtract({FIRST_ATTRIBUTES}, {{by:String}}, 'Nullable(String)'), '{NOT_SET}') AS by_value"
+# The value of ``{by}`` on a unit's first exposure, as the column ``by_value``.
+BY_VALUE = f",\n       ifNull(JSONExtract({FIRST_ATTRIBUTES}, {{by:String}}, 'Nullable(String)'), '{NOT_SET}') AS by_value"
 
 
 def sizes(units: str) -> str:
     """Analysable units per raw value of ``{by}``, largest first."""
-    return f"""SELECT by_value, count() AS n FROM ({units_of(units, _by_value())})
+    return f"""SELECT by_value, count() AS n FROM ({units_of(units, BY_VALUE)})
 WHERE bucket IS NOT NULL AND bucket NOT IN {EXCLUDED}
 GROUP BY by_value ORDER BY n DESC, by_value LIMIT {{limit:UInt32}}"""
 
@@ -163,7 +162,7 @@ def experiment(units: str, segmented: bool, names: Sequence[str], tasks: Sequenc
     if days:
         extra += ",\n       assumeNotNull(last_event) AS last_ts"
     if segmented:
-        extra += _by_value()
+        extra += BY_VALUE
     unit, sums = [], []  # per-unit values, and their sums per group
     for i, name in enumerate(names):
         c = column[name]

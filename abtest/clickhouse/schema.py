@@ -20,14 +20,14 @@ what ReplacingMergeTree deduplicates on; a server exposure re-sent under the sam
 later ``ts``, and with ``ts`` in the key the two rows would never collapse. Every report groups
 per unit within one experiment, which this key serves. Partitions are months of ``ts`` (old
 months can be dropped or moved as a whole, and :func:`rebuild_units` then rebuilds the units they
-held); FINAL does not merge across partitions, which only
-matters for two *racing* copies of one id stamped in different months.
+held); FINAL does not merge across partitions, which only matters for two *racing* copies of one
+id stamped in different months.
 
 **The units table.** A report's A/B families need, per unit, its bucket (variant, forced, several
 variants), its first exposure (time, attributes), the time of its last event, and its conversions
-and timed tries; computed from the events that is a ``GROUP BY unit`` over every event (17-19 s for
-a report at 100 M events on 2 cores; 3.7 s from this table). ``<db>.units`` (``AggregatingMergeTree``, one row per test
-and unit once merged) holds exactly that, fed by the materialised view ``<db>.units_view`` on every
+and timed tries; computed from the events that is a ``GROUP BY unit`` over every event (17-19 s
+for a report at 100 M events on 2 cores; 3.7 s from this table). ``<db>.units``
+(``AggregatingMergeTree``, one row per test and unit once merged) holds exactly that, fed by the materialised view ``<db>.units_view`` on every
 insert into the events, so a report reads one row per unit (read ``FINAL``, which merges what the
 background merges have not yet). Its columns are **idempotent** aggregates (min, max, and
 *sets* of conversions and tries keyed by a 64-bit hash of the event id), because the view sees
@@ -39,7 +39,8 @@ unit whose ids share a 64-bit hash count once (about one unit in 10¹⁶ at a hu
 What the view cannot see, it is told: an erasure deletes the unit's rows here as well
 (:mod:`abtest.clickhouse.erasure`), ``abtest db upgrade`` builds the table from the events stored
 before it existed (and marks it built, so an upgrade cut short is finished by the next one), and
-:func:`rebuild_units` rebuilds any units from their events after a change by hand. The other reports (quantiles, surveys, studies) still read the events.
+:func:`rebuild_units` rebuilds any units from their events after a change by hand. The other
+reports (quantiles, surveys, studies) still read the events.
 
 On a cluster (``ABTEST_CLICKHOUSE_CLUSTER``) the same definition is created ``ON CLUSTER``
 for the events: ``<db>.events_local`` on every shard (``ReplicatedReplacingMergeTree``, replicas
@@ -156,21 +157,22 @@ CREATE TABLE IF NOT EXISTS {{table}}{{on_cluster}} (
 ) ENGINE = {{engine}}
 ORDER BY (experiment_id, unit)
 """
-NEVER = "(toDateTime64('2299-12-31 23:59:59.999999', 6, 'UTC'), toDateTime64('2299-12-31 23:59:59.999999', 6, 'UTC'), '', '')"
+_LAST = "toDateTime64('2299-12-31 23:59:59.999999', 6, 'UTC')"
+NEVER = f"({_LAST}, {_LAST}, '', '')"
 # What the view (and the backfill of events stored before it existed) adds per batch of events.
-UNITS_SELECT = """SELECT experiment_id, unit,
+UNITS_SELECT = f"""SELECT experiment_id, unit,
     maxIf(forced, type = 'exposure') AS forced,
     minIf(variant, type = 'exposure') AS variant_min,
     maxIf(variant, type = 'exposure') AS variant_max,
     minIf(toNullable(ts), type = 'exposure') AS first_exposure,
     maxIf(toNullable(ts), type IN ('exposure', 'conversion', 'task', 'response', 'vital')) AS last_event,
-    min(if(type = 'exposure', (ts, received_at, event_id, toJSONString(attributes)), {never})) AS first_attributes,
+    min(if(type = 'exposure', (ts, received_at, event_id, toJSONString(attributes)), {NEVER})) AS first_attributes,
     groupUniqArrayIf((cityHash64(event_id), CAST(ifNull(event, '') AS String), ts, ifNull(value, 0)),
                      type = 'conversion') AS conversions,
     groupUniqArrayIf((cityHash64(event_id), CAST(ifNull(task, '') AS String), ts, assumeNotNull(log(duration_ms / 1000))),
                      type = 'task' AND success AND duration_ms > 0) AS tasks
-FROM {source}{where}
-GROUP BY experiment_id, unit""".replace("{never}", NEVER)
+FROM {{source}}{{where}}
+GROUP BY experiment_id, unit"""
 
 
 def _units(database: str, on: str, engine: str, units: str, events: str) -> list[str]:
@@ -276,7 +278,7 @@ def rebuild_units(client: ClickHouseClient, where: str, params: Mapping[str, Any
     in step with inserts; this is for events changed another way: a ``DELETE`` by hand, or a month
     of events dropped (``ALTER TABLE … DROP PARTITION``: rebuild the units it held)."""
     shards = shards_of(client, UNITS)
-    target = units_table(client) if shards is None else f"{shards.local}{on_cluster(shards.cluster)}"
+    target = units_table(client) if shards is None else shards.target
     client.command(f"DELETE FROM {target} WHERE {where}", params)
     _fill(client, where, params)
 
@@ -292,10 +294,15 @@ def _fill(client: ClickHouseClient, where: str = "", params: Mapping[str, Any] |
 
 @dataclass(frozen=True, slots=True)
 class Shards:
-    """Where a Distributed events table keeps its rows: the cluster and each shard's table."""
+    """Where a Distributed table keeps its rows: the cluster and each shard's table."""
 
     cluster: str
     local: str  # database.table on every shard
+
+    @property
+    def target(self) -> str:
+        """What a statement changing the rows names: the shards' table, ``ON CLUSTER``."""
+        return f"{self.local}{on_cluster(self.cluster)}"
 
 
 _DISTRIBUTED = re.compile(r"Distributed\(\s*'([^']+)'\s*,\s*'([^']*)'\s*,\s*'([^']+)'")
@@ -311,19 +318,23 @@ def parse_distributed(engine_full: str, database: str) -> Shards | None:
     return Shards(cluster, f"{remote_database or database}.{remote_table}")
 
 
+def _system_table(client: ClickHouseClient, database: str, name: str, columns: str) -> tuple[Any, ...] | None:
+    """``columns`` of ``database.name`` in ``system.tables``, or None when there is no such table."""
+    rows = client.query(f"SELECT {columns} FROM system.tables WHERE database = {{d:String}} AND name = {{n:String}}",
+                        {"d": database, "n": name})
+    return rows[0] if rows else None
+
+
 def _comment(client: ClickHouseClient, name: str) -> str | None:
     """The comment of the table ``name`` (database.table), or None when there is no such table."""
-    database, table_name = name.split(".", 1)
-    rows = client.query("SELECT comment FROM system.tables WHERE database = {d:String} AND name = {n:String}",
-                        {"d": database, "n": table_name})
-    return str(rows[0][0]) if rows else None
+    found = _system_table(client, *name.split(".", 1), "comment")
+    return None if found is None else str(found[0])
 
 
 def _engine(client: ClickHouseClient, name: str) -> tuple[str, str] | None:
     """``<db>.<name>``'s engine and its full clause, or None when there is no such table."""
-    rows = client.query("SELECT engine, engine_full FROM system.tables WHERE database = {d:String} AND name = {n:String}",
-                        {"d": client.database, "n": name})
-    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+    found = _system_table(client, client.database, name, "engine, engine_full")
+    return None if found is None else (str(found[0]), str(found[1]))
 
 
 def shards_of(client: ClickHouseClient, name: str = "events") -> Shards | None:
@@ -340,5 +351,5 @@ def truncate_statements(client: ClickHouseClient) -> list[str]:
     for name in ("events", UNITS):
         shards = shards_of(client, name)
         out.append(f"TRUNCATE TABLE {client.database}.{name}" if shards is None
-                   else f"TRUNCATE TABLE {shards.local}{on_cluster(shards.cluster)} SYNC")
+                   else f"TRUNCATE TABLE {shards.target} SYNC")
     return out
