@@ -90,3 +90,16 @@ def test_analyze_needs_neither_statsmodels_nor_scipy_stats(tmp_path, key):
     assert done.returncode == 0, done.stderr
     assert "units: control" in done.stdout or "participants" in done.stdout, done.stdout[:500]
     assert json.loads(out.read_text()) == []
+
+
+def test_power_for_means_needs_neither_statsmodels_nor_scipy_stats(tmp_path):
+    """`abtest power --sd` is the noncentral t on scipy.special, not statsmodels."""
+    out = tmp_path / "modules.json"
+    environ = {**os.environ, "PYTHONPATH": str(ROOT), "ABTEST_INSTANCE_PATH": str(tmp_path / "instance"),
+               "ABTEST_SECRET_KEY": "test"}
+    args = ["power", "--sd", "20", "--mde", "3", "--alpha", "0.01", "--power", "0.9"]
+    done = subprocess.run([sys.executable, "-c", MODULES.format(out=str(out), args=args)],
+                          capture_output=True, text=True, env=environ, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "1,325" in done.stdout or "1325" in done.stdout, done.stdout
+    assert json.loads(out.read_text()) == []

@@ -18,12 +18,14 @@ h = 2·asin√p₂ − 2·asin√p₁, a different approximation that changes th
 reproduce ``power.prop.test`` or Evan Miller), so it is not used.
 
 Means use the noncentral t of a two-sample equal-n t-test, the equation R ``power.t.test``
-solves, through ``statsmodels.stats.power.TTestIndPower``. R's default (``strict = FALSE``)
-counts only the upper rejection region, i.e. one-sided power at α/2; statsmodels'
-``alternative="two-sided"`` adds the lower region (R's ``strict = TRUE``) and differs in the
-sixth digit, so we call it with ``alternative="larger"`` and ``alpha = α/2``, which is exactly
-R's equation. ``solve_power`` gives the sample size; the MDE keeps our own root finder on
-statsmodels' power function (see :func:`mde_means`).
+solves. R's default (``strict = FALSE``) counts only the upper rejection region, i.e. one-sided
+power at α/2, which is what :func:`_t_power` computes: 1 − F(t_crit; df = 2n − 2, ncp = δ/σ·√(n/2))
+with F the noncentral t CDF (``scipy.special.nctdtr``) and t_crit the upper α/2 quantile of the
+central t (``stdtrit``). That is the very function behind ``statsmodels.stats.power.TTestIndPower``
+(``alternative="larger"`` at α/2; the tests check both, and R), called directly so ``abtest power
+--sd`` loads neither statsmodels nor scipy.stats (1.4 s). The sample size is the smallest whole n
+whose power reaches the target, found by bisection on the integers (power rises with n), so no
+root finder's tolerance can put it one off.
 
 With k variants each of the k − 1 comparisons against the baseline is planned at the
 Bonferroni level α/(k − 1): conservative for the Holm adjustment the analysis applies, so the
@@ -193,18 +195,14 @@ def mde_proportions(
 _MAX_N_MEANS = float(2**39)
 
 
-def _t_solver():
-    from statsmodels.stats.power import TTestIndPower
-
-    return TTestIndPower()
-
-
 def _t_power(n: float, delta: float, sd: float, a: float) -> float:
-    """Power of the two-sided equal-n two-sample t-test as R ``power.t.test`` defines it
-    (upper rejection region only): ``TTestIndPower().power`` one-sided at α/2."""
-    return float(
-        _t_solver().power(delta / sd, n, a / 2, ratio=1.0, alternative="larger")
-    )
+    """Power of the two-sided equal-n two-sample t-test as R ``power.t.test`` defines it (upper
+    rejection region only, i.e. one-sided at α/2; see the module docstring)."""
+    from scipy.special import nctdtr, stdtrit
+
+    df = 2.0 * n - 2.0
+    critical = -stdtrit(df, a / 2)  # the upper α/2 quantile, as −(lower), which keeps digits for a tiny α
+    return float(1.0 - nctdtr(df, delta / sd * math.sqrt(n / 2.0), critical))
 
 
 def sample_size_means(
@@ -215,10 +213,8 @@ def sample_size_means(
     variants: int = 2,
 ) -> SampleSize:
     """Units per variant to detect a difference ``mde`` in means with unit-level standard
-    deviation ``sd`` (two-sided two-sample t-test; the equation of R ``power.t.test``,
-    rounded up). Solved by ``statsmodels.stats.power.TTestIndPower().solve_power``
-    (one-sided at α/2, see the module docstring); the rounded-up n is then checked against
-    ``TTestIndPower().power`` because solve_power's root is only good to ~1e-6 relative."""
+    deviation ``sd`` (two-sided two-sample t-test; the equation of R ``power.t.test``, rounded up):
+    the smallest n ≥ 2 whose power (:func:`_t_power`) reaches ``power``."""
     sd = _positive(sd, "sd")
     mde = _positive(mde, "mde")
     a, power, k = _common(alpha, power, variants)
@@ -227,17 +223,14 @@ def sample_size_means(
     else:
         if _t_power(_MAX_N_MEANS, mde, sd, a) < power:
             raise ValidationError("mde is too small relative to sd to plan for", field="mde")
-        n_exact = float(
-            _t_solver().solve_power(
-                effect_size=mde / sd, alpha=a / 2, power=power, ratio=1.0, alternative="larger"
-            )
-        )
-        n = max(2, math.ceil(n_exact - 1e-9))
-        # solve_power's root is good to ~1e-6 relative: settle the integer on the power itself.
-        if _t_power(n, mde, sd, a) < power:
-            n += 1
-        elif n > 2 and _t_power(n - 1, mde, sd, a) >= power:
-            n -= 1
+        short, enough = 2, int(_MAX_N_MEANS)  # power(short) < target <= power(enough)
+        while enough - short > 1:
+            middle = (short + enough) // 2
+            if _t_power(middle, mde, sd, a) >= power:
+                enough = middle
+            else:
+                short = middle
+        n = enough
     name = "two-sample t-test, noncentral t (R power.t.test)"
     if k > 2:
         name += f", Bonferroni α/{k - 1} per comparison"
@@ -253,9 +246,9 @@ def mde_means(
 ) -> float:
     """Smallest difference in means detectable with ``n_per_variant`` units per variant.
 
-    The power is ``TTestIndPower().power`` (one-sided at α/2, as R ``power.t.test``), but the
-    root is our ``brentq``: ``TTestIndPower().solve_power`` for the effect size is only good to
-    ~1e-6 relative (2.5e-6 off R at n = 10) and drifts far off for n ≳ 1e11.
+    The power is :func:`_t_power` (one-sided at α/2, as R ``power.t.test``), the root scipy's
+    ``brentq`` (``TTestIndPower().solve_power`` for the effect size is only good to ~1e-6
+    relative: 2.5e-6 off R at n = 10, and drifts far off for n ≳ 1e11).
     """
     sd = _positive(sd, "sd")
     n = _positive(n_per_variant, "n_per_variant")

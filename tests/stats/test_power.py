@@ -82,6 +82,46 @@ def test_means_match_r_power_t_test():
     assert mde_means(2.0, 100) == pytest.approx(0.796277249748583, rel=1e-6)
 
 
+@pytest.mark.parametrize("alpha", [0.05, 0.01, 1e-4, 0.2])
+def test_t_power_is_statsmodels_ttestindpower(alpha):
+    """The power is the function behind statsmodels' TTestIndPower (one-sided at α/2, R's equation),
+    called through scipy.special instead of statsmodels (abtest power --sd then starts in a third of the time)."""
+    from statsmodels.stats.power import TTestIndPower
+
+    from abtest.stats.power import _t_power
+
+    reference = TTestIndPower()
+    for n in (2, 3, 7.5, 64, 1_000, 123_456, 1e9, 2.0**39):
+        for effect in (1e-4, 0.01, 0.2, 0.5, 1.0, 4.0):
+            expected = reference.power(effect, n, alpha / 2, ratio=1.0, alternative="larger")
+            assert _t_power(n, effect * 3.0, 3.0, alpha) == pytest.approx(expected, rel=1e-12, abs=1e-300)
+
+
+@pytest.mark.parametrize(("sd", "mde", "alpha", "power"), [
+    (1.0, 0.5, 0.05, 0.8), (20.0, 3.0, 0.01, 0.9), (10.0, 0.01, 0.05, 0.8), (1.0, 2.5, 0.05, 0.8),
+    (1.0, 3.0, 0.05, 0.5), (5.0, 1.0, 0.001, 0.99), (1.0, 1e-4, 0.05, 0.8)])
+def test_sample_size_means_is_the_smallest_n_with_enough_power(sd, mde, alpha, power):
+    """Checked with statsmodels' own power function: n reaches the target and n - 1 does not."""
+    from statsmodels.stats.power import TTestIndPower
+
+    reference = TTestIndPower()
+    n = sample_size_means(sd, mde, alpha=alpha, power=power).n_per_variant
+    assert reference.power(mde / sd, n, alpha / 2, alternative="larger") >= power
+    if n > 2:
+        assert reference.power(mde / sd, n - 1, alpha / 2, alternative="larger") < power
+
+
+def test_sample_size_means_for_huge_and_tiny_effects():
+    # statsmodels, computed once: TTestIndPower().solve_power(effect_size=3, alpha=0.025, power=0.8,
+    # alternative="larger") = 3.0700087293792184, so 4 per variant
+    assert sample_size_means(1.0, 3.0).n_per_variant == 4
+    # ... solve_power(effect_size=0.001, ...) = 15697760.429062938, so 15,697,761
+    assert sample_size_means(10.0, 0.01).n_per_variant == 15_697_761
+    with pytest.raises(ValidationError) as err:
+        sample_size_means(1.0, 1e-9)
+    assert err.value.field == "mde"
+
+
 def test_progress():
     assert progress(2000, 3841) == pytest.approx(2000 / 3841)
     assert progress(5000, 3841) == 1.0
