@@ -57,10 +57,14 @@ def lookup_token(raw: str) -> ApiToken | None:
     if raw not in per_request:
         engine = get_engine()
         # Autocommit: two reads need no transaction, and BEGIN and ROLLBACK are a round trip each.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, Session(bind=conn) as session:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             g.registry_version = registry_version(conn)  # the events route's ingest reuses it
-            per_request[raw] = cache_for(engine, "auth.tokens").get(
-                g.registry_version, token_digest(raw), lambda: find_token(session, raw))
+
+            def read() -> ApiToken | None:  # a Session only on a miss: most requests hit the cache
+                with Session(bind=conn) as session:
+                    return find_token(session, raw)
+
+            per_request[raw] = cache_for(engine, "auth.tokens").get(g.registry_version, token_digest(raw), read)
     return per_request[raw]
 
 
