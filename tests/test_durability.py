@@ -110,8 +110,13 @@ def _kill_workers(server: LiveServer, times: int) -> Callable[[Load], None]:
     port = int(server.url.rsplit(":", 1)[1])
 
     def disrupt(load: Load) -> None:
-        for round_ in range(times):
-            load.wait_for(0.2 + 0.3 * round_)
+        # `times` kills, and up to three more while none has cut a request yet (a worker may be
+        # killed between two requests, its connections already answered): a fast backend could
+        # otherwise finish the load undisturbed and the test would test nothing.
+        for round_ in range(times + 3):
+            if round_ >= times and (load.failures or len(load.acknowledged) >= load.total):
+                break
+            load.wait_for(min(0.2 + 0.3 * round_, 0.8) if round_ < times else 0.0)
             # A worker with a request in flight (its connection open): workers share the load, so
             # an arbitrary one may be between requests, and killing it would test nothing.
             held: dict[int, int] = {}
