@@ -1,8 +1,9 @@
-"""Benchmark: the PostgreSQL write path (``abtest.store.events.write_events``: one ``unnest``
-statement per batch) against SQLAlchemy's own bulk insert of the same rows (the same ``INSERT …
-ON CONFLICT DO NOTHING RETURNING`` executed with many parameter sets, "insertmanyvalues"), which
+"""Benchmark: the PostgreSQL write path (``abtest.store.events.write_events``: one statement per
+batch, the rows as one JSON parameter; until 2026-12-08 an ``unnest`` of sixteen arrays) against
+SQLAlchemy's own bulk insert of the same rows (the same ``INSERT … ON CONFLICT DO NOTHING
+RETURNING`` executed with many parameter sets, "insertmanyvalues"), which
 the write path used before. Same rows, same database, rounds alternating; ms per batch (wall and
-this process's CPU) and the ratio unnest / insertmanyvalues.
+this process's CPU) and the ratio write_events / insertmanyvalues.
 
 Run (not part of the default test run; < 1 minute)::
 
@@ -73,16 +74,16 @@ def main() -> None:
             pipeline.create(session, parse_definition(definition))
         with engine.connect() as conn:
             experiment_id = conn.execute(sa.text("SELECT min(id) FROM experiments")).scalar_one()
-        print(f"{'rows':>5} {'writer':<17} {'wall ms':>8} {'cpu ms':>7}   ratio unnest/insertmanyvalues (wall, cpu)")
+        print(f"{'rows':>5} {'writer':<17} {'wall ms':>8} {'cpu ms':>7}   ratio write_events/insertmanyvalues (wall, cpu)")
         for size, count in ((25, 300), (1000, 10)):
             best: dict[str, tuple[float, float]] = {}
             for _ in range(args.rounds):
-                for label, writer in (("insertmanyvalues", insertmanyvalues), ("unnest", events.write_events)):
+                for label, writer in (("insertmanyvalues", insertmanyvalues), ("write_events", events.write_events)):
                     wall, cpu = measure(engine, experiment_id, writer, size, count)
                     best[label] = min(best.get(label, (wall, cpu)), (wall, cpu))
                     print(f"{size:>5} {label:<17} {wall:8.2f} {cpu:7.2f}")
-            (bw, bc), (uw, uc) = best["insertmanyvalues"], best["unnest"]
-            print(f"{size:>5} best of {args.rounds}: unnest {uw / bw:.2f}x wall, {uc / bc:.2f}x CPU")
+            (bw, bc), (uw, uc) = best["insertmanyvalues"], best["write_events"]
+            print(f"{size:>5} best of {args.rounds}: write_events {uw / bw:.2f}x wall, {uc / bc:.2f}x CPU")
     finally:
         engine.dispose()
         with admin.connect() as conn:
