@@ -28,7 +28,7 @@ from abtest import login_throttle
 from abtest.accounts import authenticate, end_sessions, find_token, token_digest
 from abtest.errors import Forbidden, Unauthorized
 from abtest.models import ApiToken, User
-from abtest.store.freshness import cache_for, registry_version
+from abtest.store.freshness import cache_for, current_version
 from web.extensions import get_engine
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,14 +57,14 @@ def lookup_token(raw: str) -> ApiToken | None:
     if raw not in per_request:
         engine = get_engine()
         # Autocommit: two reads need no transaction, and BEGIN and ROLLBACK are a round trip each.
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            g.registry_version = registry_version(conn)  # the events route's ingest reuses it
+        g.registry_version = current_version(engine)  # the events route's ingest reuses it
 
-            def read() -> ApiToken | None:  # a Session only on a miss: most requests hit the cache
-                with Session(bind=conn) as session:
-                    return find_token(session, raw)
+        def read() -> ApiToken | None:  # a connection and a Session only on a miss: most requests hit the cache
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, \
+                    Session(bind=conn) as session:
+                return find_token(session, raw)
 
-            per_request[raw] = cache_for(engine, "auth.tokens").get(g.registry_version, token_digest(raw), read)
+        per_request[raw] = cache_for(engine, "auth.tokens").get(g.registry_version, token_digest(raw), read)
     return per_request[raw]
 
 
