@@ -56,10 +56,10 @@ def lookup_token(raw: str) -> ApiToken | None:
     per_request = g.setdefault("_tokens", {})
     if raw not in per_request:
         engine = get_engine()
-        # Autocommit: two reads need no transaction, and BEGIN and ROLLBACK are a round trip each.
         g.registry_version = current_version(engine)  # the events route's ingest reuses it
 
         def read() -> ApiToken | None:  # a connection and a Session only on a miss: most requests hit the cache
+            # Autocommit: one read needs no transaction, and BEGIN and ROLLBACK are a round trip each.
             with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn, \
                     Session(bind=conn) as session:
                 return find_token(session, raw)

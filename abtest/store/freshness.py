@@ -12,9 +12,9 @@ Why that is exact: the version is read before the rows it guards, in the same or
 snapshot, so what is cached under a number is never older than the number says.
 
 Every public request reads the version, so on PostgreSQL :func:`current_version` keeps one
-autocommit connection per process for it: a pooled connection cost a pre-ping round trip, a
-checkout and check-in and a switch to autocommit and back around a 50 µs query (0.33 ms of CPU a
-request, a sixth of an ingest worker's Python time under load; py-spy, 2026-12-08).
+autocommit connection per process for it: through the pool each read paid a pre-ping round trip,
+a checkout and check-in and a switch to autocommit and back around the query (0.24-0.26 ms of CPU
+a read, against 0.06-0.08 ms now; tests/benchmarks/README.md, 2026-12-08).
 """
 
 from __future__ import annotations
