@@ -155,3 +155,29 @@ def test_designer_creates_a_two_design_study_through_the_form(page, demo):  # ty
     assert "one-page vs current" in nps.inner_text() and "difference of two independent NPS" in nps.inner_text()
     nps.screenshot(path=str(ARTIFACTS / "designer-study-4-nps.png"))
     assert [e for e in console_errors if "status of 422" not in e] == []  # the refused Create answers 422
+
+
+# The forms validate as you type (hx-post on the form) and their row buttons (Remove, + Add) post
+# through the same queue. With the form's requests as "queue last", a validation that arrived
+# while a Remove waited behind another validation emptied the queue: the click was lost (a
+# designer typing and clicking Remove within the 600 ms debounce; CI hit it in the study form).
+CLICK_BETWEEN_VALIDATIONS = """() => {
+  const form = document.getElementById('definition-form');
+  htmx.trigger(form, 'change');              // a validation in flight
+  document.getElementById('remove-variant-1').click();   // queued behind it
+  htmx.trigger(form, 'change');              // another validation, queued after the click
+}"""
+
+
+def test_a_row_button_clicked_while_the_form_validates_is_not_lost(page, demo):  # type: ignore[no-untyped-def]
+    page.goto(demo.url + "/login")
+    page.fill("#email", DEMO_EMAIL)
+    page.fill("#password", DEMO_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/experiments/")
+    page.goto(demo.url + "/experiments/new")
+    page.fill("#variants-1-key", "bold")
+    assert page.is_visible("#variants-1-key")
+    page.evaluate(CLICK_BETWEEN_VALIDATIONS)
+    page.wait_for_function("() => !document.getElementById('variants-1-key')", timeout=10_000)
+    assert page.is_visible("#variants-0-key") and page.errors == []
