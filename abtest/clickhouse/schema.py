@@ -266,8 +266,9 @@ def create_schema(client: ClickHouseClient, cluster: str | None = None) -> None:
     if built:
         return
     if found is not None:
-        _fill(client)
-        _fill(client, "received_at >= {since:DateTime64(6, 'UTC')}", {"since": started - LATE_INSERTS})
+        shards = shards_of(client, UNITS)
+        _fill(client, shards)
+        _fill(client, shards, "received_at >= {since:DateTime64(6, 'UTC')}", {"since": started - LATE_INSERTS})
     client.command(f"ALTER TABLE {holding}{on_cluster(cluster)} MODIFY COMMENT '{BUILT}'")
 
 
@@ -280,14 +281,16 @@ def rebuild_units(client: ClickHouseClient, where: str, params: Mapping[str, Any
     shards = shards_of(client, UNITS)
     target = units_table(client) if shards is None else shards.target
     client.command(f"DELETE FROM {target} WHERE {where}", params)
-    _fill(client, where, params)
+    _fill(client, shards, where, params)
 
 
-def _fill(client: ClickHouseClient, where: str = "", params: Mapping[str, Any] | None = None) -> None:
+def _fill(client: ClickHouseClient, shards: Shards | None, where: str = "",
+          params: Mapping[str, Any] | None = None) -> None:
     """Add the units table's rows for the stored events (matching ``where``). Partial rows are
-    right: rows of one unit merge into one. On a cluster they go through the Distributed table,
-    sharded as the events, and the insert waits for the shards."""
-    settings = "" if shards_of(client) is None else " SETTINGS insert_distributed_sync = 1"
+    right: rows of one unit merge into one. On a cluster (``shards``: the units table's, from
+    :func:`shards_of`) they go through the Distributed table, sharded as the events, and the
+    insert waits for the shards."""
+    settings = "" if shards is None else " SETTINGS insert_distributed_sync = 1"
     client.command(f"INSERT INTO {units_table(client)}{settings}\n"
                    + UNITS_SELECT.format(source=table(client), where=f"\nWHERE {where}" if where else ""), params)
 

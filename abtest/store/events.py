@@ -10,14 +10,14 @@ rows go to its sink instead (:mod:`abtest.clickhouse.sink`), with the same promi
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from abtest.clickhouse import sink
+from abtest.clickhouse.client import dumps
 from abtest.db import dialect_insert
 from abtest.models import Event
 from abtest.store.target import clickhouse_of
@@ -78,7 +78,8 @@ def store_new(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
 
 def _write_postgres(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]:
     """PostgreSQL: one statement whatever the batch size, the rows sent as one JSON parameter (an
-    array of arrays in :data:`COLUMNS` order, made by the standard library's C encoder) and taken
+    array of arrays in :data:`COLUMNS` order, made by the standard library's C encoder through
+    :func:`abtest.clickhouse.client.dumps`) and taken
     apart by ``json_array_elements`` (``INSERT … SELECT … FROM json_array_elements(…) WITH
     ORDINALITY ORDER BY``).
 
@@ -91,24 +92,23 @@ def _write_postgres(conn: sa.Connection, rows: list[dict[str, Any]]) -> set[str]
     trigger's dirty marks are still taken in one ascending run.
     """
     ordered = sorted(rows, key=lambda row: row["event_id"])
-    payload = _ENCODER.encode([[_json_value(row.get(name, _DEFAULTS.get(name))) for name in COLUMNS]
-                               for row in ordered])
+    # Compact, NaN and infinity refused (the API refused them already; a bulk writer's would
+    # otherwise become invalid JSON that PostgreSQL rejects with a less helpful message).
+    payload = dumps([[_json_value(row.get(name, _DEFAULTS.get(name)), conn.dialect) for name in COLUMNS]
+                     for row in ordered])
     return set(conn.execute(_postgres_statement(conn.dialect), {"rows": payload}).scalars())
 
 
-# Compact, and refusing NaN and infinity (the API refused them already; a bulk writer's would
-# otherwise become invalid JSON that PostgreSQL rejects with a less helpful message).
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False, ensure_ascii=False)
-
-
-def _json_value(value: Any) -> Any:
-    """A row value as JSON: times as ISO 8601 in UTC (``timestamptz`` parses them back exactly),
-    the rest as they are (numbers, strings, booleans, None, the JSON columns' lists and dicts)."""
+def _json_value(value: Any, dialect: sa.Dialect) -> Any:
+    """A row value as JSON: times as ISO 8601 in UTC, through the column type's own check and
+    conversion (``timestamptz`` parses them back exactly), the rest as they are (numbers, strings,
+    booleans, None, the JSON columns' lists and dicts)."""
     if isinstance(value, datetime):
-        if value.tzinfo is None:
-            raise ValueError("naive datetime: abtest stores timezone-aware UTC only")
-        return value.astimezone(UTC).isoformat()
+        return _UTC.process_bind_param(value, dialect).isoformat()  # type: ignore[union-attr]
     return value
+
+
+_UTC = EVENTS.c.ts.type  # abtest.models.UTCDateTime: refuses naive times, converts to UTC
 
 
 _DEFAULTS = {c.name: c.default.arg for c in EVENTS.c if c.default is not None and c.default.is_scalar}

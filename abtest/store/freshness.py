@@ -71,15 +71,13 @@ class _VersionReader:
         """The version, or None when it could not be read here (the caller uses the pool)."""
         with self._lock:
             try:
-                if self._pid != os.getpid():  # inherited by a fork: the parent's, never to be used here
-                    self._forget_inherited()
+                if self._pid != os.getpid():  # none yet, or inherited by a fork: never used here
+                    self._drop()
                 if self._connection is None:
-                    self._connection = self._connect()
-                    self._pid = os.getpid()
-                row = self._connection.execute(_VERSION_TEXT).fetchone()
-                return int(row[0])
+                    self._connection, self._pid = self._connect(), os.getpid()
+                return int(self._connection.execute(_VERSION_TEXT).fetchone()[0])
             except Exception:  # noqa: BLE001 - any failure: drop the connection, let the pool path answer
-                self._close_locked()
+                self._drop()
                 return None
 
     def _connect(self) -> Any:
@@ -94,22 +92,20 @@ class _VersionReader:
 
     def close(self) -> None:
         with self._lock:
-            self._close_locked()
+            self._drop()
 
-    def _forget_inherited(self) -> None:
-        # Kept referenced, never closed: closing (or collecting) it would end the parent's session.
+    def _drop(self) -> None:
+        """Let the connection go (lock held): closed if this process opened it; a parent's, after a
+        fork, is kept referenced and never closed (closing or collecting it would end the parent's
+        session)."""
         if self._connection is not None:
-            _INHERITED.append(self._connection)
-        self._connection = None
-
-    def _close_locked(self) -> None:
-        if self._pid != os.getpid():
-            self._forget_inherited()
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
-                pass
+            if self._pid == os.getpid():
+                try:
+                    self._connection.close()
+                except Exception:  # noqa: BLE001 - closing a broken connection may fail; it is gone either way
+                    pass
+            else:
+                _INHERITED.append(self._connection)
         self._connection = None
 
 
